@@ -1,0 +1,586 @@
+//! Admin routes: sites, relays, packages (upload, activation, assignment,
+//! statistics) and computers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use ipnet::IpNet;
+use sitecast_common::fragment::{sha256_hex, MAX_FRAGMENT_SIZE};
+use sitecast_common::ids::{slug, ComputerId, PackageId, RelayId, SiteName};
+use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, SCHEMA};
+use sitecast_common::signing;
+use sitecast_common::units::Size;
+use sitecast_common::wire::{
+    Activation, ActivationRequest, Assigned, AssignmentRequest, CentralFallback, ComputerStat,
+    Holding, Package, Relay, RelayCreated, RelayRequest, Site, SiteRequest, Stats, UploadParams,
+};
+
+use super::error::ApiError;
+use super::extract::{Admin, ApiJson, ApiQuery};
+use super::Central;
+use crate::error::CentralError;
+use crate::packaging::{UploadError, UploadSink};
+use crate::store::RelayRecord;
+use crate::tokens;
+
+type Shared = State<Arc<Central>>;
+
+pub(super) fn parse_subnet(field: &str, text: &str) -> Result<IpNet, ApiError> {
+    text.trim()
+        .parse::<IpNet>()
+        .map_err(|_| ApiError::bad_request(format!("bad {field}: '{text}' is not a CIDR subnet")))
+}
+
+fn parse_subnets(field: &str, list: &[String]) -> Result<Vec<IpNet>, ApiError> {
+    list.iter().map(|s| parse_subnet(field, s)).collect()
+}
+
+fn package_id(text: &str) -> Result<PackageId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::not_found("package", text))
+}
+
+pub async fn add_site(
+    _: Admin,
+    State(c): Shared,
+    ApiJson(req): ApiJson<SiteRequest>,
+) -> Result<Response, ApiError> {
+    let name: SiteName = req
+        .name
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("bad name: {e}")))?;
+    let site = Site {
+        name,
+        subnets: parse_subnets("subnets", &req.subnets)?,
+        created_at: c.clock.now(),
+    };
+    let reply = site.clone();
+    c.blocking(move |c| c.store.add_site(&site)).await?;
+    Ok((StatusCode::CREATED, Json(reply)).into_response())
+}
+
+pub async fn list_sites(_: Admin, State(c): Shared) -> Result<Json<Vec<Site>>, ApiError> {
+    Ok(Json(c.store.sites()?))
+}
+
+pub async fn add_relay(
+    _: Admin,
+    State(c): Shared,
+    ApiJson(req): ApiJson<RelayRequest>,
+) -> Result<Response, ApiError> {
+    let site: SiteName = req
+        .site
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("bad site: {e}")))?;
+    if c.store.site(&site)?.is_none() {
+        return Err(ApiError::not_found("site", &site));
+    }
+    if req.subnets.is_empty() {
+        return Err(ApiError::bad_request(
+            "bad subnets: a relay serves at least one subnet",
+        ));
+    }
+    let subnets = parse_subnets("subnets", &req.subnets)?;
+    let url = req.url.trim().trim_end_matches('/').to_owned();
+    let parsed = reqwest::Url::parse(&url)
+        .map_err(|e| ApiError::bad_request(format!("bad url: '{}' {e}", req.url)))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(ApiError::bad_request(format!(
+            "bad url: '{}' is not an http:// or https:// URL with a host",
+            req.url
+        )));
+    }
+    let id: RelayId = format!("relay-{}-{}", slug(site.as_str(), 40), tokens::suffix())
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("bad site: {e}")))?;
+    let token = tokens::generate();
+    let record = RelayRecord {
+        id: id.clone(),
+        site,
+        subnets,
+        url,
+        created_at: c.clock.now(),
+        last_seen: None,
+        holdings: BTreeMap::new(),
+    };
+    let digest = tokens::digest(&token);
+    c.blocking(move |c| c.store.add_relay(&record, digest))
+        .await?;
+    Ok((StatusCode::CREATED, Json(RelayCreated { id, token })).into_response())
+}
+
+pub(super) fn relay_view(record: RelayRecord, packages: &[Package]) -> Relay {
+    let holdings = packages
+        .iter()
+        .filter(|p| p.activation.all_sites || p.activation.sites.contains(&record.site))
+        .map(|p| Holding {
+            package_id: p.id.clone(),
+            held: record.holdings.get(&p.id).copied().unwrap_or(0),
+            total: p.fragments,
+        })
+        .collect();
+    Relay {
+        id: record.id,
+        site: record.site,
+        subnets: record.subnets,
+        url: record.url,
+        last_seen: record.last_seen,
+        holdings,
+    }
+}
+
+pub async fn list_relays(_: Admin, State(c): Shared) -> Result<Json<Vec<Relay>>, ApiError> {
+    let packages = c.store.packages()?;
+    let relays = c.store.relays()?;
+    Ok(Json(
+        relays
+            .into_iter()
+            .map(|r| relay_view(r, &packages))
+            .collect(),
+    ))
+}
+
+pub async fn delete_relay(
+    _: Admin,
+    State(c): Shared,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: RelayId = id.parse().map_err(|_| ApiError::not_found("relay", &id))?;
+    let shown = id.clone();
+    if c.blocking(move |c| c.store.delete_relay(&id)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("relay", shown))
+    }
+}
+
+/// Upload parameters, checked before a byte of the body is read.
+struct Draft {
+    doc: InfoDoc,
+    explicit_archive: Option<Archive>,
+}
+
+fn info_error(e: InfoError) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, ApiError> {
+    value
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("bad {field}: missing")))
+}
+
+fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, ApiError> {
+    let name = required("name", &params.name)?.to_owned();
+    let version = required("version", &params.version)?.to_owned();
+    let action = match required("action", &params.action)? {
+        "launch" => ActionDoc::Launch {
+            command: required("command", &params.command)
+                .map_err(|_| ApiError::bad_request("bad command: launch needs a command"))?
+                .to_owned(),
+        },
+        "execute" => ActionDoc::Execute {
+            command: required("command", &params.command)
+                .map_err(|_| ApiError::bad_request("bad command: execute needs a command"))?
+                .to_owned(),
+        },
+        "store" => ActionDoc::Store {
+            path: required("path", &params.path)
+                .map_err(|_| ApiError::bad_request("bad path: store needs a path"))?
+                .to_owned(),
+        },
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "bad action: '{other}' is not one of launch, execute, store"
+            )))
+        }
+    };
+    let priority = match params.priority.as_deref() {
+        None => 5,
+        Some(p) => p
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("bad priority: '{p}' is not a number")))?,
+    };
+    let fragment_size = match params.fragment_size.as_deref() {
+        None => default_fragment_size,
+        Some(s) => s
+            .trim()
+            .parse::<Size>()
+            .map_err(|e| ApiError::bad_request(format!("bad fragment_size: {e}")))?
+            .bytes(),
+    };
+    if fragment_size == 0 || fragment_size > MAX_FRAGMENT_SIZE {
+        return Err(ApiError::bad_request(format!(
+            "bad fragment_size: must be between 1 byte and 1GiB, got {fragment_size}"
+        )));
+    }
+    let explicit_archive = params
+        .archive
+        .as_deref()
+        .map(str::parse::<Archive>)
+        .transpose()
+        .map_err(info_error)?;
+    let success_exit_codes = match params.success_exit_codes.as_deref() {
+        None => vec![0],
+        Some(list) => list
+            .split(',')
+            .map(|c| {
+                c.trim().parse::<i32>().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "bad success_exit_codes: '{c}' is not an exit code"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let doc = InfoDoc {
+        schema: SCHEMA,
+        // The real id, plan and time are filled in once the file is in.
+        id: "draft".into(),
+        name,
+        version,
+        os: params.os.clone().unwrap_or_else(|| "any".into()),
+        priority,
+        action,
+        archive: explicit_archive.unwrap_or(Archive::None).as_str().into(),
+        size: 1,
+        sha256: "0".repeat(64),
+        fragment_size,
+        fragments: vec!["0".repeat(64)],
+        success_exit_codes,
+        command_timeout_s: sitecast_common::info::DEFAULT_COMMAND_TIMEOUT_S,
+        notify: None,
+        done_action_text: None,
+        supersedes: None,
+        uninstall: None,
+        issued_at: "2000-01-01T00:00:00Z".into(),
+    };
+    Info::try_from(doc.clone()).map_err(info_error)?;
+    Ok(Draft {
+        doc,
+        explicit_archive,
+    })
+}
+
+fn new_package_id(name: &str, version: &str) -> Result<PackageId, ApiError> {
+    let mut base = slug(name, 32);
+    if base.is_empty() {
+        base = "pkg".into();
+    }
+    let v = slug(version, 20);
+    let text = if v.is_empty() {
+        format!("{base}-{}", tokens::suffix())
+    } else {
+        format!("{base}-{v}-{}", tokens::suffix())
+    };
+    text.parse()
+        .map_err(|e| ApiError::bad_request(format!("bad name: {e}")))
+}
+
+fn package_view(info: &Info, info_sha256: String, created_at: jiff::Timestamp) -> Package {
+    let doc = InfoDoc::from(info);
+    Package {
+        id: info.id().clone(),
+        name: doc.name,
+        version: doc.version,
+        os: doc.os,
+        priority: info.priority().get(),
+        action: doc.action,
+        archive: doc.archive,
+        size: doc.size,
+        sha256: doc.sha256,
+        fragment_size: doc.fragment_size,
+        fragments: info.plan().count(),
+        success_exit_codes: doc.success_exit_codes,
+        info_sha256,
+        created_at,
+        activation: Activation::default(),
+    }
+}
+
+pub async fn create_package(
+    _: Admin,
+    State(c): Shared,
+    ApiQuery(params): ApiQuery<UploadParams>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let draft = draft(&params, c.config.default_fragment_size.bytes())?;
+    if c.store
+        .package_id_by_name(&draft.doc.name, &draft.doc.version)?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "package '{}' version '{}' already exists",
+                draft.doc.name, draft.doc.version
+            ),
+        ));
+    }
+
+    let limit = c.config.max_package_size.bytes();
+    let mut sink = UploadSink::start(c.files.temp_upload(), draft.doc.fragment_size, limit)?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let pushed = match chunk {
+            Ok(bytes) => sink.push(bytes).await,
+            Err(e) => Err(UploadError::Body(e.to_string())),
+        };
+        match pushed {
+            Ok(()) => {}
+            Err(UploadError::WriterStopped) => return Err(upload_error(sink.finish().await.err())),
+            Err(e) => return Err(upload_error(Some(e))),
+        }
+    }
+    let received = sink.finish().await.map_err(|e| upload_error(Some(e)))?;
+
+    let id = new_package_id(&draft.doc.name, &draft.doc.version)?;
+    let plan = &received.plan;
+    let mut doc = draft.doc;
+    doc.id = id.to_string();
+    doc.archive = draft
+        .explicit_archive
+        .unwrap_or_else(|| Archive::sniff(&received.head))
+        .as_str()
+        .into();
+    doc.size = plan.size();
+    doc.sha256 = hex::encode(plan.sha256());
+    doc.fragments = plan.fragments().iter().map(hex::encode).collect();
+    let now = c.clock.now();
+    doc.issued_at = now.to_string();
+    let info = Info::try_from(doc).map_err(info_error)?;
+    let envelope = signing::sign_info(&c.signing_key, &info);
+    let package = package_view(&info, sha256_hex(&envelope), now);
+
+    let reply = package.clone();
+    c.blocking(move |c| {
+        c.files.publish(&package.id, received.file, &envelope)?;
+        if let Err(e) = c.store.add_package(&package) {
+            // Lost a race with an identical name and version: take the files back.
+            c.files.remove(&package.id)?;
+            return Err(e);
+        }
+        Ok(())
+    })
+    .await?;
+    tracing::info!(id = %reply.id, size = reply.size, fragments = reply.fragments, "package created");
+    Ok((StatusCode::CREATED, Json(reply)).into_response())
+}
+
+fn upload_error(e: Option<UploadError>) -> ApiError {
+    match e {
+        Some(UploadError::TooLarge { limit }) => ApiError::too_large(format!(
+            "the package is larger than the limit of {limit} bytes"
+        )),
+        Some(UploadError::Body(m)) => {
+            ApiError::bad_request(format!("the upload was interrupted: {m}"))
+        }
+        Some(UploadError::Central(e)) => e.into(),
+        Some(UploadError::WriterStopped) | None => {
+            tracing::error!("package writer stopped without an error");
+            ApiError::internal()
+        }
+    }
+}
+
+pub async fn list_packages(_: Admin, State(c): Shared) -> Result<Json<Vec<Package>>, ApiError> {
+    Ok(Json(c.store.packages()?))
+}
+
+pub(super) fn find_package(c: &Central, id: &str) -> Result<Package, ApiError> {
+    let pid = package_id(id)?;
+    c.store
+        .package(&pid)?
+        .ok_or_else(|| ApiError::not_found("package", id))
+}
+
+pub async fn show_package(
+    _: Admin,
+    State(c): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<Package>, ApiError> {
+    Ok(Json(find_package(&c, &id)?))
+}
+
+pub async fn delete_package(
+    _: Admin,
+    State(c): Shared,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let package = find_package(&c, &id)?;
+    c.blocking(move |c| {
+        c.store.delete_package(&package.id)?;
+        c.files.remove(&package.id)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed envelope, byte for byte as it was signed.
+pub(super) async fn envelope_response(
+    c: &Arc<Central>,
+    id: &PackageId,
+) -> Result<Response, ApiError> {
+    let path = c.files.info_path(id);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ApiError::from(CentralError::io(&path)(e)))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+pub async fn package_info(
+    _: Admin,
+    State(c): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let package = find_package(&c, &id)?;
+    envelope_response(&c, &package.id).await
+}
+
+pub async fn activate(
+    _: Admin,
+    State(c): Shared,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ActivationRequest>,
+) -> Result<Json<Package>, ApiError> {
+    let package = find_package(&c, &id)?;
+    let mut activation = package.activation.clone();
+    match (req.sites, req.all_sites) {
+        (Some(_), Some(true)) => {
+            return Err(ApiError::bad_request(
+                "bad sites: give either sites or all_sites, not both",
+            ))
+        }
+        (Some(sites), _) => {
+            if sites.is_empty() {
+                return Err(ApiError::bad_request("bad sites: the list is empty"));
+            }
+            let mut set: BTreeSet<SiteName> = activation.sites.iter().cloned().collect();
+            for s in &sites {
+                let name: SiteName = s
+                    .parse()
+                    .map_err(|e| ApiError::bad_request(format!("bad sites: {e}")))?;
+                if c.store.site(&name)?.is_none() {
+                    return Err(ApiError::not_found("site", &name));
+                }
+                set.insert(name);
+            }
+            activation.sites = set.into_iter().collect();
+        }
+        (None, Some(true)) => activation.all_sites = true,
+        (None, _) => {
+            return Err(ApiError::bad_request(
+                "bad request body: give sites:[...] or all_sites:true",
+            ))
+        }
+    }
+    if let Some(f) = req.fallback {
+        activation.central_fallback = f
+            .parse::<CentralFallback>()
+            .map_err(|e| ApiError::bad_request(format!("bad fallback: {e}")))?;
+    }
+    let pid = package.id.clone();
+    Ok(Json(
+        c.blocking(move |c| c.store.set_activation(&pid, activation))
+            .await?,
+    ))
+}
+
+pub async fn assign(
+    _: Admin,
+    State(c): Shared,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AssignmentRequest>,
+) -> Result<Json<Assigned>, ApiError> {
+    let package = find_package(&c, &id)?;
+    let computers = c.store.computers()?;
+    let chosen: Vec<ComputerId> =
+        match (req.computers, req.all, req.subnet) {
+            (Some(list), None | Some(false), None) => {
+                if list.is_empty() {
+                    return Err(ApiError::bad_request("bad computers: the list is empty"));
+                }
+                let mut ids = Vec::new();
+                for text in list {
+                    let id: ComputerId = text
+                        .parse()
+                        .map_err(|_| ApiError::not_found("computer", &text))?;
+                    if !computers.iter().any(|c| c.id == id) {
+                        return Err(ApiError::not_found("computer", &text));
+                    }
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                ids
+            }
+            (None, Some(true), None) => computers.iter().map(|c| c.id.clone()).collect(),
+            (None, None | Some(false), Some(subnet)) => {
+                let net = parse_subnet("subnet", &subnet)?;
+                computers
+                    .iter()
+                    .filter(|c| c.addresses.iter().any(|a: &IpAddr| net.contains(a)))
+                    .map(|c| c.id.clone())
+                    .collect()
+            }
+            _ => return Err(ApiError::bad_request(
+                "bad request body: give exactly one of computers:[...], all:true or subnet:CIDR",
+            )),
+        };
+    let pid = package.id.clone();
+    let now = c.clock.now();
+    Ok(Json(
+        c.blocking(move |c| c.store.assign(&pid, &chosen, now))
+            .await?,
+    ))
+}
+
+pub async fn stats(
+    _: Admin,
+    State(c): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<Stats>, ApiError> {
+    let package = find_package(&c, &id)?;
+    let mut counts = BTreeMap::new();
+    let mut computers = Vec::new();
+    for a in c.store.assignments_of(&package.id)? {
+        *counts.entry(a.status).or_insert(0) += 1;
+        let hostname = c
+            .store
+            .computer(&a.computer_id)?
+            .map(|c| c.hostname)
+            .unwrap_or_default();
+        computers.push(ComputerStat {
+            computer_id: a.computer_id,
+            hostname,
+            status: a.status,
+            exit_code: a.exit_code,
+            output: a.output,
+            fragments_done: a.fragments_done,
+            updated_at: a.updated_at,
+        });
+    }
+    Ok(Json(Stats {
+        package_id: package.id,
+        counts,
+        computers,
+    }))
+}
+
+pub async fn list_computers(
+    _: Admin,
+    State(c): Shared,
+) -> Result<Json<Vec<sitecast_common::wire::Computer>>, ApiError> {
+    Ok(Json(
+        c.store.computers()?.iter().map(|c| c.to_wire()).collect(),
+    ))
+}

@@ -1,0 +1,253 @@
+//! Agent routes: enrollment, polling, central as the source of last resort, and
+//! status reports.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sitecast_common::ids::{slug, ComputerId, PackageId};
+use sitecast_common::wire::{
+    ComputerStat, EnrollRequest, EnrollResponse, PollRequest, PollResponse, PolledPackage,
+    RelayRef, StatusReport,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::admin::{envelope_response, find_package};
+use super::error::ApiError;
+use super::extract::{Agent, ApiJson};
+use super::Central;
+use crate::error::CentralError;
+use crate::store::ComputerRecord;
+use crate::tokens;
+
+type Shared = State<Arc<Central>>;
+
+/// Largest output tail kept per report (SPEC: the last 4 KiB).
+pub const OUTPUT_TAIL: usize = 4096;
+
+fn parse_addresses(list: &[String]) -> Result<Vec<IpAddr>, ApiError> {
+    list.iter()
+        .map(|a| {
+            a.trim().parse().map_err(|_| {
+                ApiError::bad_request(format!("bad addresses: '{a}' is not an IP address"))
+            })
+        })
+        .collect()
+}
+
+fn short_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "bad {field}: must be 1 to {max} printable characters"
+        )));
+    }
+    Ok(v.to_owned())
+}
+
+pub async fn enroll(
+    State(c): Shared,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> Result<Response, ApiError> {
+    if tokens::digest(req.enroll_token.trim()) != c.enroll_token {
+        return Err(ApiError::unauthorized("bad enroll_token"));
+    }
+    let hostname = short_text("hostname", &req.hostname, 253)?;
+    let os = short_text("os", &req.os, 64)?;
+    let addresses = parse_addresses(&req.addresses)?;
+    let mut base = slug(&hostname, 40);
+    if base.is_empty() {
+        base = "computer".into();
+    }
+    let id: ComputerId = format!("{base}-{}", tokens::suffix())
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("bad hostname: {e}")))?;
+    let token = tokens::generate();
+    let now = c.clock.now();
+    let record = ComputerRecord {
+        id: id.clone(),
+        hostname,
+        os,
+        addresses,
+        enrolled_at: now,
+        last_seen: Some(now),
+    };
+    let digest = tokens::digest(&token);
+    c.blocking(move |c| c.store.add_computer(&record, digest))
+        .await?;
+    tracing::info!(computer = %id, "computer enrolled");
+    let reply = EnrollResponse {
+        computer_id: id,
+        token,
+        signing_keys: c.public_keys.clone(),
+    };
+    Ok((StatusCode::CREATED, Json(reply)).into_response())
+}
+
+pub async fn poll(
+    Agent(me): Agent,
+    State(c): Shared,
+    ApiJson(req): ApiJson<PollRequest>,
+) -> Result<Json<PollResponse>, ApiError> {
+    let addresses = parse_addresses(&req.addresses)?;
+    let now = c.clock.now();
+    let who = me.clone();
+    let pending = c
+        .blocking(move |c| {
+            c.store.touch_computer(&who, &addresses, now)?;
+            c.store.poll(&who, now)
+        })
+        .await?;
+    let relays = c.store.relays()?;
+    let mut packages = Vec::new();
+    for a in pending {
+        let Some(p) = c.store.package(&a.package_id)? else {
+            continue;
+        };
+        let activated = |site| p.activation.all_sites || p.activation.sites.contains(site);
+        let holders = relays
+            .iter()
+            .filter(|r| {
+                activated(&r.site) && r.holdings.get(&p.id).is_some_and(|&h| h == p.fragments)
+            })
+            .map(|r| RelayRef {
+                id: r.id.clone(),
+                url: r.url.clone(),
+                subnets: r.subnets.clone(),
+            })
+            .collect();
+        packages.push(PolledPackage {
+            id: p.id.clone(),
+            priority: p.priority,
+            info_sha256: p.info_sha256.clone(),
+            relays: holders,
+            central_fallback: p.activation.central_fallback,
+        });
+    }
+    packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
+    Ok(Json(PollResponse {
+        poll_interval_s: c.config.poll_interval.as_secs(),
+        packages,
+    }))
+}
+
+/// The package, if this computer has an assignment for it: central serves
+/// packages only to the computers they are meant for.
+fn assigned_package(c: &Central, me: &ComputerId, id: &str) -> Result<PackageId, ApiError> {
+    let package = find_package(c, id)?;
+    if c.store.assignment(&package.id, me)?.is_none() {
+        return Err(ApiError::not_found("package", id));
+    }
+    Ok(package.id)
+}
+
+pub async fn info(
+    Agent(me): Agent,
+    State(c): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let pid = assigned_package(&c, &me, &id)?;
+    envelope_response(&c, &pid).await
+}
+
+pub async fn fragment(
+    Agent(me): Agent,
+    State(c): Shared,
+    Path((id, n)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let package = find_package(&c, &id)?;
+    let pid = assigned_package(&c, &me, &id)?;
+    let (offset, len) = n
+        .parse::<u32>()
+        .ok()
+        .and_then(|i| fragment_range(package.size, package.fragment_size, i))
+        .ok_or_else(|| ApiError::not_found("fragment", &n))?;
+    let path = c.files.data_path(&pid);
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::from(CentralError::io(&path)(e)))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| ApiError::from(CentralError::io(&path)(e)))?;
+    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), 64 << 10));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Offset and length of fragment `index` (1-based) of a file, if it exists.
+fn fragment_range(size: u64, fragment_size: u64, index: u32) -> Option<(u64, u64)> {
+    let offset = u64::from(index.checked_sub(1)?).checked_mul(fragment_size)?;
+    (offset < size).then(|| (offset, fragment_size.min(size - offset)))
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+pub fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+pub async fn status(
+    Agent(me): Agent,
+    State(c): Shared,
+    Path(id): Path<String>,
+    ApiJson(mut report): ApiJson<StatusReport>,
+) -> Result<Json<ComputerStat>, ApiError> {
+    if !report.code.is_reportable() {
+        return Err(ApiError::bad_request(format!(
+            "bad code: {} is set by central, not reported by agents",
+            report.code
+        )));
+    }
+    let pid = assigned_package(&c, &me, &id)?;
+    if let Some(out) = report.output.take() {
+        report.output = Some(tail(&out, OUTPUT_TAIL).to_owned());
+    }
+    let now = c.clock.now();
+    let who = me.clone();
+    let a = c
+        .blocking(move |c| c.store.report(&pid, &who, &report, now))
+        .await?;
+    let hostname = c
+        .store
+        .computer(&me)?
+        .map(|c| c.hostname)
+        .unwrap_or_default();
+    Ok(Json(ComputerStat {
+        computer_id: a.computer_id,
+        hostname,
+        status: a.status,
+        exit_code: a.exit_code,
+        output: a.output,
+        fragments_done: a.fragments_done,
+        updated_at: a.updated_at,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn tail_cuts_at_char_boundaries() {
+        assert_eq!(tail("hello", 10), "hello");
+        assert_eq!(tail("hello", 3), "llo");
+        assert_eq!(tail("héllo", 4), "llo");
+    }
+}

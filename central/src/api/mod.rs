@@ -1,0 +1,126 @@
+//! The HTTPS API of SPEC "HTTP API": admin routes and agent routes under `/api/v1`.
+//!
+//! [`app`] builds the router from a [`Central`]; tests call it with `oneshot`, no
+//! socket. Handlers validate wire types into domain types, call the store on the
+//! blocking pool (every write fsyncs), and answer JSON.
+
+mod admin;
+mod agent;
+pub mod error;
+pub mod extract;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use ed25519_dalek::SigningKey;
+use sitecast_common::signing;
+use sitecast_common::wire::PublicKey;
+
+use crate::clock::Clock;
+use crate::config::CentralConfig;
+use crate::error::CentralError;
+use crate::init::Loaded;
+use crate::packaging::PackageFiles;
+use crate::store::{SledStore, Store};
+use crate::tokens;
+use error::ApiError;
+
+/// Central's shared state. Immutable after start except through the store,
+/// which is internally synchronised.
+pub struct Central {
+    pub store: Arc<dyn Store>,
+    pub files: PackageFiles,
+    pub signing_key: SigningKey,
+    pub public_keys: Vec<PublicKey>,
+    pub admin_token: [u8; 32],
+    pub enroll_token: [u8; 32],
+    pub config: CentralConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Central {
+    /// Opens the store and the package files of a loaded DIR, cleaning up after
+    /// any crash.
+    pub fn open(loaded: Loaded, clock: Arc<dyn Clock>) -> Result<Self, CentralError> {
+        let store = SledStore::open(&loaded.layout.db())?;
+        let known: HashSet<_> = store.packages()?.into_iter().map(|p| p.id).collect();
+        let files = PackageFiles::open(&loaded.layout.packages(), &known)?;
+        let verifying = loaded.signing_key.verifying_key();
+        let public_keys = vec![PublicKey {
+            keyid: signing::key_id(&verifying),
+            pem: signing::verifying_key_to_pem(&verifying)?,
+        }];
+        Ok(Self {
+            store: Arc::new(store),
+            files,
+            public_keys,
+            admin_token: tokens::digest(&loaded.admin_token),
+            enroll_token: tokens::digest(&loaded.enroll_token),
+            signing_key: loaded.signing_key,
+            config: loaded.config,
+            clock,
+        })
+    }
+
+    /// Runs store work on the blocking pool: sled flushes fsync.
+    async fn blocking<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Central) -> Result<R, CentralError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let me = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || f(&me)).await {
+            Ok(r) => r.map_err(ApiError::from),
+            Err(e) => {
+                tracing::error!(error = %e, "store task failed");
+                Err(ApiError::internal())
+            }
+        }
+    }
+}
+
+/// The API router.
+pub fn app(state: Arc<Central>) -> Router {
+    let api = Router::new()
+        .route("/sites", post(admin::add_site).get(admin::list_sites))
+        .route("/relays", post(admin::add_relay).get(admin::list_relays))
+        .route("/relays/{id}", axum::routing::delete(admin::delete_relay))
+        .route(
+            "/packages",
+            post(admin::create_package).get(admin::list_packages),
+        )
+        .route(
+            "/packages/{id}",
+            get(admin::show_package).delete(admin::delete_package),
+        )
+        .route("/packages/{id}/info", get(admin::package_info))
+        .route("/packages/{id}/activations", post(admin::activate))
+        .route("/packages/{id}/assignments", post(admin::assign))
+        .route("/packages/{id}/stats", get(admin::stats))
+        .route("/computers", get(admin::list_computers))
+        .route("/agent/enroll", post(agent::enroll))
+        .route("/agent/poll", post(agent::poll))
+        .route("/agent/packages/{id}/info", get(agent::info))
+        .route("/agent/packages/{id}/fragments/{n}", get(agent::fragment))
+        .route("/agent/packages/{id}/status", post(agent::status));
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        format!("no route {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", method, uri.path()),
+    )
+}

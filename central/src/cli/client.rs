@@ -1,0 +1,126 @@
+//! The admin CLI's HTTP client: TLS verified against central's CA, the admin
+//! token as a bearer token, error bodies turned into errors that name the problem.
+
+use std::path::Path;
+
+use reqwest::{Body, Method, StatusCode};
+use sitecast_common::wire::ErrorBody;
+
+use crate::error::CentralError;
+
+/// Where central is and how to prove we are its admin.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// A successful answer: its status and the exact body bytes.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, CentralError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| CentralError::Http(format!("unexpected answer from central: {e}")))
+    }
+}
+
+impl Client {
+    pub fn new(url: &str, token: &str, ca: &Path) -> Result<Self, CentralError> {
+        let pem = std::fs::read(ca).map_err(CentralError::io(ca))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| CentralError::Tls(format!("{}: {e}", ca.display())))?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(cert)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| CentralError::Http(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: url.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer, CentralError> {
+        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
+            CentralError::Http(format!(
+                "cannot reach central at {}: {}",
+                self.base,
+                error_chain(&e)
+            ))
+        })?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| {
+                CentralError::Http(format!("reading central's answer: {}", error_chain(&e)))
+            })?
+            .to_vec();
+        if status.is_success() {
+            return Ok(Answer { status, body });
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        Err(CentralError::Api {
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Answer, CentralError> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Answer, CentralError> {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
+    pub async fn post_json<T: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<Answer, CentralError> {
+        self.send(self.http.request(Method::POST, self.url(path)).json(body))
+            .await
+    }
+
+    pub async fn post_body(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: Body,
+    ) -> Result<Answer, CentralError> {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .query(query)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body),
+        )
+        .await
+    }
+}
+
+/// reqwest's top-level messages hide the cause ("error sending request"); show it.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

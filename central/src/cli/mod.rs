@@ -1,0 +1,360 @@
+//! The `sitecast` admin CLI: a thin client of central's HTTP API.
+//!
+//! Two stages, as ripgrep does: clap parses raw flags ([`Cli`]), then [`run`]
+//! resolves where central is and performs one command. Human-readable tables by
+//! default; `--json` prints exactly the API's response body.
+
+mod client;
+mod render;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use futures_util::StreamExt;
+use sitecast_common::wire::{
+    ActivationRequest, Assigned, AssignmentRequest, Computer, Package, Relay, RelayCreated,
+    RelayRequest, Site, SiteRequest, Stats,
+};
+
+pub use client::{Answer, Client};
+
+use crate::config::CentralConfig;
+use crate::error::CentralError;
+use crate::init::{read_token, Layout};
+
+#[derive(Parser, Debug)]
+#[command(name = "sitecast", version, about = "Sitecast admin CLI")]
+pub struct Cli {
+    /// Read the URL, admin token and CA from a central's directory.
+    #[arg(long, global = true, conflicts_with_all = ["url", "token", "ca"])]
+    pub central_dir: Option<PathBuf>,
+    /// Central's API URL, e.g. https://127.0.0.1:8443.
+    #[arg(long, global = true, env = "SITECAST_URL")]
+    pub url: Option<String>,
+    /// The admin token.
+    #[arg(long, global = true, env = "SITECAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The CA certificate central's TLS certificate is checked against.
+    #[arg(long, global = true, env = "SITECAST_CA")]
+    pub ca: Option<PathBuf>,
+    /// Print the API's JSON response body instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sites: branch offices, plants, shops.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Relays: the per-site caches agents download from.
+    #[command(subcommand)]
+    Relay(RelayCommand),
+    /// Packages: create, activate for sites, assign to computers, follow.
+    #[command(subcommand)]
+    Package(PackageCommand),
+    /// Computers enrolled by their agents.
+    #[command(subcommand)]
+    Computer(ComputerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCommand {
+    Add {
+        name: String,
+        #[arg(long = "subnet")]
+        subnets: Vec<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RelayCommand {
+    /// Add a relay; prints its id and token (give both to the site admin).
+    Add {
+        #[arg(long)]
+        site: String,
+        #[arg(long = "subnet", required = true)]
+        subnets: Vec<String>,
+        #[arg(long)]
+        url: String,
+    },
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub version: String,
+    /// The package file (omit for a command-only package).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[arg(long, value_parser = ["launch", "execute", "store"])]
+    pub action: String,
+    #[arg(long)]
+    pub command: Option<String>,
+    #[arg(long)]
+    pub path: Option<String>,
+    /// 0 (urgent, first) to 10.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// e.g. 4MiB.
+    #[arg(long)]
+    pub fragment_size: Option<String>,
+    #[arg(long)]
+    pub os: Option<String>,
+    /// Exit codes that mean success, e.g. 0,3010.
+    #[arg(long)]
+    pub success_codes: Option<String>,
+    /// Inferred from the file's first bytes when not given.
+    #[arg(long, value_parser = ["none", "zip", "tar.gz"])]
+    pub archive: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PackageCommand {
+    Create(Box<CreateArgs>),
+    List,
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    /// Make the relays of sites replicate a package.
+    Activate {
+        id: String,
+        #[arg(
+            long = "site",
+            required_unless_present = "all_sites",
+            conflicts_with = "all_sites"
+        )]
+        sites: Vec<String>,
+        #[arg(long)]
+        all_sites: bool,
+        /// never | always | after:DURATION
+        #[arg(long)]
+        fallback: Option<String>,
+    },
+    /// Deploy a package to computers.
+    Assign {
+        id: String,
+        #[arg(long = "computer", group = "target")]
+        computers: Vec<String>,
+        #[arg(long, group = "target")]
+        all: bool,
+        #[arg(long, group = "target")]
+        subnet: Option<String>,
+    },
+    Stats {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ComputerCommand {
+    List,
+}
+
+/// Resolves central's URL, token and CA from the flags, the environment or a DIR.
+pub fn connect(cli: &Cli) -> Result<Client, CentralError> {
+    if let Some(dir) = &cli.central_dir {
+        let layout = Layout::new(dir);
+        let config = CentralConfig::load(&layout.config())?;
+        let token = read_token(&layout.admin_token())?;
+        return Client::new(&config.local_url(), &token, &layout.ca_cert());
+    }
+    let missing = |what: &str, flag: &str, env: &str| {
+        CentralError::Invalid(format!(
+            "no {what}: give --central-dir DIR, or {flag} (or {env})"
+        ))
+    };
+    let url = cli
+        .url
+        .as_deref()
+        .ok_or_else(|| missing("central URL", "--url", "SITECAST_URL"))?;
+    let token = cli
+        .token
+        .as_deref()
+        .ok_or_else(|| missing("admin token", "--token", "SITECAST_TOKEN"))?;
+    let ca = cli
+        .ca
+        .as_deref()
+        .ok_or_else(|| missing("CA certificate", "--ca", "SITECAST_CA"))?;
+    Client::new(url, token, ca)
+}
+
+/// Runs one command, writing its output to `out`.
+pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralError> {
+    let client = connect(&cli)?;
+    let json = cli.json;
+    let answer = match &cli.command {
+        Command::Site(SiteCommand::Add { name, subnets }) => {
+            let req = SiteRequest {
+                name: name.clone(),
+                subnets: subnets.clone(),
+            };
+            client.post_json("/sites", &req).await?
+        }
+        Command::Site(SiteCommand::List) => client.get("/sites").await?,
+        Command::Relay(RelayCommand::Add { site, subnets, url }) => {
+            let req = RelayRequest {
+                site: site.clone(),
+                subnets: subnets.clone(),
+                url: url.clone(),
+            };
+            client.post_json("/relays", &req).await?
+        }
+        Command::Relay(RelayCommand::List) => client.get("/relays").await?,
+        Command::Package(PackageCommand::Create(args)) => create(&client, args).await?,
+        Command::Package(PackageCommand::List) => client.get("/packages").await?,
+        Command::Package(PackageCommand::Show { id }) => {
+            client.get(&format!("/packages/{}", seg(id))).await?
+        }
+        Command::Package(PackageCommand::Delete { id }) => {
+            client.delete(&format!("/packages/{}", seg(id))).await?
+        }
+        Command::Package(PackageCommand::Activate {
+            id,
+            sites,
+            all_sites,
+            fallback,
+        }) => {
+            let req = ActivationRequest {
+                sites: (!*all_sites).then(|| sites.clone()),
+                all_sites: all_sites.then_some(true),
+                fallback: fallback.clone(),
+            };
+            client
+                .post_json(&format!("/packages/{}/activations", seg(id)), &req)
+                .await?
+        }
+        Command::Package(PackageCommand::Assign {
+            id,
+            computers,
+            all,
+            subnet,
+        }) => {
+            let req = AssignmentRequest {
+                computers: (!computers.is_empty()).then(|| computers.clone()),
+                all: all.then_some(true),
+                subnet: subnet.clone(),
+            };
+            if req.computers.is_none() && req.all.is_none() && req.subnet.is_none() {
+                return Err(CentralError::Invalid(
+                    "say which computers: --computer ID..., --all or --subnet CIDR".into(),
+                ));
+            }
+            client
+                .post_json(&format!("/packages/{}/assignments", seg(id)), &req)
+                .await?
+        }
+        Command::Package(PackageCommand::Stats { id }) => {
+            client.get(&format!("/packages/{}/stats", seg(id))).await?
+        }
+        Command::Computer(ComputerCommand::List) => client.get("/computers").await?,
+    };
+    let io = |e: std::io::Error| CentralError::io("standard output")(e);
+    if json {
+        out.write_all(&answer.body).map_err(io)?;
+        if !answer.body.is_empty() {
+            writeln!(out).map_err(io)?;
+        }
+        return Ok(());
+    }
+    let text = match &cli.command {
+        Command::Site(_) => {
+            if answer.body.starts_with(b"[") {
+                render::sites(&answer.json::<Vec<Site>>()?)
+            } else {
+                render::sites(&[answer.json::<Site>()?])
+            }
+        }
+        Command::Relay(RelayCommand::Add { .. }) => {
+            render::relay_created(&answer.json::<RelayCreated>()?)
+        }
+        Command::Relay(RelayCommand::List) => render::relays(&answer.json::<Vec<Relay>>()?),
+        Command::Package(PackageCommand::List) => render::packages(&answer.json::<Vec<Package>>()?),
+        Command::Package(PackageCommand::Delete { id }) => format!("deleted package {id}"),
+        Command::Package(PackageCommand::Assign { .. }) => {
+            render::assigned(&answer.json::<Assigned>()?)
+        }
+        Command::Package(PackageCommand::Stats { .. }) => render::stats(&answer.json::<Stats>()?),
+        Command::Package(_) => render::package(&answer.json::<Package>()?),
+        Command::Computer(_) => render::computers(&answer.json::<Vec<Computer>>()?),
+    };
+    writeln!(out, "{text}").map_err(io)
+}
+
+/// A path segment: ids are URL-safe, anything else is escaped so it cannot
+/// change the route.
+fn seg(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralError> {
+    let mut query: Vec<(&str, String)> = vec![
+        ("name", args.name.clone()),
+        ("version", args.version.clone()),
+        ("action", args.action.clone()),
+    ];
+    let optional = [
+        ("command", &args.command),
+        ("path", &args.path),
+        ("priority", &args.priority),
+        ("fragment_size", &args.fragment_size),
+        ("os", &args.os),
+        ("success_exit_codes", &args.success_codes),
+        ("archive", &args.archive),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            query.push((k, v.clone()));
+        }
+    }
+    let body = match &args.file {
+        None => reqwest::Body::from(Vec::new()),
+        Some(path) => {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(CentralError::io(path))?;
+            let len = file.metadata().await.map_err(CentralError::io(path))?.len();
+            let bar = progress_bar(len);
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10).inspect(
+                move |chunk| {
+                    if let Ok(c) = chunk {
+                        bar.inc(c.len() as u64);
+                        if bar.position() >= len {
+                            bar.finish_and_clear();
+                        }
+                    }
+                },
+            );
+            reqwest::Body::wrap_stream(stream)
+        }
+    };
+    client.post_body("/packages", &query, body).await
+}
+
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "uploading {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}

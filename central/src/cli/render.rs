@@ -1,0 +1,227 @@
+//! Human-readable tables for the admin CLI.
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use jiff::Timestamp;
+use sitecast_common::info::ActionDoc;
+use sitecast_common::wire::{Assigned, Computer, Package, Relay, RelayCreated, Site, Stats};
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    t
+}
+
+fn when(t: Option<Timestamp>) -> String {
+    t.map_or_else(
+        || "never".to_owned(),
+        |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+    )
+}
+
+fn join<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Bytes in binary units, e.g. `4.0 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn sites(sites: &[Site]) -> String {
+    let mut t = table(&["SITE", "SUBNETS", "CREATED"]);
+    for s in sites {
+        t.add_row(vec![
+            s.name.to_string(),
+            join(&s.subnets),
+            when(Some(s.created_at)),
+        ]);
+    }
+    t.to_string()
+}
+
+pub fn relay_created(r: &RelayCreated) -> String {
+    format!(
+        "relay added\nid:    {}\ntoken: {}\n(give both to the site admin: sitecast-relay enroll --id {} --token {})",
+        r.id, r.token, r.id, r.token
+    )
+}
+
+pub fn relays(relays: &[Relay]) -> String {
+    let mut t = table(&["RELAY", "SITE", "SUBNETS", "URL", "LAST SEEN", "HOLDINGS"]);
+    for r in relays {
+        let holdings = r
+            .holdings
+            .iter()
+            .map(|h| format!("{} {}/{}", h.package_id, h.held, h.total))
+            .collect::<Vec<_>>()
+            .join("\n");
+        t.add_row(vec![
+            r.id.to_string(),
+            r.site.to_string(),
+            join(&r.subnets),
+            r.url.clone(),
+            when(r.last_seen),
+            holdings,
+        ]);
+    }
+    t.to_string()
+}
+
+fn action(a: &ActionDoc) -> String {
+    match a {
+        ActionDoc::Launch { command } => format!("launch: {command}"),
+        ActionDoc::Execute { command } => format!("execute: {command}"),
+        ActionDoc::Store { path } => format!("store: {path}"),
+    }
+}
+
+fn activation(p: &Package) -> String {
+    if p.activation.all_sites {
+        "all sites".into()
+    } else if p.activation.sites.is_empty() {
+        "-".into()
+    } else {
+        join(&p.activation.sites)
+    }
+}
+
+pub fn packages(packages: &[Package]) -> String {
+    let mut t = table(&[
+        "PACKAGE",
+        "NAME",
+        "VERSION",
+        "PRIO",
+        "ACTION",
+        "SIZE",
+        "FRAGS",
+        "ACTIVATED",
+    ]);
+    for p in packages {
+        t.add_row(vec![
+            p.id.to_string(),
+            p.name.clone(),
+            p.version.clone(),
+            p.priority.to_string(),
+            action(&p.action),
+            bytes(p.size),
+            p.fragments.to_string(),
+            activation(p),
+        ]);
+    }
+    t.to_string()
+}
+
+pub fn package(p: &Package) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    let rows: Vec<(&str, String)> = vec![
+        ("id", p.id.to_string()),
+        ("name", p.name.clone()),
+        ("version", p.version.clone()),
+        ("os", p.os.clone()),
+        ("priority", p.priority.to_string()),
+        ("action", action(&p.action)),
+        ("archive", p.archive.clone()),
+        ("size", format!("{} ({} bytes)", bytes(p.size), p.size)),
+        ("sha256", p.sha256.clone()),
+        (
+            "fragments",
+            format!("{} of {}", p.fragments, bytes(p.fragment_size)),
+        ),
+        ("success codes", join(&p.success_exit_codes)),
+        ("info sha256", p.info_sha256.clone()),
+        ("created", when(Some(p.created_at))),
+        ("activated", activation(p)),
+        (
+            "central fallback",
+            p.activation.central_fallback.to_string(),
+        ),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_owned(), v]);
+    }
+    t.to_string()
+}
+
+pub fn assigned(a: &Assigned) -> String {
+    let mut text = format!(
+        "package {} assigned to {} computer(s)",
+        a.package_id,
+        a.assigned.len()
+    );
+    if !a.unchanged.is_empty() {
+        text.push_str(&format!(
+            "; {} already had a deployment under way: {}",
+            a.unchanged.len(),
+            join(&a.unchanged)
+        ));
+    }
+    text
+}
+
+pub fn stats(s: &Stats) -> String {
+    let mut counts = table(&["STATUS", "COMPUTERS"]);
+    for (code, n) in &s.counts {
+        counts.add_row(vec![code.to_string(), n.to_string()]);
+    }
+    let mut t = table(&[
+        "COMPUTER", "HOSTNAME", "STATUS", "EXIT", "UPDATED", "OUTPUT",
+    ]);
+    for c in &s.computers {
+        let output = c
+            .output
+            .as_deref()
+            .map(|o| o.lines().last().unwrap_or("").chars().take(60).collect())
+            .unwrap_or_default();
+        t.add_row(vec![
+            c.computer_id.to_string(),
+            c.hostname.clone(),
+            c.status.to_string(),
+            c.exit_code.map(|e| e.to_string()).unwrap_or_default(),
+            when(Some(c.updated_at)),
+            output,
+        ]);
+    }
+    format!("package {}\n{counts}\n{t}", s.package_id)
+}
+
+pub fn computers(list: &[Computer]) -> String {
+    let mut t = table(&["COMPUTER", "HOSTNAME", "OS", "ADDRESSES", "LAST SEEN"]);
+    for c in list {
+        t.add_row(vec![
+            c.id.to_string(),
+            c.hostname.clone(),
+            c.os.clone(),
+            join(&c.addresses),
+            when(c.last_seen),
+        ]);
+    }
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes;
+
+    #[test]
+    fn human_bytes() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(4 << 20), "4.0 MiB");
+    }
+}

@@ -1,0 +1,19 @@
+//! Sitecast central: the authoritative package store.
+//!
+//! It fragments and signs uploaded packages ([`packaging`]), keeps metadata in sled
+//! behind the [`store::Store`] trait, and serves the HTTPS admin and agent API
+//! ([`api`], [`server`]). The `sitecast` admin CLI ([`cli`]) is a thin client of
+//! that API. The binaries in `src/bin/` only parse flags and call into here.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod init;
+pub mod packaging;
+pub mod server;
+pub mod store;
+pub mod tokens;
+
+pub use error::CentralError;

@@ -1,0 +1,228 @@
+//! Package files on central's disk, and the upload pipeline that makes them.
+//!
+//! Layout under `DIR/packages/`: `<id>/data` (the whole file) and
+//! `<id>/info.dsse.json` (the signed envelope, byte for byte). An upload is
+//! written to `tmp/` while it is hashed and fragmented, fsynced, then the package
+//! directory is assembled in `tmp/` and renamed into place; only then is the
+//! metadata stored. On start, [`PackageFiles::open`] empties `tmp/` and removes
+//! package directories without metadata, so after any crash a package is either
+//! complete or absent.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use sitecast_common::fragment::{FragmentHasher, FragmentPlan};
+use sitecast_common::ids::PackageId;
+use tokio::sync::mpsc;
+
+use crate::error::CentralError;
+use crate::init::fsync_dir;
+use crate::tokens;
+
+/// How many body chunks may wait for the disk: bounds an upload's memory.
+const CHUNK_QUEUE: usize = 8;
+
+/// Package files on disk.
+#[derive(Debug, Clone)]
+pub struct PackageFiles {
+    root: PathBuf,
+}
+
+impl PackageFiles {
+    /// Opens (creating if needed) the package directory and removes whatever a
+    /// crash left behind: temporary files and packages whose metadata never landed.
+    pub fn open(root: &Path, known: &HashSet<PackageId>) -> Result<Self, CentralError> {
+        let files = Self {
+            root: root.to_owned(),
+        };
+        let tmp = files.tmp_dir();
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(CentralError::io(&tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(CentralError::io(&tmp))?;
+        for entry in fs::read_dir(root).map_err(CentralError::io(root))? {
+            let entry = entry.map_err(CentralError::io(root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "tmp" {
+                continue;
+            }
+            let orphan = name
+                .parse::<PackageId>()
+                .map_or(true, |id| !known.contains(&id));
+            if orphan {
+                tracing::warn!(dir = %entry.path().display(), "removing package files without metadata");
+                let p = entry.path();
+                if p.is_dir() {
+                    fs::remove_dir_all(&p).map_err(CentralError::io(&p))?;
+                } else {
+                    fs::remove_file(&p).map_err(CentralError::io(&p))?;
+                }
+            }
+        }
+        fsync_dir(root)?;
+        Ok(files)
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn data_path(&self, id: &PackageId) -> PathBuf {
+        self.root.join(id.as_str()).join("data")
+    }
+
+    pub fn info_path(&self, id: &PackageId) -> PathBuf {
+        self.root.join(id.as_str()).join("info.dsse.json")
+    }
+
+    /// A new temporary path for an upload.
+    pub fn temp_upload(&self) -> TempFile {
+        TempFile(
+            self.tmp_dir()
+                .join(format!("upload-{}.part", tokens::suffix())),
+        )
+    }
+
+    /// Moves a fully written, fsynced upload and its signed info into place.
+    pub fn publish(
+        &self,
+        id: &PackageId,
+        data: TempFile,
+        envelope: &[u8],
+    ) -> Result<(), CentralError> {
+        let staging = self.tmp_dir().join(format!("{id}.staging"));
+        fs::create_dir(&staging).map_err(CentralError::io(&staging))?;
+        let data_path = staging.join("data");
+        fs::rename(&data.0, &data_path).map_err(CentralError::io(&data_path))?;
+        let info = staging.join("info.dsse.json");
+        let mut f = File::create(&info).map_err(CentralError::io(&info))?;
+        f.write_all(envelope).map_err(CentralError::io(&info))?;
+        f.sync_all().map_err(CentralError::io(&info))?;
+        fsync_dir(&staging)?;
+        let target = self.root.join(id.as_str());
+        fs::rename(&staging, &target).map_err(CentralError::io(&target))?;
+        fsync_dir(&self.root)?;
+        fsync_dir(&self.tmp_dir())
+    }
+
+    /// Removes a package's files (after its metadata is gone).
+    pub fn remove(&self, id: &PackageId) -> Result<(), CentralError> {
+        let dir = self.root.join(id.as_str());
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => fsync_dir(&self.root),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(CentralError::io(dir)(e)),
+        }
+    }
+}
+
+/// A temporary upload file, removed when dropped unless it was published.
+#[derive(Debug)]
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // After publish the path no longer exists and this is a no-op.
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// What an upload produced.
+#[derive(Debug)]
+pub struct Received {
+    pub file: TempFile,
+    pub plan: FragmentPlan,
+    /// The first bytes of the file, to recognise archives.
+    pub head: Vec<u8>,
+}
+
+/// Why an upload stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the package is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the upload was interrupted: {0}")]
+    Body(String),
+    #[error("the package writer stopped")]
+    WriterStopped,
+    #[error(transparent)]
+    Central(#[from] CentralError),
+}
+
+/// A sink that writes an upload to disk while hashing it, on a blocking thread,
+/// fed through a bounded queue so memory stays flat however large the file.
+pub struct UploadSink {
+    tx: mpsc::Sender<bytes::Bytes>,
+    task: tokio::task::JoinHandle<Result<Received, CentralError>>,
+    received: u64,
+    limit: u64,
+}
+
+impl UploadSink {
+    pub fn start(file: TempFile, fragment_size: u64, limit: u64) -> Result<Self, CentralError> {
+        let mut hasher =
+            FragmentHasher::new(fragment_size).map_err(|e| CentralError::Invalid(e.to_string()))?;
+        let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(CHUNK_QUEUE);
+        let task = tokio::task::spawn_blocking(move || {
+            let path = file.path().to_owned();
+            let f = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(CentralError::io(&path))?;
+            let mut out = BufWriter::with_capacity(256 << 10, f);
+            let mut head = Vec::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                if head.len() < 8 {
+                    let take = (8 - head.len()).min(chunk.len());
+                    head.extend_from_slice(&chunk[..take]);
+                }
+                hasher.update(&chunk);
+                out.write_all(&chunk).map_err(CentralError::io(&path))?;
+            }
+            let f = out
+                .into_inner()
+                .map_err(|e| CentralError::io(&path)(e.into_error()))?;
+            f.sync_all().map_err(CentralError::io(&path))?;
+            Ok(Received {
+                file,
+                plan: hasher.finish(),
+                head,
+            })
+        });
+        Ok(Self {
+            tx,
+            task,
+            received: 0,
+            limit,
+        })
+    }
+
+    pub async fn push(&mut self, chunk: bytes::Bytes) -> Result<(), UploadError> {
+        self.received += chunk.len() as u64;
+        if self.received > self.limit {
+            return Err(UploadError::TooLarge { limit: self.limit });
+        }
+        if self.tx.send(chunk).await.is_err() {
+            // The writer stopped early; `finish` returns its own error.
+            return Err(UploadError::WriterStopped);
+        }
+        Ok(())
+    }
+
+    pub async fn finish(self) -> Result<Received, UploadError> {
+        drop(self.tx);
+        match self.task.await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(UploadError::Body(format!("the writer failed: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! Central's metadata: sites, relays, packages, computers and assignments.
+//!
+//! The [`Store`] trait is what the API needs; [`SledStore`] is its only
+//! implementation and the only code that touches sled. **Every write is flushed
+//! to disk before the method returns**, so whatever the API acknowledged survives
+//! a `kill -9`. Records are JSON; keys that pair two ids join them with `/`,
+//! which no id contains.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sitecast_common::ids::{ComputerId, PackageId, RelayId, SiteName};
+use sitecast_common::status::StatusCode;
+use sitecast_common::wire::{self, Activation, Package, Site, StatusReport};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::error::CentralError;
+
+type Result<T> = std::result::Result<T, CentralError>;
+
+/// A relay as central keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayRecord {
+    pub id: RelayId,
+    pub site: SiteName,
+    pub subnets: Vec<IpNet>,
+    pub url: String,
+    pub created_at: Timestamp,
+    pub last_seen: Option<Timestamp>,
+    /// Fragments held per package, as the relay last reported.
+    #[serde(default)]
+    pub holdings: BTreeMap<PackageId, u32>,
+}
+
+/// A computer as central keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComputerRecord {
+    pub id: ComputerId,
+    pub hostname: String,
+    pub os: String,
+    pub addresses: Vec<IpAddr>,
+    pub enrolled_at: Timestamp,
+    pub last_seen: Option<Timestamp>,
+}
+
+impl ComputerRecord {
+    pub fn to_wire(&self) -> wire::Computer {
+        wire::Computer {
+            id: self.id.clone(),
+            hostname: self.hostname.clone(),
+            os: self.os.clone(),
+            addresses: self.addresses.clone(),
+            last_seen: self.last_seen,
+            enrolled_at: self.enrolled_at,
+        }
+    }
+}
+
+/// One computer's deployment of one package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssignmentRecord {
+    pub package_id: PackageId,
+    pub computer_id: ComputerId,
+    pub status: StatusCode,
+    pub exit_code: Option<i32>,
+    pub output: Option<String>,
+    pub fragments_done: Option<u32>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Who a bearer token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum TokenOwner {
+    Agent(ComputerId),
+    Relay(RelayId),
+}
+
+/// What the API asks of central's metadata.
+pub trait Store: Send + Sync + 'static {
+    fn add_site(&self, site: &Site) -> Result<()>;
+    fn sites(&self) -> Result<Vec<Site>>;
+    fn site(&self, name: &SiteName) -> Result<Option<Site>>;
+
+    fn add_relay(&self, relay: &RelayRecord, token_sha256: [u8; 32]) -> Result<()>;
+    fn relays(&self) -> Result<Vec<RelayRecord>>;
+    fn delete_relay(&self, id: &RelayId) -> Result<bool>;
+
+    fn token_owner(&self, token_sha256: [u8; 32]) -> Result<Option<TokenOwner>>;
+
+    /// Adds a package; a package of the same name and version is a conflict.
+    fn add_package(&self, package: &Package) -> Result<()>;
+    fn packages(&self) -> Result<Vec<Package>>;
+    fn package(&self, id: &PackageId) -> Result<Option<Package>>;
+    fn package_id_by_name(&self, name: &str, version: &str) -> Result<Option<PackageId>>;
+    /// Removes a package and its assignments; false if there was none.
+    fn delete_package(&self, id: &PackageId) -> Result<bool>;
+    fn set_activation(&self, id: &PackageId, activation: Activation) -> Result<Package>;
+
+    fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()>;
+    fn computers(&self) -> Result<Vec<ComputerRecord>>;
+    fn computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>>;
+    /// Records a contact from the computer and the addresses it reported.
+    fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp) -> Result<()>;
+
+    /// Assigns a package: new assignments and finished ones start over as
+    /// `WAITING_NOTIFICATION`; ones under way are left alone.
+    fn assign(
+        &self,
+        package: &PackageId,
+        computers: &[ComputerId],
+        now: Timestamp,
+    ) -> Result<wire::Assigned>;
+    /// The computer's unfinished assignments, after marking the
+    /// `WAITING_NOTIFICATION` ones `NOTIFIED`.
+    fn poll(&self, computer: &ComputerId, now: Timestamp) -> Result<Vec<AssignmentRecord>>;
+    fn assignment(
+        &self,
+        package: &PackageId,
+        computer: &ComputerId,
+    ) -> Result<Option<AssignmentRecord>>;
+    fn report(
+        &self,
+        package: &PackageId,
+        computer: &ComputerId,
+        report: &StatusReport,
+        now: Timestamp,
+    ) -> Result<AssignmentRecord>;
+    fn assignments_of(&self, package: &PackageId) -> Result<Vec<AssignmentRecord>>;
+}
+
+/// The sled implementation of [`Store`].
+pub struct SledStore {
+    db: sled::Db,
+    sites: sled::Tree,
+    relays: sled::Tree,
+    tokens: sled::Tree,
+    packages: sled::Tree,
+    names: sled::Tree,
+    computers: sled::Tree,
+    assignments: sled::Tree,
+    by_computer: sled::Tree,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Records are plain data; serialising them into memory cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| CentralError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn pair(a: &str, b: &str) -> Vec<u8> {
+    format!("{a}/{b}").into_bytes()
+}
+
+fn name_key(name: &str, version: &str) -> Vec<u8> {
+    // Names and versions may contain '/', so join them with a byte text cannot hold.
+    let mut k = name.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(version.as_bytes());
+    k
+}
+
+fn tx_error(e: TransactionError<CentralError>) -> CentralError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => CentralError::Store(e),
+    }
+}
+
+impl SledStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(32 << 20)
+            .open()?;
+        Ok(Self {
+            sites: db.open_tree("sites")?,
+            relays: db.open_tree("relays")?,
+            tokens: db.open_tree("tokens")?,
+            packages: db.open_tree("packages")?,
+            names: db.open_tree("package_names")?,
+            computers: db.open_tree("computers")?,
+            assignments: db.open_tree("assignments")?,
+            by_computer: db.open_tree("assignments_by_computer")?,
+            db,
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
+        tree.iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>> {
+        tree.get(key)?.map(|v| decode(key, &v)).transpose()
+    }
+}
+
+impl Store for SledStore {
+    fn add_site(&self, site: &Site) -> Result<()> {
+        let swapped = self.sites.compare_and_swap(
+            site.name.as_str(),
+            None as Option<&[u8]>,
+            Some(encode(site)),
+        )?;
+        if swapped.is_err() {
+            return Err(CentralError::Conflict(format!(
+                "site '{}' already exists",
+                site.name
+            )));
+        }
+        self.flush()
+    }
+
+    fn sites(&self) -> Result<Vec<Site>> {
+        Self::all(&self.sites)
+    }
+
+    fn site(&self, name: &SiteName) -> Result<Option<Site>> {
+        Self::get(&self.sites, name.as_str().as_bytes())
+    }
+
+    fn add_relay(&self, relay: &RelayRecord, token_sha256: [u8; 32]) -> Result<()> {
+        let owner = encode(&TokenOwner::Relay(relay.id.clone()));
+        (&self.relays, &self.tokens)
+            .transaction(|(relays, tokens)| {
+                if relays.get(relay.id.as_str())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(CentralError::Conflict(
+                        format!("relay '{}' already exists", relay.id),
+                    )));
+                }
+                relays.insert(relay.id.as_str(), encode(relay))?;
+                tokens.insert(&token_sha256[..], owner.clone())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.flush()
+    }
+
+    fn relays(&self) -> Result<Vec<RelayRecord>> {
+        Self::all(&self.relays)
+    }
+
+    fn delete_relay(&self, id: &RelayId) -> Result<bool> {
+        let owner = encode(&TokenOwner::Relay(id.clone()));
+        let existed = self.relays.remove(id.as_str())?.is_some();
+        // Revoke its token too: a deleted relay must not be able to connect again.
+        for kv in self.tokens.iter() {
+            let (k, v) = kv?;
+            if v.as_ref() == owner.as_slice() {
+                self.tokens.remove(k)?;
+            }
+        }
+        self.flush()?;
+        Ok(existed)
+    }
+
+    fn token_owner(&self, token_sha256: [u8; 32]) -> Result<Option<TokenOwner>> {
+        Self::get(&self.tokens, &token_sha256)
+    }
+
+    fn add_package(&self, package: &Package) -> Result<()> {
+        let key = name_key(&package.name, &package.version);
+        (&self.packages, &self.names)
+            .transaction(|(packages, names)| {
+                if names.get(&key)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(CentralError::Conflict(
+                        format!(
+                            "package '{}' version '{}' already exists",
+                            package.name, package.version
+                        ),
+                    )));
+                }
+                if packages.get(package.id.as_str())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(CentralError::Conflict(
+                        format!("package id '{}' already exists", package.id),
+                    )));
+                }
+                packages.insert(package.id.as_str(), encode(package))?;
+                names.insert(key.clone(), package.id.as_str())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.flush()
+    }
+
+    fn packages(&self) -> Result<Vec<Package>> {
+        let mut all: Vec<Package> = Self::all(&self.packages)?;
+        all.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(all)
+    }
+
+    fn package(&self, id: &PackageId) -> Result<Option<Package>> {
+        Self::get(&self.packages, id.as_str().as_bytes())
+    }
+
+    fn package_id_by_name(&self, name: &str, version: &str) -> Result<Option<PackageId>> {
+        match self.names.get(name_key(name, version))? {
+            Some(v) => {
+                let text = String::from_utf8_lossy(&v).into_owned();
+                text.parse().map(Some).map_err(|e| CentralError::Corrupt {
+                    key: format!("{name}/{version}"),
+                    reason: format!("{e}"),
+                })
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn delete_package(&self, id: &PackageId) -> Result<bool> {
+        let Some(package) = self.package(id)? else {
+            return Ok(false);
+        };
+        let key = name_key(&package.name, &package.version);
+        (&self.packages, &self.names)
+            .transaction(|(packages, names)| {
+                packages.remove(id.as_str())?;
+                names.remove(key.clone())?;
+                Ok::<(), ConflictableTransactionError<CentralError>>(())
+            })
+            .map_err(tx_error)?;
+        let prefix = format!("{id}/");
+        for kv in self.assignments.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv?;
+            let a: AssignmentRecord = decode(&k, &v)?;
+            self.by_computer
+                .remove(pair(a.computer_id.as_str(), id.as_str()))?;
+            self.assignments.remove(k)?;
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
+    fn set_activation(&self, id: &PackageId, activation: Activation) -> Result<Package> {
+        let mut package = self
+            .package(id)?
+            .ok_or_else(|| CentralError::not_found("package", id))?;
+        package.activation = activation;
+        self.packages.insert(id.as_str(), encode(&package))?;
+        self.flush()?;
+        Ok(package)
+    }
+
+    fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()> {
+        let owner = encode(&TokenOwner::Agent(computer.id.clone()));
+        (&self.computers, &self.tokens)
+            .transaction(|(computers, tokens)| {
+                computers.insert(computer.id.as_str(), encode(computer))?;
+                tokens.insert(&token_sha256[..], owner.clone())?;
+                Ok::<(), ConflictableTransactionError<CentralError>>(())
+            })
+            .map_err(tx_error)?;
+        self.flush()
+    }
+
+    fn computers(&self) -> Result<Vec<ComputerRecord>> {
+        Self::all(&self.computers)
+    }
+
+    fn computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>> {
+        Self::get(&self.computers, id.as_str().as_bytes())
+    }
+
+    fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp) -> Result<()> {
+        let mut c = self
+            .computer(id)?
+            .ok_or_else(|| CentralError::not_found("computer", id))?;
+        c.last_seen = Some(now);
+        if !addresses.is_empty() {
+            c.addresses = addresses.to_vec();
+        }
+        self.computers.insert(id.as_str(), encode(&c))?;
+        self.flush()
+    }
+
+    fn assign(
+        &self,
+        package: &PackageId,
+        computers: &[ComputerId],
+        now: Timestamp,
+    ) -> Result<wire::Assigned> {
+        let result = (&self.assignments, &self.by_computer)
+            .transaction(|(assignments, by_computer)| {
+                let mut assigned = Vec::new();
+                let mut unchanged = Vec::new();
+                for c in computers {
+                    let key = pair(package.as_str(), c.as_str());
+                    let existing: Option<AssignmentRecord> = match assignments.get(&key)? {
+                        Some(v) => {
+                            Some(decode(&key, &v).map_err(ConflictableTransactionError::Abort)?)
+                        }
+                        None => None,
+                    };
+                    if existing.as_ref().is_some_and(|a| !a.status.is_final()) {
+                        unchanged.push(c.clone());
+                        continue;
+                    }
+                    let record = AssignmentRecord {
+                        package_id: package.clone(),
+                        computer_id: c.clone(),
+                        status: StatusCode::WaitingNotification,
+                        exit_code: None,
+                        output: None,
+                        fragments_done: None,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    assignments.insert(key, encode(&record))?;
+                    by_computer.insert(pair(c.as_str(), package.as_str()), &[])?;
+                    assigned.push(c.clone());
+                }
+                Ok(wire::Assigned {
+                    package_id: package.clone(),
+                    assigned,
+                    unchanged,
+                })
+            })
+            .map_err(tx_error)?;
+        self.flush()?;
+        Ok(result)
+    }
+
+    fn poll(&self, computer: &ComputerId, now: Timestamp) -> Result<Vec<AssignmentRecord>> {
+        let mut pending = Vec::new();
+        let mut changed = false;
+        for kv in self
+            .by_computer
+            .scan_prefix(format!("{computer}/").as_bytes())
+        {
+            let (k, _) = kv?;
+            let package = String::from_utf8_lossy(&k[computer.as_str().len() + 1..]).into_owned();
+            let key = pair(&package, computer.as_str());
+            let Some(mut a) = Self::get::<AssignmentRecord>(&self.assignments, &key)? else {
+                continue;
+            };
+            if a.status.is_final() {
+                continue;
+            }
+            if a.status == StatusCode::WaitingNotification {
+                a.status = StatusCode::Notified;
+                a.updated_at = now;
+                self.assignments.insert(&key, encode(&a))?;
+                changed = true;
+            }
+            pending.push(a);
+        }
+        if changed {
+            self.flush()?;
+        }
+        Ok(pending)
+    }
+
+    fn assignment(
+        &self,
+        package: &PackageId,
+        computer: &ComputerId,
+    ) -> Result<Option<AssignmentRecord>> {
+        Self::get(
+            &self.assignments,
+            &pair(package.as_str(), computer.as_str()),
+        )
+    }
+
+    fn report(
+        &self,
+        package: &PackageId,
+        computer: &ComputerId,
+        report: &StatusReport,
+        now: Timestamp,
+    ) -> Result<AssignmentRecord> {
+        let key = pair(package.as_str(), computer.as_str());
+        let mut a: AssignmentRecord = Self::get(&self.assignments, &key)?.ok_or_else(|| {
+            CentralError::not_found("assignment", format!("{package} on {computer}"))
+        })?;
+        a.status = report.code;
+        a.exit_code = report.exit_code;
+        if report.output.is_some() {
+            a.output = report.output.clone();
+        }
+        if report.fragments_done.is_some() {
+            a.fragments_done = report.fragments_done;
+        }
+        a.updated_at = now;
+        self.assignments.insert(&key, encode(&a))?;
+        self.flush()?;
+        Ok(a)
+    }
+
+    fn assignments_of(&self, package: &PackageId) -> Result<Vec<AssignmentRecord>> {
+        self.assignments
+            .scan_prefix(format!("{package}/").as_bytes())
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+}

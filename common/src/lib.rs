@@ -1,0 +1,21 @@
+//! Sitecast's pure core, shared by central, relays and agents.
+//!
+//! Everything here is deterministic: no sockets, no files (only the `Read` trait),
+//! no clock (time comes in as an argument) and no environment. The binaries are
+//! thin shells that feed these types with bytes and timestamps.
+
+pub mod constraint;
+pub mod fragment;
+pub mod grammar;
+pub mod ids;
+pub mod info;
+pub mod signing;
+pub mod status;
+pub mod subnet;
+pub mod units;
+pub mod wire;
+
+pub use fragment::{FragmentHasher, FragmentPlan};
+pub use ids::{ComputerId, PackageId, RelayId, SiteName};
+pub use info::Info;
+pub use status::StatusCode;

@@ -1,0 +1,323 @@
+//! Wire types of the HTTP API (SPEC "HTTP API"), shared by central, the admin CLI,
+//! relays and agents.
+//!
+//! Requests carry user input as plain strings so central can validate them into
+//! domain types with errors that name the bad field or token; responses carry
+//! values central already validated.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::grammar::GrammarError;
+use crate::ids::{ComputerId, PackageId, RelayId, SiteName};
+use crate::info::ActionDoc;
+use crate::status::StatusCode;
+use crate::units::Duration;
+
+/// Every error response: `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRequest {
+    pub name: String,
+    #[serde(default)]
+    pub subnets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub name: SiteName,
+    pub subnets: Vec<IpNet>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayRequest {
+    pub site: String,
+    pub subnets: Vec<String>,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayCreated {
+    pub id: RelayId,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relay {
+    pub id: RelayId,
+    pub site: SiteName,
+    pub subnets: Vec<IpNet>,
+    pub url: String,
+    pub last_seen: Option<Timestamp>,
+    pub holdings: Vec<Holding>,
+}
+
+/// How much of one activated package a relay holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holding {
+    pub package_id: PackageId,
+    pub held: u32,
+    pub total: u32,
+}
+
+/// Query parameters of `POST /packages` (the body is the raw file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub action: Option<String>,
+    pub command: Option<String>,
+    pub path: Option<String>,
+    pub priority: Option<String>,
+    pub archive: Option<String>,
+    pub fragment_size: Option<String>,
+    pub os: Option<String>,
+    pub success_exit_codes: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    pub id: PackageId,
+    pub name: String,
+    pub version: String,
+    pub os: String,
+    pub priority: u8,
+    pub action: ActionDoc,
+    pub archive: String,
+    pub size: u64,
+    pub sha256: String,
+    pub fragment_size: u64,
+    /// The number of fragments.
+    pub fragments: u32,
+    pub success_exit_codes: Vec<i32>,
+    /// SHA-256 of the signed envelope's bytes, which agents check before anything else.
+    pub info_sha256: String,
+    pub created_at: Timestamp,
+    pub activation: Activation,
+}
+
+/// Which sites' relays replicate a package, and whether agents may fall back to central.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    pub all_sites: bool,
+    pub sites: Vec<SiteName>,
+    pub central_fallback: CentralFallback,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationRequest {
+    #[serde(default)]
+    pub sites: Option<Vec<String>>,
+    #[serde(default)]
+    pub all_sites: Option<bool>,
+    #[serde(default)]
+    pub fallback: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentRequest {
+    #[serde(default)]
+    pub computers: Option<Vec<String>>,
+    #[serde(default)]
+    pub all: Option<bool>,
+    #[serde(default)]
+    pub subnet: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assigned {
+    pub package_id: PackageId,
+    /// Computers newly assigned (or re-assigned after a finished deployment).
+    pub assigned: Vec<ComputerId>,
+    /// Computers that already had a deployment of this package under way.
+    pub unchanged: Vec<ComputerId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub package_id: PackageId,
+    pub counts: BTreeMap<StatusCode, u64>,
+    pub computers: Vec<ComputerStat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputerStat {
+    pub computer_id: ComputerId,
+    pub hostname: String,
+    pub status: StatusCode,
+    pub exit_code: Option<i32>,
+    pub output: Option<String>,
+    pub fragments_done: Option<u32>,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Computer {
+    pub id: ComputerId,
+    pub hostname: String,
+    pub os: String,
+    pub addresses: Vec<IpAddr>,
+    pub last_seen: Option<Timestamp>,
+    pub enrolled_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub enroll_token: String,
+    pub hostname: String,
+    pub os: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub computer_id: ComputerId,
+    pub token: String,
+    pub signing_keys: Vec<PublicKey>,
+}
+
+/// One of central's info-signing public keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    pub keyid: String,
+    /// SubjectPublicKeyInfo PEM.
+    pub pem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollRequest {
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollResponse {
+    pub poll_interval_s: u64,
+    pub packages: Vec<PolledPackage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolledPackage {
+    pub id: PackageId,
+    pub priority: u8,
+    pub info_sha256: String,
+    pub relays: Vec<RelayRef>,
+    pub central_fallback: CentralFallback,
+}
+
+/// A relay as agents see it: where to download and which subnets it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayRef {
+    pub id: RelayId,
+    pub url: String,
+    pub subnets: Vec<IpNet>,
+}
+
+impl crate::subnet::RelaySubnets for RelayRef {
+    fn relay_id(&self) -> &RelayId {
+        &self.id
+    }
+    fn subnets(&self) -> &[IpNet] {
+        &self.subnets
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub code: StatusCode,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub fragments_done: Option<u32>,
+}
+
+/// Whether an agent whose relays lack a package may download it from central
+/// (`never`, `always`, or `after:DURATION` of waiting, as SCCM does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum CentralFallback {
+    #[default]
+    Never,
+    Always,
+    After(Duration),
+}
+
+impl FromStr for CentralFallback {
+    type Err = GrammarError;
+    fn from_str(s: &str) -> Result<Self, GrammarError> {
+        match s {
+            "never" => Ok(Self::Never),
+            "always" => Ok(Self::Always),
+            _ => match s.strip_prefix("after:") {
+                Some(d) => Ok(Self::After(d.parse()?)),
+                None => Err(GrammarError {
+                    grammar: "fallback",
+                    token: s.to_owned(),
+                    reason: "expected never, always or after:DURATION".into(),
+                }),
+            },
+        }
+    }
+}
+
+impl fmt::Display for CentralFallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Never => f.write_str("never"),
+            Self::Always => f.write_str("always"),
+            Self::After(d) => write!(f, "after:{d}"),
+        }
+    }
+}
+
+impl TryFrom<String> for CentralFallback {
+    type Error = GrammarError;
+    fn try_from(s: String) -> Result<Self, GrammarError> {
+        s.parse()
+    }
+}
+
+impl From<CentralFallback> for String {
+    fn from(f: CentralFallback) -> String {
+        f.to_string()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_grammar() {
+        for s in ["never", "always", "after:2h", "after:90s"] {
+            assert_eq!(s.parse::<CentralFallback>().unwrap().to_string(), s);
+        }
+        let e = "sometimes".parse::<CentralFallback>().unwrap_err();
+        assert_eq!(e.token, "sometimes");
+        assert!("after:2x".parse::<CentralFallback>().is_err());
+    }
+
+    #[test]
+    fn stats_counts_are_keyed_by_code() {
+        let mut counts = BTreeMap::new();
+        counts.insert(StatusCode::Success, 2);
+        let json = serde_json::to_string(&counts).unwrap();
+        assert_eq!(json, r#"{"SUCCESS":2}"#);
+    }
+}
