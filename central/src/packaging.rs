@@ -226,3 +226,76 @@ impl UploadSink {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_removes_what_a_crash_left_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let kept: PackageId = "kept-1".parse().unwrap();
+        for dir in ["kept-1", "orphan-1", "tmp/x.staging"] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+            fs::write(root.join(dir).join("data"), b"bytes").unwrap();
+        }
+        fs::write(root.join("tmp/upload-1.part"), b"half").unwrap();
+        let known = HashSet::from([kept.clone()]);
+        let files = PackageFiles::open(root, &known).unwrap();
+        assert!(files.data_path(&kept).exists());
+        assert!(!root.join("orphan-1").exists());
+        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn upload_is_hashed_and_published_atomically() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = PackageFiles::open(tmp.path(), &HashSet::new()).unwrap();
+        let mut sink = UploadSink::start(files.temp_upload(), 4, 100).unwrap();
+        for chunk in [&b"PK\x03"[..], b"\x04hello", b"", b"world"] {
+            sink.push(bytes::Bytes::copy_from_slice(chunk))
+                .await
+                .unwrap();
+        }
+        let received = sink.finish().await.unwrap();
+        assert_eq!(received.head, b"PK\x03\x04hell");
+        assert_eq!(received.plan.size(), 14);
+        assert_eq!(received.plan.count(), 4);
+        let id: PackageId = "p-1".parse().unwrap();
+        let part = received.file.path().to_owned();
+        files.publish(&id, received.file, b"{}").unwrap();
+        assert!(!part.exists());
+        assert_eq!(
+            fs::read(files.data_path(&id)).unwrap(),
+            b"PK\x03\x04helloworld"
+        );
+        assert_eq!(fs::read(files.info_path(&id)).unwrap(), b"{}");
+    }
+
+    #[tokio::test]
+    async fn oversized_upload_is_refused_and_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = PackageFiles::open(tmp.path(), &HashSet::new()).unwrap();
+        let mut sink = UploadSink::start(files.temp_upload(), 4, 8).unwrap();
+        sink.push(bytes::Bytes::from_static(b"12345"))
+            .await
+            .unwrap();
+        let err = sink
+            .push(bytes::Bytes::from_static(b"6789"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UploadError::TooLarge { limit: 8 }));
+        drop(sink);
+        // The writer thread notices the closed queue, and the dropped temp file is removed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while fs::read_dir(tmp.path().join("tmp")).unwrap().count() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "temporary upload not removed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}

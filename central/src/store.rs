@@ -102,8 +102,15 @@ pub trait Store: Send + Sync + 'static {
     fn package_id_by_name(&self, name: &str, version: &str) -> Result<Option<PackageId>>;
     /// Removes a package and its assignments; false if there was none.
     fn delete_package(&self, id: &PackageId) -> Result<bool>;
-    fn set_activation(&self, id: &PackageId, activation: Activation) -> Result<Package>;
+    /// Changes a package's activation atomically (concurrent changes are not lost,
+    /// and a deleted package is not brought back).
+    fn update_activation(
+        &self,
+        id: &PackageId,
+        change: &(dyn Fn(&mut Activation) + Sync),
+    ) -> Result<Package>;
 
+    /// Adds a computer; an existing id is a conflict (the caller draws another).
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()>;
     fn computers(&self) -> Result<Vec<ComputerRecord>>;
     fn computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>>;
@@ -357,23 +364,40 @@ impl Store for SledStore {
         Ok(true)
     }
 
-    fn set_activation(&self, id: &PackageId, activation: Activation) -> Result<Package> {
-        let mut package = self
-            .package(id)?
-            .ok_or_else(|| CentralError::not_found("package", id))?;
-        package.activation = activation;
-        self.packages.insert(id.as_str(), encode(&package))?;
-        self.flush()?;
-        Ok(package)
+    fn update_activation(
+        &self,
+        id: &PackageId,
+        change: &(dyn Fn(&mut Activation) + Sync),
+    ) -> Result<Package> {
+        loop {
+            let old = self
+                .packages
+                .get(id.as_str())?
+                .ok_or_else(|| CentralError::not_found("package", id))?;
+            let mut package: Package = decode(id.as_str().as_bytes(), &old)?;
+            change(&mut package.activation);
+            let swapped =
+                self.packages
+                    .compare_and_swap(id.as_str(), Some(&old), Some(encode(&package)))?;
+            if swapped.is_ok() {
+                self.flush()?;
+                return Ok(package);
+            }
+        }
     }
 
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()> {
         let owner = encode(&TokenOwner::Agent(computer.id.clone()));
         (&self.computers, &self.tokens)
             .transaction(|(computers, tokens)| {
+                if computers.get(computer.id.as_str())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(CentralError::Conflict(
+                        format!("computer '{}' already exists", computer.id),
+                    )));
+                }
                 computers.insert(computer.id.as_str(), encode(computer))?;
                 tokens.insert(&token_sha256[..], owner.clone())?;
-                Ok::<(), ConflictableTransactionError<CentralError>>(())
+                Ok(())
             })
             .map_err(tx_error)?;
         self.flush()

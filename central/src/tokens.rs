@@ -18,7 +18,7 @@ pub fn digest(token: &str) -> [u8; 32] {
 
 /// A short random suffix that keeps ids unique without making them unreadable.
 pub fn suffix() -> String {
-    let mut bytes = [0u8; 3];
+    let mut bytes = [0u8; 4];
     OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
 }

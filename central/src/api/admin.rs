@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -23,7 +23,7 @@ use sitecast_common::wire::{
 };
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson, ApiQuery};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
 use super::Central;
 use crate::error::CentralError;
 use crate::packaging::{UploadError, UploadSink};
@@ -150,7 +150,7 @@ pub async fn list_relays(_: Admin, State(c): Shared) -> Result<Json<Vec<Relay>>,
 pub async fn delete_relay(
     _: Admin,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: RelayId = id.parse().map_err(|_| ApiError::not_found("relay", &id))?;
     let shown = id.clone();
@@ -343,7 +343,10 @@ pub async fn create_package(
     }
     let received = sink.finish().await.map_err(|e| upload_error(Some(e)))?;
 
-    let id = new_package_id(&draft.doc.name, &draft.doc.version)?;
+    let mut id = new_package_id(&draft.doc.name, &draft.doc.version)?;
+    while c.store.package(&id)?.is_some() || c.files.data_path(&id).exists() {
+        id = new_package_id(&draft.doc.name, &draft.doc.version)?;
+    }
     let plan = &received.plan;
     let mut doc = draft.doc;
     doc.id = id.to_string();
@@ -406,7 +409,7 @@ pub(super) fn find_package(c: &Central, id: &str) -> Result<Package, ApiError> {
 pub async fn show_package(
     _: Admin,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Package>, ApiError> {
     Ok(Json(find_package(&c, &id)?))
 }
@@ -414,7 +417,7 @@ pub async fn show_package(
 pub async fn delete_package(
     _: Admin,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let package = find_package(&c, &id)?;
     c.blocking(move |c| {
@@ -440,7 +443,7 @@ pub(super) async fn envelope_response(
 pub async fn package_info(
     _: Admin,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let package = find_package(&c, &id)?;
     envelope_response(&c, &package.id).await
@@ -449,12 +452,11 @@ pub async fn package_info(
 pub async fn activate(
     _: Admin,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ActivationRequest>,
 ) -> Result<Json<Package>, ApiError> {
     let package = find_package(&c, &id)?;
-    let mut activation = package.activation.clone();
-    match (req.sites, req.all_sites) {
+    let sites = match (req.sites, req.all_sites) {
         (Some(_), Some(true)) => {
             return Err(ApiError::bad_request(
                 "bad sites: give either sites or all_sites, not both",
@@ -464,7 +466,7 @@ pub async fn activate(
             if sites.is_empty() {
                 return Err(ApiError::bad_request("bad sites: the list is empty"));
             }
-            let mut set: BTreeSet<SiteName> = activation.sites.iter().cloned().collect();
+            let mut names = Vec::new();
             for s in &sites {
                 let name: SiteName = s
                     .parse()
@@ -472,33 +474,48 @@ pub async fn activate(
                 if c.store.site(&name)?.is_none() {
                     return Err(ApiError::not_found("site", &name));
                 }
-                set.insert(name);
+                names.push(name);
             }
-            activation.sites = set.into_iter().collect();
+            Some(names)
         }
-        (None, Some(true)) => activation.all_sites = true,
+        (None, Some(true)) => None,
         (None, _) => {
             return Err(ApiError::bad_request(
                 "bad request body: give sites:[...] or all_sites:true",
             ))
         }
-    }
-    if let Some(f) = req.fallback {
-        activation.central_fallback = f
-            .parse::<CentralFallback>()
-            .map_err(|e| ApiError::bad_request(format!("bad fallback: {e}")))?;
-    }
+    };
+    let fallback = req
+        .fallback
+        .map(|f| f.parse::<CentralFallback>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("bad fallback: {e}")))?;
     let pid = package.id.clone();
-    Ok(Json(
-        c.blocking(move |c| c.store.set_activation(&pid, activation))
-            .await?,
-    ))
+    let updated = c
+        .blocking(move |c| {
+            c.store.update_activation(&pid, &|a| {
+                match &sites {
+                    // Activations add up, as OCS's do per server group.
+                    Some(names) => {
+                        let mut set: BTreeSet<SiteName> = a.sites.iter().cloned().collect();
+                        set.extend(names.iter().cloned());
+                        a.sites = set.into_iter().collect();
+                    }
+                    None => a.all_sites = true,
+                }
+                if let Some(f) = fallback {
+                    a.central_fallback = f;
+                }
+            })
+        })
+        .await?;
+    Ok(Json(updated))
 }
 
 pub async fn assign(
     _: Admin,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<AssignmentRequest>,
 ) -> Result<Json<Assigned>, ApiError> {
     let package = find_package(&c, &id)?;
@@ -547,7 +564,7 @@ pub async fn assign(
 pub async fn stats(
     _: Admin,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Stats>, ApiError> {
     let package = find_package(&c, &id)?;
     let mut counts = BTreeMap::new();

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,7 +19,7 @@ use tokio_util::io::ReaderStream;
 
 use super::admin::{envelope_response, find_package};
 use super::error::ApiError;
-use super::extract::{Agent, ApiJson};
+use super::extract::{Agent, ApiJson, ApiPath};
 use super::Central;
 use crate::error::CentralError;
 use crate::store::ComputerRecord;
@@ -64,22 +64,33 @@ pub async fn enroll(
     if base.is_empty() {
         base = "computer".into();
     }
-    let id: ComputerId = format!("{base}-{}", tokens::suffix())
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("bad hostname: {e}")))?;
     let token = tokens::generate();
-    let now = c.clock.now();
-    let record = ComputerRecord {
-        id: id.clone(),
-        hostname,
-        os,
-        addresses,
-        enrolled_at: now,
-        last_seen: Some(now),
-    };
     let digest = tokens::digest(&token);
-    c.blocking(move |c| c.store.add_computer(&record, digest))
-        .await?;
+    let now = c.clock.now();
+    let mut attempts = 0;
+    let id = loop {
+        let id: ComputerId = format!("{base}-{}", tokens::suffix())
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("bad hostname: {e}")))?;
+        let record = ComputerRecord {
+            id: id.clone(),
+            hostname: hostname.clone(),
+            os: os.clone(),
+            addresses: addresses.clone(),
+            enrolled_at: now,
+            last_seen: Some(now),
+        };
+        attempts += 1;
+        match c
+            .blocking(move |c| c.store.add_computer(&record, digest))
+            .await
+        {
+            Ok(()) => break id,
+            // Two computers drew the same random suffix: draw again.
+            Err(e) if e.status == StatusCode::CONFLICT && attempts < 5 => continue,
+            Err(e) => return Err(e),
+        }
+    };
     tracing::info!(computer = %id, "computer enrolled");
     let reply = EnrollResponse {
         computer_id: id,
@@ -149,7 +160,7 @@ fn assigned_package(c: &Central, me: &ComputerId, id: &str) -> Result<PackageId,
 pub async fn info(
     Agent(me): Agent,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let pid = assigned_package(&c, &me, &id)?;
     envelope_response(&c, &pid).await
@@ -158,7 +169,7 @@ pub async fn info(
 pub async fn fragment(
     Agent(me): Agent,
     State(c): Shared,
-    Path((id, n)): Path<(String, String)>,
+    ApiPath((id, n)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let package = find_package(&c, &id)?;
     let pid = assigned_package(&c, &me, &id)?;
@@ -206,7 +217,7 @@ pub fn tail(text: &str, max: usize) -> &str {
 pub async fn status(
     Agent(me): Agent,
     State(c): Shared,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(mut report): ApiJson<StatusReport>,
 ) -> Result<Json<ComputerStat>, ApiError> {
     if !report.code.is_reportable() {

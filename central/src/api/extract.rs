@@ -28,8 +28,10 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        // The auth scheme is case-insensitive (RFC 9110 §11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthorized("the Authorization header is not 'Bearer <token>'"))
 }
@@ -87,8 +89,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<Central>> for ApiJson<T> {
         let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
         let bytes = axum::body::to_bytes(req.into_body(), limit_usize)
             .await
-            .map_err(|_| {
-                ApiError::too_large(format!("the request body is larger than {limit} bytes"))
+            .map_err(|e| {
+                let inner = e.into_inner();
+                if inner.is::<http_body_util::LengthLimitError>() {
+                    ApiError::too_large(format!("the request body is larger than {limit} bytes"))
+                } else {
+                    ApiError::bad_request(format!("the request body could not be read: {inner}"))
+                }
             })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -99,6 +106,9 @@ impl<T: DeserializeOwned> FromRequest<Arc<Central>> for ApiJson<T> {
                 ApiError::bad_request(format!("bad {path}: {}", e.inner()))
             }
         })?;
+        // One JSON value and nothing after it: trailing data is a malformed request.
+        de.end()
+            .map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))?;
         Ok(ApiJson(value))
     }
 }
@@ -113,5 +123,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         Query::try_from_uri(&parts.uri)
             .map(|Query(v)| ApiQuery(v))
             .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+    }
+}
+
+/// Path parameters, whose rejections are JSON like every other error.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
     }
 }

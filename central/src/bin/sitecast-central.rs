@@ -87,7 +87,10 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving the HTTPS API");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving the HTTPS API");
+    // One machine-readable line on stdout, for scripts and tests that bind port 0.
+    println!("sitecast-central: serving https://{addr}");
     server::run(listener, tls, app(Arc::new(central)), server::signal()).await?;
     tracing::info!("stopped");
     Ok(())

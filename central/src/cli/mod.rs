@@ -23,20 +23,21 @@ use crate::config::CentralConfig;
 use crate::error::CentralError;
 use crate::init::{read_token, Layout};
 
+/// Connection options come before the command (`relay add` has a `--url` of its own).
 #[derive(Parser, Debug)]
 #[command(name = "sitecast", version, about = "Sitecast admin CLI")]
 pub struct Cli {
     /// Read the URL, admin token and CA from a central's directory.
-    #[arg(long, global = true, conflicts_with_all = ["url", "token", "ca"])]
+    #[arg(long, conflicts_with_all = ["url", "token", "ca"])]
     pub central_dir: Option<PathBuf>,
     /// Central's API URL, e.g. https://127.0.0.1:8443.
-    #[arg(long, global = true, env = "SITECAST_URL")]
+    #[arg(long, env = "SITECAST_URL")]
     pub url: Option<String>,
     /// The admin token.
-    #[arg(long, global = true, env = "SITECAST_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "SITECAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The CA certificate central's TLS certificate is checked against.
-    #[arg(long, global = true, env = "SITECAST_CA")]
+    #[arg(long, env = "SITECAST_CA")]
     pub ca: Option<PathBuf>,
     /// Print the API's JSON response body instead of a table.
     #[arg(long, global = true)]
@@ -357,4 +358,68 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn relay_url_is_not_central_url() {
+        let cli = Cli::try_parse_from([
+            "sitecast",
+            "--url",
+            "https://central:8443",
+            "--token",
+            "t",
+            "--ca",
+            "ca.pem",
+            "relay",
+            "add",
+            "--site",
+            "paris",
+            "--subnet",
+            "127.1.0.0/16",
+            "--url",
+            "http://relay:8080",
+        ])
+        .unwrap();
+        assert_eq!(cli.url.as_deref(), Some("https://central:8443"));
+        match cli.command {
+            Command::Relay(RelayCommand::Add { url, .. }) => assert_eq!(url, "http://relay:8080"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn activation_needs_a_target() {
+        assert!(Cli::try_parse_from(["sitecast", "package", "activate", "p"]).is_err());
+        assert!(Cli::try_parse_from([
+            "sitecast",
+            "package",
+            "activate",
+            "p",
+            "--all-sites",
+            "--site",
+            "x"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from([
+            "sitecast", "--json", "package", "activate", "p", "--site", "a", "--site", "b"
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(seg("abc-1.0_x"), "abc-1.0_x");
+        assert_eq!(seg("../x"), "..%2Fx");
+    }
 }

@@ -1,0 +1,2243 @@
+//! Router tests of SPEC "HTTP API", with no socket: every admin and agent route,
+//! called through `tower::ServiceExt::oneshot` on the real router over a real
+//! central DIR (sled store, package files, signing key), with a manual clock.
+//!
+//! Each request kind has one helper on [`Central`], so a test reads as the story
+//! an admin and an agent would tell.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use jiff::Timestamp;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sitecast_central::api;
+use sitecast_central::clock::ManualClock;
+use sitecast_central::init::{self, InitOptions, Layout};
+use sitecast_common::signing;
+use tower::ServiceExt;
+
+/// Upload parameters, as name and value pairs.
+type Query = [(&'static str, &'static str)];
+
+/// When every test starts.
+const T0: &str = "2025-03-01T09:00:00Z";
+/// A later time, for what polls and reports record.
+const T1: &str = "2025-03-01T10:30:00Z";
+
+fn ts(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// A central on a temporary DIR, driven through its router.
+struct Central {
+    _tmp: tempfile::TempDir,
+    layout: Layout,
+    app: Router,
+    clock: Arc<ManualClock>,
+    admin: String,
+    enroll_token: String,
+}
+
+/// An enrolled agent: its computer id and bearer token.
+#[derive(Debug, Clone)]
+struct Agent {
+    id: String,
+    token: String,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Asserts the status and returns the JSON body.
+    #[track_caller]
+    fn ok(&self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        self.json()
+    }
+
+    /// Asserts the status and that the body is exactly `{"error": "..."}`;
+    /// returns the message.
+    #[track_caller]
+    fn err(&self, status: StatusCode) -> String {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        let ct = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            ct.starts_with("application/json"),
+            "error content type {ct:?}, body {}",
+            self.text()
+        );
+        let v = self.json();
+        let obj = v
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {v}"));
+        assert_eq!(obj.len(), 1, "an error body has only 'error': {v}");
+        obj["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error is not a string: {v}"))
+            .to_owned()
+    }
+
+    /// Asserts the status and that the error message names every one of `words`.
+    #[track_caller]
+    fn err_naming(&self, status: StatusCode, words: &[&str]) -> String {
+        let message = self.err(status);
+        for w in words {
+            assert!(message.contains(w), "error {message:?} does not name {w:?}");
+        }
+        message
+    }
+}
+
+fn open_app(dir: &Path, clock: &Arc<ManualClock>) -> Router {
+    let loaded = init::load(dir).unwrap();
+    let central = api::Central::open(loaded, Arc::clone(clock) as _).unwrap();
+    api::app(Arc::new(central))
+}
+
+/// Percent-encodes a query value (everything but RFC 3986's unreserved set).
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn query(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn data(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A body sent in chunks of `chunk` bytes, as a client streaming a file would.
+fn chunked(bytes: &[u8], chunk: usize) -> Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+    Body::from_stream(futures_util::stream::iter(chunks))
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn sorted(list: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+    out.sort();
+    out
+}
+
+fn time_of(v: &Value) -> Timestamp {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+        .parse()
+        .unwrap()
+}
+
+impl Central {
+    async fn start() -> Central {
+        Self::start_with_config(|toml| toml).await
+    }
+
+    /// Starts a central whose `central.toml` was first rewritten by `tweak`.
+    async fn start_with_config(tweak: impl FnOnce(String) -> String) -> Central {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("central");
+        let layout = init::init(&dir, &InitOptions::default()).unwrap();
+        let config = std::fs::read_to_string(layout.config()).unwrap();
+        std::fs::write(layout.config(), tweak(config)).unwrap();
+        let clock = Arc::new(ManualClock::new(ts(T0)));
+        let app = open_app(&dir, &clock);
+        Central {
+            admin: init::read_token(&layout.admin_token()).unwrap(),
+            enroll_token: init::read_token(&layout.enroll_token()).unwrap(),
+            _tmp: tmp,
+            layout,
+            app,
+            clock,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.layout.dir.clone()
+    }
+
+    fn set_time(&self, text: &str) {
+        self.clock.set(ts(text));
+    }
+
+    /// Stops central, lets `edit` change its sled database as another part of
+    /// central would, and starts it again on the same DIR.
+    fn restart_with_db(&mut self, edit: impl FnOnce(&sled::Db)) {
+        drop(std::mem::replace(&mut self.app, Router::new()));
+        {
+            let db = sled::open(self.layout.db()).unwrap();
+            edit(&db);
+            db.flush().unwrap();
+        }
+        self.app = open_app(&self.dir(), &self.clock);
+    }
+
+    async fn call(&self, req: Request<Body>) -> Reply {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request with an optional bearer token.
+    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Body) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        self.call(req.body(body).unwrap()).await
+    }
+
+    async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Reply {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(CONTENT_TYPE, "application/json");
+        let req = match token {
+            Some(t) => req.header(AUTHORIZATION, format!("Bearer {t}")),
+            None => req,
+        };
+        self.call(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    async fn admin_get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, Some(self.admin.as_str()), Body::empty())
+            .await
+    }
+
+    async fn admin_post(&self, path: &str, body: &Value) -> Reply {
+        self.send_json(Method::POST, path, Some(self.admin.as_str()), body)
+            .await
+    }
+
+    async fn admin_delete(&self, path: &str) -> Reply {
+        self.send(
+            Method::DELETE,
+            path,
+            Some(self.admin.as_str()),
+            Body::empty(),
+        )
+        .await
+    }
+
+    // --- sites --------------------------------------------------------------
+
+    async fn add_site(&self, body: Value) -> Reply {
+        self.admin_post("/api/v1/sites", &body).await
+    }
+
+    async fn list_sites(&self) -> Reply {
+        self.admin_get("/api/v1/sites").await
+    }
+
+    async fn given_site(&self, name: &str, subnets: &[&str]) -> Value {
+        self.add_site(json!({"name": name, "subnets": subnets}))
+            .await
+            .ok(StatusCode::CREATED)
+    }
+
+    // --- relays -------------------------------------------------------------
+
+    async fn add_relay(&self, body: Value) -> Reply {
+        self.admin_post("/api/v1/relays", &body).await
+    }
+
+    async fn list_relays(&self) -> Reply {
+        self.admin_get("/api/v1/relays").await
+    }
+
+    async fn delete_relay(&self, id: &str) -> Reply {
+        self.admin_delete(&format!("/api/v1/relays/{id}")).await
+    }
+
+    /// Adds a relay and returns `(id, token)`.
+    async fn given_relay(&self, site: &str, subnets: &[&str], url: &str) -> (String, String) {
+        let v = self
+            .add_relay(json!({"site": site, "subnets": subnets, "url": url}))
+            .await
+            .ok(StatusCode::CREATED);
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    // --- packages -----------------------------------------------------------
+
+    /// `POST /packages?params` with `body` (None: no body at all).
+    async fn upload(&self, params: &[(&str, &str)], body: Option<Body>) -> Reply {
+        let path = format!("/api/v1/packages?{}", query(params));
+        self.send(
+            Method::POST,
+            &path,
+            Some(self.admin.as_str()),
+            body.unwrap_or_else(Body::empty),
+        )
+        .await
+    }
+
+    /// Uploads a package that must be created; returns it.
+    async fn given_package(&self, params: &[(&str, &str)], bytes: Option<&[u8]>) -> Value {
+        let body = bytes.map(|b| chunked(b, 1000));
+        self.upload(params, body).await.ok(StatusCode::CREATED)
+    }
+
+    /// A command-only package: no file, `execute`.
+    async fn given_command_package(&self, name: &str, priority: &str) -> Value {
+        self.given_package(
+            &[
+                ("name", name),
+                ("version", "1"),
+                ("action", "execute"),
+                ("command", "echo hi"),
+                ("priority", priority),
+            ],
+            None,
+        )
+        .await
+    }
+
+    async fn list_packages(&self) -> Reply {
+        self.admin_get("/api/v1/packages").await
+    }
+
+    async fn show_package(&self, id: &str) -> Reply {
+        self.admin_get(&format!("/api/v1/packages/{id}")).await
+    }
+
+    async fn delete_package(&self, id: &str) -> Reply {
+        self.admin_delete(&format!("/api/v1/packages/{id}")).await
+    }
+
+    async fn package_info(&self, id: &str) -> Reply {
+        self.admin_get(&format!("/api/v1/packages/{id}/info")).await
+    }
+
+    async fn activate(&self, id: &str, body: Value) -> Reply {
+        self.admin_post(&format!("/api/v1/packages/{id}/activations"), &body)
+            .await
+    }
+
+    async fn assign(&self, id: &str, body: Value) -> Reply {
+        self.admin_post(&format!("/api/v1/packages/{id}/assignments"), &body)
+            .await
+    }
+
+    async fn stats(&self, id: &str) -> Value {
+        self.admin_get(&format!("/api/v1/packages/{id}/stats"))
+            .await
+            .ok(StatusCode::OK)
+    }
+
+    async fn list_computers(&self) -> Reply {
+        self.admin_get("/api/v1/computers").await
+    }
+
+    // --- agents -------------------------------------------------------------
+
+    async fn enroll(&self, body: Value) -> Reply {
+        self.send_json(Method::POST, "/api/v1/agent/enroll", None, &body)
+            .await
+    }
+
+    async fn given_agent(&self, hostname: &str, addresses: &[&str]) -> Agent {
+        let v = self
+            .enroll(json!({
+                "enroll_token": self.enroll_token,
+                "hostname": hostname,
+                "os": "linux",
+                "addresses": addresses,
+            }))
+            .await
+            .ok(StatusCode::CREATED);
+        Agent {
+            id: v["computer_id"].as_str().unwrap().to_owned(),
+            token: v["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn poll(&self, agent: &Agent, addresses: &[&str]) -> Reply {
+        self.send_json(
+            Method::POST,
+            "/api/v1/agent/poll",
+            Some(agent.token.as_str()),
+            &json!({ "addresses": addresses }),
+        )
+        .await
+    }
+
+    async fn agent_info(&self, agent: &Agent, id: &str) -> Reply {
+        let path = format!("/api/v1/agent/packages/{id}/info");
+        self.send(
+            Method::GET,
+            &path,
+            Some(agent.token.as_str()),
+            Body::empty(),
+        )
+        .await
+    }
+
+    async fn agent_fragment(&self, agent: &Agent, id: &str, n: &str) -> Reply {
+        let path = format!("/api/v1/agent/packages/{id}/fragments/{n}");
+        self.send(
+            Method::GET,
+            &path,
+            Some(agent.token.as_str()),
+            Body::empty(),
+        )
+        .await
+    }
+
+    async fn report(&self, agent: &Agent, id: &str, body: Value) -> Reply {
+        let path = format!("/api/v1/agent/packages/{id}/status");
+        self.send_json(Method::POST, &path, Some(agent.token.as_str()), &body)
+            .await
+    }
+
+    /// The stats entry of one computer.
+    async fn stat_of(&self, package: &str, agent: &Agent) -> Value {
+        let stats = self.stats(package).await;
+        stats["computers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["computer_id"] == agent.id.as_str())
+            .unwrap_or_else(|| panic!("{} not in stats {stats}", agent.id))
+            .clone()
+    }
+
+    fn trusted_key(&self) -> ed25519_dalek::VerifyingKey {
+        let pem = std::fs::read_to_string(self.layout.dir.join("keys/signing.pub")).unwrap();
+        signing::verifying_key_from_pem(&pem).unwrap()
+    }
+}
+
+/// Upload parameters of a launch package, with overrides.
+fn launch_params<'a>(name: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut params = vec![
+        ("name", name),
+        ("version", "1.0"),
+        ("action", "launch"),
+        ("command", "setup.sh --quiet"),
+    ];
+    for (k, v) in extra {
+        params.retain(|(key, _)| key != k);
+        params.push((k, v));
+    }
+    params
+}
+
+// ---------------------------------------------------------------------------
+// Sites
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sites_are_added_and_listed() {
+    let c = Central::start().await;
+    assert_eq!(c.list_sites().await.ok(StatusCode::OK), json!([]));
+
+    let paris = c.given_site("paris", &["10.1.0.0/16", "fd00:1::/64"]).await;
+    assert_eq!(paris["name"], "paris");
+    assert_eq!(paris["subnets"], json!(["10.1.0.0/16", "fd00:1::/64"]));
+    assert_eq!(time_of(&paris["created_at"]), ts(T0));
+
+    // subnets are optional.
+    let lyon = c
+        .add_site(json!({"name": "Lyon"}))
+        .await
+        .ok(StatusCode::CREATED);
+    assert_eq!(lyon["subnets"], json!([]));
+
+    let list = c.list_sites().await.ok(StatusCode::OK);
+    let mut names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Lyon", "paris"]);
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "paris")
+        .unwrap();
+    assert_eq!(listed, &paris);
+}
+
+#[tokio::test]
+async fn a_duplicate_site_is_a_conflict() {
+    let c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    c.add_site(json!({"name": "paris", "subnets": ["10.9.0.0/16"]}))
+        .await
+        .err_naming(StatusCode::CONFLICT, &["paris"]);
+    // The first one is untouched.
+    let list = c.list_sites().await.ok(StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["subnets"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_site_requests_name_the_field() {
+    let c = Central::start().await;
+    c.add_site(json!({"name": "paris", "subnets": ["10.1.0.0/16", "10.0.0.0/33"]}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["subnets", "10.0.0.0/33"]);
+    c.add_site(json!({"name": "paris", "subnets": ["not-a-net"]}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["subnets", "not-a-net"]);
+    c.add_site(json!({"name": 5}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["name"]);
+    c.add_site(json!({"name": "paris", "subnets": "10.1.0.0/16"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["subnets"]);
+    c.add_site(json!({"subnets": []}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["name"]);
+    c.add_site(json!({"name": "two words"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["name", "two words"]);
+    // Not JSON at all.
+    c.send(
+        Method::POST,
+        "/api/v1/sites",
+        Some(c.admin.as_str()),
+        Body::from("{name: paris"),
+    )
+    .await
+    .err(StatusCode::BAD_REQUEST);
+    // Nothing was stored.
+    assert_eq!(c.list_sites().await.ok(StatusCode::OK), json!([]));
+}
+
+// ---------------------------------------------------------------------------
+// Relays
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn relays_are_added_listed_and_deleted() {
+    let c = Central::start().await;
+    c.given_site("paris", &["10.1.0.0/16"]).await;
+    let created = c
+        .add_relay(json!({
+            "site": "paris",
+            "subnets": ["10.1.0.0/16", "10.3.0.0/24"],
+            "url": "http://10.1.0.2:8080/",
+        }))
+        .await
+        .ok(StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("relay-paris-"), "{id}");
+    assert_eq!(token.len(), 64, "{token}");
+    assert_ne!(token, c.admin);
+
+    let relays = c.list_relays().await.ok(StatusCode::OK);
+    assert_eq!(
+        relays,
+        json!([{
+            "id": id,
+            "site": "paris",
+            "subnets": ["10.1.0.0/16", "10.3.0.0/24"],
+            "url": "http://10.1.0.2:8080",
+            "last_seen": null,
+            "holdings": [],
+        }])
+    );
+
+    // A relay token is not an admin token.
+    c.send(
+        Method::GET,
+        "/api/v1/relays",
+        Some(token.as_str()),
+        Body::empty(),
+    )
+    .await
+    .err_naming(StatusCode::FORBIDDEN, &["admin"]);
+
+    let deleted = c.delete_relay(&id).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    assert_eq!(c.list_relays().await.ok(StatusCode::OK), json!([]));
+    c.delete_relay(&id)
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[&id]);
+    // Its token is revoked with it.
+    c.send(
+        Method::GET,
+        "/api/v1/relays",
+        Some(token.as_str()),
+        Body::empty(),
+    )
+    .await
+    .err(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn relay_listing_shows_holdings_of_activated_packages() {
+    let c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    c.given_site("lyon", &[]).await;
+    let (paris_relay, _) = c
+        .given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.2:8080")
+        .await;
+    let (lyon_relay, _) = c
+        .given_relay("lyon", &["10.2.0.0/16"], "https://relay.lyon.example")
+        .await;
+
+    let bytes = data(10_000);
+    let for_paris = c
+        .given_package(
+            &launch_params("app", &[("fragment_size", "4KiB")]),
+            Some(&bytes),
+        )
+        .await;
+    let for_all = c
+        .given_package(
+            &launch_params("tool", &[("fragment_size", "1000")]),
+            Some(&bytes),
+        )
+        .await;
+    let inactive = c.given_command_package("idle", "5").await;
+    let (p, a) = (
+        for_paris["id"].as_str().unwrap(),
+        for_all["id"].as_str().unwrap(),
+    );
+
+    // Nothing is activated yet: no holdings anywhere.
+    for r in c.list_relays().await.ok(StatusCode::OK).as_array().unwrap() {
+        assert_eq!(r["holdings"], json!([]), "{r}");
+    }
+
+    c.activate(p, json!({"sites": ["paris"]}))
+        .await
+        .ok(StatusCode::OK);
+    c.activate(a, json!({"all_sites": true}))
+        .await
+        .ok(StatusCode::OK);
+
+    let relays = c.list_relays().await.ok(StatusCode::OK);
+    let holdings = |id: &str| {
+        let r = relays
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap();
+        let mut h = r["holdings"].as_array().unwrap().clone();
+        h.sort_by_key(|x| x["package_id"].as_str().unwrap().to_owned());
+        Value::Array(h)
+    };
+    let mut expected_paris = vec![
+        json!({"package_id": p, "held": 0, "total": 3}),
+        json!({"package_id": a, "held": 0, "total": 10}),
+    ];
+    expected_paris.sort_by_key(|x| x["package_id"].as_str().unwrap().to_owned());
+    assert_eq!(holdings(&paris_relay), Value::Array(expected_paris));
+    assert_eq!(
+        holdings(&lyon_relay),
+        json!([{"package_id": a, "held": 0, "total": 10}])
+    );
+    assert!(!relays
+        .to_string()
+        .contains(inactive["id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn bad_relay_requests_name_the_field() {
+    let c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    c.add_relay(json!({"site": "nowhere", "subnets": ["10.1.0.0/16"], "url": "http://r"}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["nowhere"]);
+    c.add_relay(json!({"site": "paris", "subnets": ["10.0.0.0/33"], "url": "http://r"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["subnets", "10.0.0.0/33"]);
+    c.add_relay(json!({"site": "paris", "subnets": [], "url": "http://r"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["subnets"]);
+    c.add_relay(json!({"site": "paris", "subnets": ["10.1.0.0/16"], "url": "ftp://r"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["url", "ftp://r"]);
+    c.add_relay(json!({"site": "paris", "subnets": ["10.1.0.0/16"], "url": "not a url"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["url"]);
+    c.add_relay(json!({"site": "paris", "subnets": "10.1.0.0/16", "url": "http://r"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["subnets"]);
+    c.add_relay(json!({"site": "paris", "subnets": ["10.1.0.0/16"]}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["url"]);
+    c.delete_relay("relay-nowhere-000000")
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["relay-nowhere-000000"]);
+    c.delete_relay("Not_An_Id!")
+        .await
+        .err(StatusCode::NOT_FOUND);
+    assert_eq!(c.list_relays().await.ok(StatusCode::OK), json!([]));
+}
+
+/// Relays report what they hold over QUIC, which this crate's router does not
+/// carry; the test writes the holdings into the store while central is stopped,
+/// as that report would, and checks what the HTTP API makes of them.
+#[tokio::test]
+async fn poll_lists_only_relays_of_activated_sites_that_hold_the_whole_package() {
+    let mut c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    c.given_site("lyon", &[]).await;
+    let (whole, _) = c
+        .given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.2:8080")
+        .await;
+    let (partial, _) = c
+        .given_relay("paris", &["10.1.2.0/24"], "http://10.1.2.2:8080")
+        .await;
+    let (elsewhere, _) = c
+        .given_relay("lyon", &["10.2.0.0/16"], "http://10.2.0.2:8080")
+        .await;
+    let bytes = data(10_000);
+    let pkg = c
+        .given_package(
+            &launch_params("app", &[("fragment_size", "4KiB")]),
+            Some(&bytes),
+        )
+        .await;
+    let pid = pkg["id"].as_str().unwrap().to_owned();
+    c.activate(&pid, json!({"sites": ["paris"], "fallback": "after:2h"}))
+        .await
+        .ok(StatusCode::OK);
+    let agent = c.given_agent("pc1", &["10.1.2.7"]).await;
+    c.assign(&pid, json!({"computers": [agent.id]}))
+        .await
+        .ok(StatusCode::OK);
+    let envelope_before = c.package_info(&pid).await.body;
+
+    let held = [(&whole, 3), (&partial, 2), (&elsewhere, 3)];
+    c.restart_with_db(|db| {
+        let relays = db.open_tree("relays").unwrap();
+        for (id, n) in held {
+            let mut record: Value =
+                serde_json::from_slice(&relays.get(id.as_str()).unwrap().unwrap()).unwrap();
+            record["holdings"] = json!({ pid.as_str(): n });
+            relays
+                .insert(id.as_str(), serde_json::to_vec(&record).unwrap())
+                .unwrap();
+        }
+    });
+
+    // Everything survived the restart.
+    assert_eq!(c.package_info(&pid).await.body, envelope_before);
+    assert_eq!(c.show_package(&pid).await.ok(StatusCode::OK), {
+        let mut p = pkg.clone();
+        p["activation"] =
+            json!({"all_sites": false, "sites": ["paris"], "central_fallback": "after:2h"});
+        p
+    });
+
+    let relays = c.list_relays().await.ok(StatusCode::OK);
+    let holdings_of = |id: &str| {
+        relays
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["holdings"]
+            .clone()
+    };
+    assert_eq!(
+        holdings_of(&whole),
+        json!([{"package_id": pid, "held": 3, "total": 3}])
+    );
+    assert_eq!(
+        holdings_of(&partial),
+        json!([{"package_id": pid, "held": 2, "total": 3}])
+    );
+    // Lyon holds it but the package is not activated there: not shown.
+    assert_eq!(holdings_of(&elsewhere), json!([]));
+
+    let poll = c.poll(&agent, &["10.1.2.7"]).await.ok(StatusCode::OK);
+    assert_eq!(
+        poll["packages"],
+        json!([{
+            "id": pid,
+            "priority": 5,
+            "info_sha256": pkg["info_sha256"],
+            "relays": [{"id": whole, "url": "http://10.1.0.2:8080", "subnets": ["10.1.0.0/16"]}],
+            "central_fallback": "after:2h",
+        }])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Packages
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_uploaded_package_is_fragmented_signed_and_served_byte_for_byte() {
+    let c = Central::start().await;
+    let bytes = data(10_000);
+    let params = [
+        ("name", "Acme Editor"),
+        ("version", "2.4.1"),
+        ("action", "launch"),
+        ("command", "setup.sh --quiet /S"),
+        ("priority", "3"),
+        ("archive", "none"),
+        ("fragment_size", "4KiB"),
+        ("os", "linux"),
+        ("success_exit_codes", "0,3010"),
+    ];
+    let created = c.given_package(&params, Some(&bytes)).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("acme-editor-2.4.1-"), "{id}");
+    assert_eq!(created["name"], "Acme Editor");
+    assert_eq!(created["version"], "2.4.1");
+    assert_eq!(created["os"], "linux");
+    assert_eq!(created["priority"], 3);
+    assert_eq!(
+        created["action"],
+        json!({"kind": "launch", "command": "setup.sh --quiet /S"})
+    );
+    assert_eq!(created["archive"], "none");
+    assert_eq!(created["size"], 10_000);
+    assert_eq!(created["sha256"], sha256_hex(&bytes));
+    assert_eq!(created["fragment_size"], 4096);
+    assert_eq!(created["fragments"], 3);
+    assert_eq!(created["success_exit_codes"], json!([0, 3010]));
+    assert_eq!(time_of(&created["created_at"]), ts(T0));
+    assert_eq!(
+        created["activation"],
+        json!({"all_sites": false, "sites": [], "central_fallback": "never"})
+    );
+
+    // show and list answer the same package.
+    assert_eq!(c.show_package(&id).await.ok(StatusCode::OK), created);
+    assert_eq!(
+        c.list_packages().await.ok(StatusCode::OK),
+        json!([created.clone()])
+    );
+
+    // The signed info, byte for byte.
+    let reply = c.package_info(&id).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.headers.get(CONTENT_TYPE).unwrap(), "application/json");
+    let envelope = reply.body.to_vec();
+    assert_eq!(sha256_hex(&envelope), created["info_sha256"]);
+    let on_disk = std::fs::read(c.dir().join("packages").join(&id).join("info.dsse.json")).unwrap();
+    assert_eq!(envelope, on_disk);
+    let env: Value = serde_json::from_slice(&envelope).unwrap();
+    assert_eq!(env["payloadType"], signing::INFO_PAYLOAD_TYPE);
+    let key = c.trusted_key();
+    assert_eq!(env["signatures"][0]["keyid"], signing::key_id(&key));
+
+    let info = signing::verify_info(&envelope, &[key]).unwrap();
+    assert_eq!(info.id().as_str(), id);
+    assert_eq!(info.name(), "Acme Editor");
+    assert_eq!(info.version(), "2.4.1");
+    assert_eq!(info.priority().get(), 3);
+    assert_eq!(info.os().as_str(), "linux");
+    assert_eq!(info.archive().as_str(), "none");
+    assert_eq!(info.success_exit_codes(), [0, 3010]);
+    assert_eq!(info.issued_at(), ts(T0));
+    let plan = info.plan();
+    assert_eq!(plan.size(), 10_000);
+    assert_eq!(plan.fragment_size(), 4096);
+    assert_eq!(hex::encode(plan.sha256()), sha256_hex(&bytes));
+    assert_eq!(plan.count(), 3);
+    for (i, chunk) in bytes.chunks(4096).enumerate() {
+        assert_eq!(
+            hex::encode(plan.fragments()[i]),
+            sha256_hex(chunk),
+            "fragment {}",
+            i + 1
+        );
+    }
+    // The file itself is kept whole on disk.
+    assert_eq!(
+        std::fs::read(c.dir().join("packages").join(&id).join("data")).unwrap(),
+        bytes
+    );
+    // A key the info was not signed with does not verify it.
+    let other = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+    assert!(signing::verify_info(&envelope, &[other]).is_err());
+}
+
+#[tokio::test]
+async fn a_command_only_package_needs_no_body() {
+    let c = Central::start().await;
+    let created = c
+        .given_package(
+            &[
+                ("name", "flush-dns"),
+                ("version", "1"),
+                ("action", "execute"),
+                ("command", "ipconfig /flushdns && echo $HOME"),
+            ],
+            None,
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        created["action"],
+        json!({"kind": "execute", "command": "ipconfig /flushdns && echo $HOME"})
+    );
+    assert_eq!(created["size"], 0);
+    assert_eq!(created["fragments"], 0);
+    assert_eq!(created["sha256"], sha256_hex(b""));
+    assert_eq!(created["archive"], "none");
+    assert_eq!(created["os"], "any");
+    assert_eq!(created["priority"], 5);
+    assert_eq!(created["fragment_size"], 4 << 20);
+    assert_eq!(created["success_exit_codes"], json!([0]));
+
+    let envelope = c.package_info(id).await.body;
+    assert_eq!(sha256_hex(&envelope), created["info_sha256"]);
+    let info = signing::verify_info(&envelope, &[c.trusted_key()]).unwrap();
+    assert_eq!(info.plan().count(), 0);
+    assert_eq!(info.plan().size(), 0);
+
+    // A store package needs a path, and gets one.
+    let stored = c
+        .given_package(
+            &[
+                ("name", "wallpaper"),
+                ("version", "1"),
+                ("action", "store"),
+                ("path", "/srv/wallpapers"),
+            ],
+            Some(b"not really a jpeg"),
+        )
+        .await;
+    assert_eq!(
+        stored["action"],
+        json!({"kind": "store", "path": "/srv/wallpapers"})
+    );
+}
+
+#[tokio::test]
+async fn the_archive_kind_is_recognised_from_the_first_bytes() {
+    let c = Central::start().await;
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.extend(data(100));
+    let mut gz = vec![0x1f, 0x8b, 0x08];
+    gz.extend(data(100));
+    let z = c.given_package(&launch_params("z", &[]), Some(&zip)).await;
+    assert_eq!(z["archive"], "zip");
+    let g = c.given_package(&launch_params("g", &[]), Some(&gz)).await;
+    assert_eq!(g["archive"], "tar.gz");
+    let n = c
+        .given_package(&launch_params("n", &[]), Some(&data(100)))
+        .await;
+    assert_eq!(n["archive"], "none");
+    // An explicit archive wins over the bytes.
+    let e = c
+        .given_package(&launch_params("e", &[("archive", "none")]), Some(&zip))
+        .await;
+    assert_eq!(e["archive"], "none");
+}
+
+#[tokio::test]
+async fn bad_upload_parameters_name_the_field() {
+    let c = Central::start().await;
+    // (parameter, value, what the error must name)
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("priority", "11", &["priority", "11"]),
+        ("priority", "-1", &["priority"]),
+        ("priority", "high", &["priority", "high"]),
+        ("action", "install", &["action", "install"]),
+        ("fragment_size", "0", &["fragment_size"]),
+        ("fragment_size", "2GiB", &["fragment_size"]),
+        ("fragment_size", "lots", &["fragment_size"]),
+        ("os", "beos", &["os", "beos"]),
+        ("archive", "rar", &["archive", "rar"]),
+        ("success_exit_codes", "0,ok", &["success_exit_codes", "ok"]),
+        ("colour", "red", &["colour"]),
+    ];
+    for &(key, value, words) in cases {
+        let reply = c
+            .upload(
+                &launch_params("app", &[(key, value)]),
+                Some(Body::from(data(10))),
+            )
+            .await;
+        reply.err_naming(StatusCode::BAD_REQUEST, words);
+    }
+
+    // Missing parameters.
+    let missing: &[(&Query, &str)] = &[
+        (
+            &[("version", "1"), ("action", "execute"), ("command", "x")],
+            "name",
+        ),
+        (
+            &[("name", "a"), ("action", "execute"), ("command", "x")],
+            "version",
+        ),
+        (
+            &[("name", "a"), ("version", "1"), ("command", "x")],
+            "action",
+        ),
+        (
+            &[("name", "a"), ("version", "1"), ("action", "launch")],
+            "command",
+        ),
+        (
+            &[("name", "a"), ("version", "1"), ("action", "execute")],
+            "command",
+        ),
+        (
+            &[("name", "a"), ("version", "1"), ("action", "store")],
+            "path",
+        ),
+    ];
+    for (params, field) in missing {
+        c.upload(params, Some(Body::from(data(10))))
+            .await
+            .err_naming(StatusCode::BAD_REQUEST, &[*field]);
+    }
+    c.upload(
+        &launch_params("app", &[("command", "   ")]),
+        Some(Body::from(data(10))),
+    )
+    .await
+    .err_naming(StatusCode::BAD_REQUEST, &["command"]);
+
+    // launch runs a file of the package, and an archive needs one.
+    c.upload(&launch_params("app", &[]), None)
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["action"]);
+    c.upload(
+        &[
+            ("name", "a"),
+            ("version", "1"),
+            ("action", "execute"),
+            ("command", "x"),
+            ("archive", "zip"),
+        ],
+        None,
+    )
+    .await
+    .err_naming(StatusCode::BAD_REQUEST, &["archive"]);
+
+    // Nothing was kept, not even a temporary file.
+    assert_eq!(c.list_packages().await.ok(StatusCode::OK), json!([]));
+    let tmp: Vec<_> = std::fs::read_dir(c.dir().join("packages/tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(c.dir().join("packages"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "tmp")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn a_duplicate_name_and_version_is_a_conflict() {
+    let c = Central::start().await;
+    let first = c
+        .given_package(&launch_params("app", &[]), Some(&data(10)))
+        .await;
+    c.upload(&launch_params("app", &[]), Some(Body::from(data(20))))
+        .await
+        .err_naming(StatusCode::CONFLICT, &["app", "1.0"]);
+    // Another version of the same name is fine.
+    let second = c
+        .given_package(
+            &launch_params("app", &[("version", "1.1")]),
+            Some(&data(20)),
+        )
+        .await;
+    assert_ne!(first["id"], second["id"]);
+    let list = c.list_packages().await.ok(StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(
+        c.show_package(first["id"].as_str().unwrap())
+            .await
+            .ok(StatusCode::OK),
+        first
+    );
+}
+
+#[tokio::test]
+async fn an_upload_over_the_size_limit_is_413_and_leaves_nothing() {
+    let c = Central::start_with_config(|toml| {
+        let mut replaced = false;
+        let out: Vec<String> = toml
+            .lines()
+            .map(|l| {
+                if l.starts_with("max_package_size") {
+                    replaced = true;
+                    "max_package_size = \"1KiB\"".to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        assert!(replaced, "no max_package_size in {toml}");
+        out.join("\n")
+    })
+    .await;
+    c.upload(&launch_params("big", &[]), Some(chunked(&data(5000), 700)))
+        .await
+        .err_naming(StatusCode::PAYLOAD_TOO_LARGE, &["1024"]);
+    assert_eq!(c.list_packages().await.ok(StatusCode::OK), json!([]));
+    // The name and version are still free.
+    let ok = c
+        .given_package(&launch_params("big", &[]), Some(&data(1024)))
+        .await;
+    assert_eq!(ok["size"], 1024);
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_is_refused_and_leaves_nothing() {
+    let c = Central::start().await;
+    let parts: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(data(3000)),
+        Err(std::io::Error::other("connection reset")),
+    ];
+    let body = Body::from_stream(futures_util::stream::iter(parts));
+    c.upload(&launch_params("app", &[]), Some(body))
+        .await
+        .err(StatusCode::BAD_REQUEST);
+    assert_eq!(c.list_packages().await.ok(StatusCode::OK), json!([]));
+    c.given_package(&launch_params("app", &[]), Some(&data(3000)))
+        .await;
+}
+
+#[tokio::test]
+async fn a_deleted_package_is_gone_with_its_assignments() {
+    let c = Central::start().await;
+    let pkg = c
+        .given_package(&launch_params("app", &[]), Some(&data(100)))
+        .await;
+    let id = pkg["id"].as_str().unwrap().to_owned();
+    let agent = c.given_agent("pc1", &["10.1.0.5"]).await;
+    c.assign(&id, json!({"all": true})).await.ok(StatusCode::OK);
+
+    let reply = c.delete_package(&id).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    assert!(reply.body.is_empty());
+
+    c.show_package(&id)
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[&id]);
+    c.package_info(&id)
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[&id]);
+    c.admin_get(&format!("/api/v1/packages/{id}/stats"))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[&id]);
+    c.delete_package(&id)
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[&id]);
+    assert_eq!(c.list_packages().await.ok(StatusCode::OK), json!([]));
+    assert!(!c.dir().join("packages").join(&id).exists());
+
+    // The agent is no longer handed it, nor served it.
+    let poll = c.poll(&agent, &[]).await.ok(StatusCode::OK);
+    assert_eq!(poll["packages"], json!([]));
+    c.agent_info(&agent, &id).await.err(StatusCode::NOT_FOUND);
+
+    // The name and version can be used again.
+    let again = c
+        .given_package(&launch_params("app", &[]), Some(&data(100)))
+        .await;
+    assert_ne!(again["id"], pkg["id"]);
+}
+
+// ---------------------------------------------------------------------------
+// Activations and assignments
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn activations_add_sites_or_all_sites_and_set_the_fallback() {
+    let c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    c.given_site("lyon", &[]).await;
+    let pkg = c.given_command_package("app", "5").await;
+    let id = pkg["id"].as_str().unwrap();
+
+    let p = c
+        .activate(id, json!({"sites": ["paris"]}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(p["id"], id);
+    assert_eq!(
+        p["activation"],
+        json!({"all_sites": false, "sites": ["paris"], "central_fallback": "never"})
+    );
+    // A second activation adds sites; the fallback can be set with it.
+    let p = c
+        .activate(
+            id,
+            json!({"sites": ["lyon", "paris"], "fallback": "always"}),
+        )
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(
+        p["activation"],
+        json!({"all_sites": false, "sites": ["lyon", "paris"], "central_fallback": "always"})
+    );
+    let p = c
+        .activate(id, json!({"all_sites": true, "fallback": "after:2h"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(p["activation"]["all_sites"], true);
+    assert_eq!(p["activation"]["central_fallback"], "after:2h");
+    assert_eq!(c.show_package(id).await.ok(StatusCode::OK), p);
+
+    // Errors.
+    c.activate(id, json!({"sites": ["mars"]}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["mars"]);
+    c.activate(id, json!({"sites": ["paris"], "fallback": "sometimes"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["fallback", "sometimes"]);
+    c.activate(id, json!({"sites": ["paris"], "all_sites": true}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["sites"]);
+    c.activate(id, json!({"sites": []}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["sites"]);
+    c.activate(id, json!({}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["sites"]);
+    c.activate(id, json!({"sites": "paris"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["sites"]);
+    c.activate(id, json!({"all_sites": "yes"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["all_sites"]);
+    c.activate("no-such-package", json!({"all_sites": true}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["no-such-package"]);
+    // Failed requests changed nothing.
+    assert_eq!(c.show_package(id).await.ok(StatusCode::OK), p);
+}
+
+#[tokio::test]
+async fn assignments_by_computer_subnet_or_all_start_waiting_for_notification() {
+    let c = Central::start().await;
+    let pkg = c.given_command_package("app", "5").await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let b = c.given_agent("pc-b", &["10.1.0.6", "192.168.1.6"]).await;
+    let d = c.given_agent("pc-d", &["10.2.0.5"]).await;
+
+    let r = c
+        .assign(id, json!({"computers": [a.id, a.id]}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(r["package_id"], id);
+    assert_eq!(ids(&r["assigned"]), sorted(&[&a.id]));
+    assert_eq!(r["unchanged"], json!([]));
+
+    let r = c
+        .assign(id, json!({"subnet": "10.1.0.0/16"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(ids(&r["assigned"]), sorted(&[&b.id]));
+    assert_eq!(ids(&r["unchanged"]), sorted(&[&a.id]));
+
+    let r = c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    assert_eq!(ids(&r["assigned"]), sorted(&[&d.id]));
+    assert_eq!(ids(&r["unchanged"]), sorted(&[&a.id, &b.id]));
+
+    // A subnet with nobody in it assigns nobody.
+    let r = c
+        .assign(id, json!({"subnet": "172.16.0.0/12"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(r["assigned"], json!([]));
+    assert_eq!(r["unchanged"], json!([]));
+
+    let stats = c.stats(id).await;
+    assert_eq!(stats["counts"], json!({"WAITING_NOTIFICATION": 3}));
+    let computers = stats["computers"].as_array().unwrap();
+    assert_eq!(computers.len(), 3);
+    for s in computers {
+        assert_eq!(s["status"], "WAITING_NOTIFICATION");
+        assert_eq!(s["exit_code"], Value::Null);
+        assert_eq!(s["output"], Value::Null);
+        assert_eq!(time_of(&s["updated_at"]), ts(T0));
+    }
+    let b_stat = c.stat_of(id, &b).await;
+    assert_eq!(b_stat["hostname"], "pc-b");
+}
+
+#[tokio::test]
+async fn bad_assignments_name_the_field() {
+    let c = Central::start().await;
+    let pkg = c.given_command_package("app", "5").await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+
+    c.assign(id, json!({"subnet": "10.0.0.0/33"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["subnet", "10.0.0.0/33"]);
+    c.assign(id, json!({"computers": [a.id, "pc-nobody-000000"]}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["pc-nobody-000000"]);
+    c.assign(id, json!({"computers": []}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["computers"]);
+    c.assign(id, json!({"computers": [a.id], "all": true}))
+        .await
+        .err(StatusCode::BAD_REQUEST);
+    c.assign(id, json!({"all": true, "subnet": "10.0.0.0/8"}))
+        .await
+        .err(StatusCode::BAD_REQUEST);
+    c.assign(id, json!({})).await.err(StatusCode::BAD_REQUEST);
+    c.assign(id, json!({"all": "yes"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["all"]);
+    c.assign(id, json!({"computers": a.id}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["computers"]);
+    c.assign("no-such-package", json!({"all": true}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["no-such-package"]);
+    // Nothing was assigned by the failed requests.
+    assert_eq!(c.stats(id).await["computers"], json!([]));
+}
+
+#[tokio::test]
+async fn reassigning_leaves_deployments_under_way_and_restarts_finished_ones() {
+    let c = Central::start().await;
+    let pkg = c.given_command_package("app", "5").await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let b = c.given_agent("pc-b", &["10.1.0.6"]).await;
+    c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+
+    // Waiting and notified assignments are under way.
+    c.poll(&a, &[]).await.ok(StatusCode::OK);
+    let r = c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    assert_eq!(r["assigned"], json!([]));
+    assert_eq!(ids(&r["unchanged"]), sorted(&[&a.id, &b.id]));
+    assert_eq!(c.stat_of(id, &a).await["status"], "NOTIFIED");
+    assert_eq!(c.stat_of(id, &b).await["status"], "WAITING_NOTIFICATION");
+
+    // So is a download.
+    c.report(&a, id, json!({"code": "DOWNLOADING", "fragments_done": 0}))
+        .await
+        .ok(StatusCode::OK);
+    let r = c
+        .assign(id, json!({"computers": [a.id]}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(ids(&r["unchanged"]), sorted(&[&a.id]));
+    assert_eq!(c.stat_of(id, &a).await["status"], "DOWNLOADING");
+
+    // A finished one (success or failure) starts over.
+    c.report(
+        &a,
+        id,
+        json!({"code": "SUCCESS", "exit_code": 0, "output": "done"}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    c.poll(&b, &[]).await.ok(StatusCode::OK);
+    c.report(
+        &b,
+        id,
+        json!({"code": "ERR_EXECUTE", "output": "sh: not found"}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(
+        c.poll(&a, &[]).await.ok(StatusCode::OK)["packages"],
+        json!([])
+    );
+    c.set_time(T1);
+    let r = c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    assert_eq!(ids(&r["assigned"]), sorted(&[&a.id, &b.id]));
+    assert_eq!(r["unchanged"], json!([]));
+    let stats = c.stats(id).await;
+    assert_eq!(stats["counts"], json!({"WAITING_NOTIFICATION": 2}));
+    for s in stats["computers"].as_array().unwrap() {
+        assert_eq!(s["exit_code"], Value::Null, "{s}");
+        assert_eq!(s["output"], Value::Null, "{s}");
+        assert_eq!(time_of(&s["updated_at"]), ts(T1));
+    }
+    let poll = c.poll(&a, &[]).await.ok(StatusCode::OK);
+    assert_eq!(poll["packages"][0]["id"], id);
+}
+
+// ---------------------------------------------------------------------------
+// Agents: enrollment, polling, downloads, reports
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_agent_enrolls_with_the_enroll_token_and_is_listed() {
+    let c = Central::start().await;
+    assert_eq!(c.list_computers().await.ok(StatusCode::OK), json!([]));
+    let reply = c
+        .enroll(json!({
+            "enroll_token": c.enroll_token,
+            "hostname": "WS-042.corp.example",
+            "os": "windows",
+            "addresses": ["10.1.0.42", "fe80::1"],
+        }))
+        .await
+        .ok(StatusCode::CREATED);
+    let id = reply["computer_id"].as_str().unwrap();
+    assert!(id.starts_with("ws-042.corp.example-"), "{id}");
+    let token = reply["token"].as_str().unwrap();
+    assert_eq!(token.len(), 64);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    let key = c.trusted_key();
+    let pem = std::fs::read_to_string(c.dir().join("keys/signing.pub")).unwrap();
+    assert_eq!(
+        reply["signing_keys"],
+        json!([{"keyid": signing::key_id(&key), "pem": pem}])
+    );
+
+    let computers = c.list_computers().await.ok(StatusCode::OK);
+    assert_eq!(computers.as_array().unwrap().len(), 1);
+    let pc = &computers[0];
+    assert_eq!(pc["id"], id);
+    assert_eq!(pc["hostname"], "WS-042.corp.example");
+    assert_eq!(pc["os"], "windows");
+    assert_eq!(pc["addresses"], json!(["10.1.0.42", "fe80::1"]));
+    assert_eq!(time_of(&pc["last_seen"]), ts(T0));
+
+    // The token works on agent routes.
+    let agent = Agent {
+        id: id.to_owned(),
+        token: token.to_owned(),
+    };
+    c.poll(&agent, &[]).await.ok(StatusCode::OK);
+    // Two enrollments of one host name are two computers.
+    let twin = c.given_agent("WS-042.corp.example", &[]).await;
+    assert_ne!(twin.id, agent.id);
+}
+
+#[tokio::test]
+async fn bad_enrollments_are_refused() {
+    let c = Central::start().await;
+    let good = json!({
+        "enroll_token": c.enroll_token,
+        "hostname": "pc1",
+        "os": "linux",
+        "addresses": ["10.1.0.5"],
+    });
+    let with = |field: &str, value: Value| {
+        let mut v = good.clone();
+        v[field] = value;
+        v
+    };
+    c.enroll(with("enroll_token", json!("0".repeat(64))))
+        .await
+        .err_naming(StatusCode::UNAUTHORIZED, &["enroll_token"]);
+    c.enroll(with("enroll_token", json!(c.admin)))
+        .await
+        .err_naming(StatusCode::UNAUTHORIZED, &["enroll_token"]);
+    c.enroll(with("enroll_token", json!(5)))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["enroll_token"]);
+    c.enroll(with("addresses", json!(["10.1.0.300"])))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["addresses", "10.1.0.300"]);
+    c.enroll(with("addresses", json!(["10.1.0.0/16"])))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["addresses", "10.1.0.0/16"]);
+    c.enroll(with("addresses", json!("10.1.0.5")))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["addresses"]);
+    c.enroll(with("hostname", json!("")))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["hostname"]);
+    c.enroll(with("hostname", json!(5)))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["hostname"]);
+    c.enroll(with("os", json!("   ")))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["os"]);
+    c.enroll(json!({"enroll_token": c.enroll_token, "os": "linux"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["hostname"]);
+    assert_eq!(c.list_computers().await.ok(StatusCode::OK), json!([]));
+}
+
+#[tokio::test]
+async fn a_poll_notifies_waiting_assignments_in_priority_order() {
+    let c = Central::start().await;
+    let late = c.given_command_package("late", "7").await;
+    let urgent = c.given_command_package("urgent", "0").await;
+    let other = c.given_command_package("other", "3").await;
+    let agent = c.given_agent("pc1", &["10.1.0.5"]).await;
+    let idle = c.given_agent("pc2", &["10.1.0.6"]).await;
+    // A relay serves the agent's subnet, but holds nothing yet.
+    c.given_site("paris", &["10.1.0.0/16"]).await;
+    c.given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.2:8080")
+        .await;
+    for p in [&late, &urgent] {
+        let id = p["id"].as_str().unwrap();
+        c.assign(id, json!({"computers": [agent.id]}))
+            .await
+            .ok(StatusCode::OK);
+    }
+    c.assign(
+        other["id"].as_str().unwrap(),
+        json!({"computers": [idle.id]}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    c.activate(
+        urgent["id"].as_str().unwrap(),
+        json!({"all_sites": true, "fallback": "always"}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let late_id = late["id"].as_str().unwrap();
+    assert_eq!(
+        c.stats(late_id).await["counts"],
+        json!({"WAITING_NOTIFICATION": 1})
+    );
+
+    c.set_time(T1);
+    let poll = c
+        .poll(&agent, &["10.1.0.5", "10.7.0.5"])
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(poll["poll_interval_s"], 60);
+    // Priority 0 first; no relay holds anything yet.
+    assert_eq!(
+        poll["packages"],
+        json!([
+            {
+                "id": urgent["id"],
+                "priority": 0,
+                "info_sha256": urgent["info_sha256"],
+                "relays": [],
+                "central_fallback": "always",
+            },
+            {
+                "id": late["id"],
+                "priority": 7,
+                "info_sha256": late["info_sha256"],
+                "relays": [],
+                "central_fallback": "never",
+            },
+        ])
+    );
+
+    // The assignments are now NOTIFIED, as of the poll.
+    let stats = c.stats(late_id).await;
+    assert_eq!(stats["counts"], json!({"NOTIFIED": 1}));
+    assert_eq!(time_of(&stats["computers"][0]["updated_at"]), ts(T1));
+    assert_eq!(
+        c.stats(urgent["id"].as_str().unwrap()).await["counts"],
+        json!({"NOTIFIED": 1})
+    );
+    // The other computer's assignment is untouched.
+    assert_eq!(
+        c.stats(other["id"].as_str().unwrap()).await["counts"],
+        json!({"WAITING_NOTIFICATION": 1})
+    );
+
+    // The poll is the computer's last contact, with the addresses it reported.
+    let computers = c.list_computers().await.ok(StatusCode::OK);
+    let pc = computers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == agent.id.as_str())
+        .unwrap();
+    assert_eq!(time_of(&pc["last_seen"]), ts(T1));
+    assert_eq!(pc["addresses"], json!(["10.1.0.5", "10.7.0.5"]));
+
+    // Notified packages are still handed out until they are finished.
+    let again = c.poll(&agent, &[]).await.ok(StatusCode::OK);
+    assert_eq!(again["packages"], poll["packages"]);
+    assert_eq!(c.stats(late_id).await["counts"], json!({"NOTIFIED": 1}));
+
+    c.poll(&agent, &["10.1.0.999"])
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["addresses", "10.1.0.999"]);
+    c.send_json(
+        Method::POST,
+        "/api/v1/agent/poll",
+        Some(agent.token.as_str()),
+        &json!({"addresses": "10.1.0.5"}),
+    )
+    .await
+    .err_naming(StatusCode::BAD_REQUEST, &["addresses"]);
+}
+
+#[tokio::test]
+async fn an_agent_downloads_the_info_and_fragments_of_its_packages() {
+    let c = Central::start().await;
+    let bytes = data(10_000);
+    let pkg = c
+        .given_package(
+            &launch_params("app", &[("fragment_size", "4KiB")]),
+            Some(&bytes),
+        )
+        .await;
+    let id = pkg["id"].as_str().unwrap();
+    let agent = c.given_agent("pc1", &["10.1.0.5"]).await;
+    let stranger = c.given_agent("pc2", &["10.1.0.6"]).await;
+    c.assign(id, json!({"computers": [agent.id]}))
+        .await
+        .ok(StatusCode::OK);
+
+    let info = c.agent_info(&agent, id).await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.text());
+    assert_eq!(info.body, c.package_info(id).await.body);
+    assert_eq!(sha256_hex(&info.body), pkg["info_sha256"]);
+    signing::verify_info(&info.body, &[c.trusted_key()]).unwrap();
+
+    for (i, chunk) in bytes.chunks(4096).enumerate() {
+        let n = (i + 1).to_string();
+        let f = c.agent_fragment(&agent, id, &n).await;
+        assert_eq!(f.status, StatusCode::OK, "fragment {n}: {}", f.text());
+        assert_eq!(
+            f.headers.get(CONTENT_LENGTH).unwrap(),
+            &chunk.len().to_string()
+        );
+        assert_eq!(
+            f.headers.get(CONTENT_TYPE).unwrap(),
+            "application/octet-stream"
+        );
+        assert_eq!(f.body.as_ref(), chunk, "fragment {n}");
+    }
+    for n in ["0", "4", "4294967295", "4294967296", "-1", "one"] {
+        c.agent_fragment(&agent, id, n)
+            .await
+            .err_naming(StatusCode::NOT_FOUND, &["fragment"]);
+    }
+
+    // Central serves packages only to the computers they are assigned to.
+    c.agent_info(&stranger, id)
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[id]);
+    c.agent_fragment(&stranger, id, "1")
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[id]);
+    c.report(&stranger, id, json!({"code": "SUCCESS", "exit_code": 0}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[id]);
+    assert_eq!(c.stats(id).await["computers"].as_array().unwrap().len(), 1);
+
+    // Unknown packages.
+    c.agent_info(&agent, "no-such-package")
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["no-such-package"]);
+    c.agent_fragment(&agent, "no-such-package", "1")
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["no-such-package"]);
+}
+
+#[tokio::test]
+async fn status_reports_update_the_stats() {
+    let c = Central::start().await;
+    let pkg = c
+        .given_package(&launch_params("app", &[]), Some(&data(100)))
+        .await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let b = c.given_agent("pc-b", &["10.1.0.6"]).await;
+    c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    c.poll(&a, &[]).await.ok(StatusCode::OK);
+    c.poll(&b, &[]).await.ok(StatusCode::OK);
+
+    c.set_time(T1);
+    let reply = c
+        .report(&a, id, json!({"code": "DOWNLOADING", "fragments_done": 1}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(reply["computer_id"], a.id.as_str());
+    assert_eq!(reply["hostname"], "pc-a");
+    assert_eq!(reply["status"], "DOWNLOADING");
+    assert_eq!(reply["fragments_done"], 1);
+    assert_eq!(time_of(&reply["updated_at"]), ts(T1));
+    assert_eq!(
+        c.stats(id).await["counts"],
+        json!({"NOTIFIED": 1, "DOWNLOADING": 1})
+    );
+
+    // Only the last 4 KiB of the output are kept.
+    let mut output = "x".repeat(1000);
+    output.push_str(&"0123456789abcdef".repeat(256));
+    let reply = c
+        .report(
+            &a,
+            id,
+            json!({"code": "ERR_EXIT_CODE", "exit_code": 3, "output": output}),
+        )
+        .await
+        .ok(StatusCode::OK);
+    let kept = reply["output"].as_str().unwrap();
+    assert_eq!(kept.len(), 4096);
+    assert_eq!(kept, &output[output.len() - 4096..]);
+
+    c.report(
+        &b,
+        id,
+        json!({"code": "SUCCESS", "exit_code": 0, "output": "installed\n"}),
+    )
+    .await
+    .ok(StatusCode::OK);
+
+    let stats = c.stats(id).await;
+    assert_eq!(stats["package_id"], id);
+    assert_eq!(stats["counts"], json!({"ERR_EXIT_CODE": 1, "SUCCESS": 1}));
+    let sa = c.stat_of(id, &a).await;
+    assert_eq!(sa["hostname"], "pc-a");
+    assert_eq!(sa["status"], "ERR_EXIT_CODE");
+    assert_eq!(sa["exit_code"], 3);
+    assert_eq!(sa["output"].as_str().unwrap(), kept);
+    assert_eq!(time_of(&sa["updated_at"]), ts(T1));
+    let sb = c.stat_of(id, &b).await;
+    assert_eq!(sb["status"], "SUCCESS");
+    assert_eq!(sb["exit_code"], 0);
+    assert_eq!(sb["output"], "installed\n");
+
+    // Finished packages are no longer handed out.
+    assert_eq!(
+        c.poll(&a, &[]).await.ok(StatusCode::OK)["packages"],
+        json!([])
+    );
+    assert_eq!(
+        c.poll(&b, &[]).await.ok(StatusCode::OK)["packages"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn the_output_tail_is_cut_at_a_character_boundary() {
+    let c = Central::start().await;
+    let pkg = c.given_command_package("app", "5").await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &[]).await;
+    c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    // 2 100 two-byte characters then one byte: the last 4096 bytes start inside a character.
+    let mut output = "é".repeat(2100);
+    output.push('!');
+    let reply = c
+        .report(&a, id, json!({"code": "ERR_EXECUTE", "output": output}))
+        .await
+        .ok(StatusCode::OK);
+    let kept = reply["output"].as_str().unwrap();
+    assert_eq!(kept.len(), 4095);
+    assert!(output.ends_with(kept));
+}
+
+#[tokio::test]
+async fn bad_status_reports_name_the_code() {
+    let c = Central::start().await;
+    let pkg = c.given_command_package("app", "5").await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &[]).await;
+    c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    c.poll(&a, &[]).await.ok(StatusCode::OK);
+
+    c.report(&a, id, json!({"code": "WAITING_NOTIFICATION"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["code", "WAITING_NOTIFICATION"]);
+    c.report(&a, id, json!({"code": "NOTIFIED"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["code", "NOTIFIED"]);
+    c.report(&a, id, json!({"code": "FINISHED"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["code", "FINISHED"]);
+    c.report(&a, id, json!({"code": "success"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["code"]);
+    c.report(&a, id, json!({"exit_code": 0}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["code"]);
+    c.report(&a, id, json!({"code": "SUCCESS", "exit_code": "zero"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["exit_code"]);
+    c.report(&a, id, json!({"code": "DOWNLOADING", "fragments_done": -1}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["fragments_done"]);
+    // None of them changed anything.
+    assert_eq!(c.stats(id).await["counts"], json!({"NOTIFIED": 1}));
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------
+
+/// Every admin route, with ids that exist.
+fn admin_routes(package: &str, relay: &str) -> Vec<(Method, String)> {
+    vec![
+        (Method::POST, "/api/v1/sites".into()),
+        (Method::GET, "/api/v1/sites".into()),
+        (Method::POST, "/api/v1/relays".into()),
+        (Method::GET, "/api/v1/relays".into()),
+        (Method::DELETE, format!("/api/v1/relays/{relay}")),
+        (
+            Method::POST,
+            "/api/v1/packages?name=x&version=1&action=execute&command=x".into(),
+        ),
+        (Method::GET, "/api/v1/packages".into()),
+        (Method::GET, format!("/api/v1/packages/{package}")),
+        (Method::DELETE, format!("/api/v1/packages/{package}")),
+        (Method::GET, format!("/api/v1/packages/{package}/info")),
+        (
+            Method::POST,
+            format!("/api/v1/packages/{package}/activations"),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/packages/{package}/assignments"),
+        ),
+        (Method::GET, format!("/api/v1/packages/{package}/stats")),
+        (Method::GET, "/api/v1/computers".into()),
+    ]
+}
+
+/// Every agent route (enroll takes its token in the body).
+fn agent_routes(package: &str) -> Vec<(Method, String)> {
+    vec![
+        (Method::POST, "/api/v1/agent/poll".into()),
+        (
+            Method::GET,
+            format!("/api/v1/agent/packages/{package}/info"),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/agent/packages/{package}/fragments/1"),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/agent/packages/{package}/status"),
+        ),
+    ]
+}
+
+/// A plausible body for a route, so only the token can be wrong.
+fn body_for(method: &Method, path: &str) -> Body {
+    if *method != Method::POST || path.contains("/api/v1/packages?") {
+        return Body::empty();
+    }
+    let v = if path.ends_with("/sites") {
+        json!({"name": "x"})
+    } else if path.ends_with("/relays") {
+        json!({"site": "paris", "subnets": ["10.0.0.0/8"], "url": "http://r"})
+    } else if path.ends_with("/activations") {
+        json!({"all_sites": true})
+    } else if path.ends_with("/assignments") {
+        json!({"all": true})
+    } else if path.ends_with("/status") {
+        json!({"code": "SUCCESS"})
+    } else {
+        json!({"addresses": []})
+    };
+    Body::from(v.to_string())
+}
+
+#[tokio::test]
+async fn routes_refuse_missing_malformed_unknown_and_misplaced_tokens() {
+    let c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    let (relay, relay_token) = c.given_relay("paris", &["10.1.0.0/16"], "http://r").await;
+    let pkg = c
+        .given_package(&launch_params("app", &[]), Some(&data(10)))
+        .await;
+    let pid = pkg["id"].as_str().unwrap().to_owned();
+    let agent = c.given_agent("pc1", &["10.1.0.5"]).await;
+    c.assign(&pid, json!({"all": true}))
+        .await
+        .ok(StatusCode::OK);
+
+    let unknown = "f".repeat(64);
+    let mut all = admin_routes(&pid, &relay);
+    all.extend(agent_routes(&pid));
+    for (method, path) in &all {
+        // No Authorization header.
+        let r = c
+            .send(method.clone(), path, None, body_for(method, path))
+            .await;
+        r.err_naming(StatusCode::UNAUTHORIZED, &["Authorization"]);
+        // Malformed headers.
+        for header in [
+            format!("Basic {}", c.admin),
+            c.admin.clone(),
+            "Bearer ".to_owned(),
+            "Bearer    ".to_owned(),
+        ] {
+            let req = Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header(AUTHORIZATION, header.as_str())
+                .body(body_for(method, path))
+                .unwrap();
+            c.call(req)
+                .await
+                .err_naming(StatusCode::UNAUTHORIZED, &["Bearer"]);
+        }
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(AUTHORIZATION, b"Bearer \xff\xfe".as_slice())
+            .body(body_for(method, path))
+            .unwrap();
+        c.call(req).await.err(StatusCode::UNAUTHORIZED);
+        // A well-formed token nobody holds.
+        c.send(
+            method.clone(),
+            path,
+            Some(unknown.as_str()),
+            body_for(method, path),
+        )
+        .await
+        .err_naming(StatusCode::UNAUTHORIZED, &["token"]);
+    }
+
+    for (method, path) in admin_routes(&pid, &relay) {
+        for token in [agent.token.as_str(), relay_token.as_str()] {
+            c.send(method.clone(), &path, Some(token), body_for(&method, &path))
+                .await
+                .err_naming(StatusCode::FORBIDDEN, &["admin"]);
+        }
+    }
+    for (method, path) in agent_routes(&pid) {
+        for token in [c.admin.as_str(), relay_token.as_str()] {
+            c.send(method.clone(), &path, Some(token), body_for(&method, &path))
+                .await
+                .err_naming(StatusCode::FORBIDDEN, &["agent"]);
+        }
+    }
+
+    // None of the refused requests did anything.
+    assert_eq!(
+        c.list_sites()
+            .await
+            .ok(StatusCode::OK)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        c.list_relays()
+            .await
+            .ok(StatusCode::OK)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(c.list_packages().await.ok(StatusCode::OK), json!([pkg]));
+    assert_eq!(
+        c.stats(&pid).await["counts"],
+        json!({"WAITING_NOTIFICATION": 1})
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Not found, body limits
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_things_are_404_with_a_json_error() {
+    let c = Central::start().await;
+    for path in [
+        "/api/v1/nothing",
+        "/",
+        "/api/v2/sites",
+        "/api/v1/packages/x/y/z",
+    ] {
+        c.admin_get(path)
+            .await
+            .err_naming(StatusCode::NOT_FOUND, &[path]);
+    }
+    for id in ["no-such-package", "Not%20An%20Id"] {
+        c.show_package(id).await.err(StatusCode::NOT_FOUND);
+        c.package_info(id).await.err(StatusCode::NOT_FOUND);
+        c.delete_package(id).await.err(StatusCode::NOT_FOUND);
+        c.admin_get(&format!("/api/v1/packages/{id}/stats"))
+            .await
+            .err(StatusCode::NOT_FOUND);
+    }
+    c.show_package("no-such-package")
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["package", "no-such-package"]);
+    c.delete_relay("relay-gone-abcdef")
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["relay", "relay-gone-abcdef"]);
+    c.given_site("paris", &[]).await;
+    let pkg = c.given_command_package("app", "5").await;
+    c.assign(
+        pkg["id"].as_str().unwrap(),
+        json!({"computers": ["pc-gone"]}),
+    )
+    .await
+    .err_naming(StatusCode::NOT_FOUND, &["computer", "pc-gone"]);
+    c.activate(pkg["id"].as_str().unwrap(), json!({"sites": ["gone"]}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["site", "gone"]);
+    c.add_relay(json!({"site": "gone", "subnets": ["10.0.0.0/8"], "url": "http://r"}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["site", "gone"]);
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_route_is_a_json_error() {
+    let c = Central::start().await;
+    for (method, path) in [
+        (Method::PUT, "/api/v1/sites"),
+        (Method::DELETE, "/api/v1/sites"),
+        (Method::GET, "/api/v1/agent/poll"),
+    ] {
+        c.send(method, path, Some(c.admin.as_str()), Body::empty())
+            .await
+            .err_naming(StatusCode::METHOD_NOT_ALLOWED, &[path]);
+    }
+}
+
+#[tokio::test]
+async fn a_json_body_over_64_kib_is_413() {
+    let c = Central::start().await;
+    // Exactly the limit is accepted...
+    let small = json!({"name": "paris", "subnets": []}).to_string();
+    let mut at_limit = small.clone();
+    at_limit.push_str(&" ".repeat((64 << 10) - small.len()));
+    assert_eq!(at_limit.len(), 64 << 10);
+    let r = c
+        .send(
+            Method::POST,
+            "/api/v1/sites",
+            Some(c.admin.as_str()),
+            Body::from(at_limit),
+        )
+        .await;
+    r.ok(StatusCode::CREATED);
+
+    // ...one byte more is not, whatever the route.
+    let subnets: Vec<String> = (0..5000)
+        .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+        .collect();
+    let big = json!({"name": "lyon", "subnets": subnets}).to_string();
+    assert!(big.len() > 64 << 10);
+    c.send(
+        Method::POST,
+        "/api/v1/sites",
+        Some(c.admin.as_str()),
+        Body::from(big),
+    )
+    .await
+    .err_naming(StatusCode::PAYLOAD_TOO_LARGE, &["65536"]);
+    let mut over = json!({"name": "lyon"}).to_string();
+    over.push_str(&" ".repeat((64 << 10) + 1 - over.len()));
+    c.send(
+        Method::POST,
+        "/api/v1/sites",
+        Some(c.admin.as_str()),
+        Body::from(over),
+    )
+    .await
+    .err(StatusCode::PAYLOAD_TOO_LARGE);
+    // A chunked body with no length announced is counted as it arrives.
+    let mut streamed = json!({"name": "nice"}).to_string();
+    streamed.push_str(&" ".repeat(100_000));
+    c.send(
+        Method::POST,
+        "/api/v1/sites",
+        Some(c.admin.as_str()),
+        chunked(streamed.as_bytes(), 8192),
+    )
+    .await
+    .err(StatusCode::PAYLOAD_TOO_LARGE);
+    let names: Vec<Value> = c
+        .list_sites()
+        .await
+        .ok(StatusCode::OK)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("paris")]);
+
+    // Agent routes have the same limit.
+    let mut enroll = json!({
+        "enroll_token": c.enroll_token, "hostname": "pc", "os": "linux"
+    })
+    .to_string();
+    enroll.push_str(&" ".repeat(70_000));
+    c.send(
+        Method::POST,
+        "/api/v1/agent/enroll",
+        None,
+        Body::from(enroll),
+    )
+    .await
+    .err(StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(c.list_computers().await.ok(StatusCode::OK), json!([]));
+}
+
+// ---------------------------------------------------------------------------
+// Malformed requests that must still answer a JSON error
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_body_with_more_than_one_json_value_is_refused() {
+    let c = Central::start().await;
+    for body in [
+        r#"{"name": "paris"} trailing"#,
+        r#"{"name": "paris"}{"name": "lyon"}"#,
+    ] {
+        c.send(
+            Method::POST,
+            "/api/v1/sites",
+            Some(c.admin.as_str()),
+            Body::from(body),
+        )
+        .await
+        .err(StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(c.list_sites().await.ok(StatusCode::OK), json!([]));
+}
+
+#[tokio::test]
+async fn an_undecodable_path_parameter_is_a_json_error() {
+    let c = Central::start().await;
+    let agent = c.given_agent("pc1", &[]).await;
+    for path in [
+        "/api/v1/packages/%FF",
+        "/api/v1/packages/%FF/info",
+        "/api/v1/packages/%FF/stats",
+    ] {
+        let r = c.admin_get(path).await;
+        assert!(
+            matches!(r.status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST),
+            "{path}: {} {}",
+            r.status,
+            r.text()
+        );
+        r.err(r.status);
+    }
+    let r = c.agent_fragment(&agent, "%FF", "1").await;
+    assert!(
+        matches!(r.status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST),
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    r.err(r.status);
+}
+
+/// Enrollment names a computer `<hostname slug>-<6 random hex digits>`, so two
+/// agents with the same host name (cloned images, "ubuntu", "localhost") draw the
+/// same id once in 16.7 million pairs; among 5 000 such machines that is more
+/// likely than not. The store must refuse the second record rather than replace
+/// the first and hand both agents one identity.
+#[test]
+fn the_store_never_merges_two_computers_that_draw_the_same_id() {
+    use sitecast_central::store::{ComputerRecord, SledStore, Store};
+    use sitecast_central::tokens;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SledStore::open(&tmp.path().join("db")).unwrap();
+    let record = |hostname: &str| ComputerRecord {
+        id: "ubuntu-0a1b2c".parse().unwrap(),
+        hostname: hostname.to_owned(),
+        os: "linux".to_owned(),
+        addresses: vec!["10.1.0.5".parse().unwrap()],
+        enrolled_at: ts(T0),
+        last_seen: Some(ts(T0)),
+    };
+    store
+        .add_computer(&record("first"), tokens::digest("token-of-the-first"))
+        .unwrap();
+    let second = store.add_computer(&record("second"), tokens::digest("token-of-the-second"));
+    assert!(
+        second.is_err(),
+        "a second computer with an existing id was accepted"
+    );
+    let id = record("first").id;
+    assert_eq!(store.computer(&id).unwrap().unwrap().hostname, "first");
+    assert_eq!(store.computers().unwrap().len(), 1);
+    assert!(store
+        .token_owner(tokens::digest("token-of-the-second"))
+        .unwrap()
+        .is_none());
+}

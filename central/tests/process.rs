@@ -1,0 +1,300 @@
+//! Process-level tests of the real `sitecast-central` binary: crash safety under
+//! `kill -9` mid-upload, and flat memory while a 1 GiB package streams in.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use sitecast_common::signing;
+use sitecast_common::wire::Package;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sitecast-central");
+
+/// A running `sitecast-central serve`, killed with SIGKILL when dropped.
+struct Central {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+    http: reqwest::Client,
+    token: String,
+}
+
+fn init(dir: &Path) {
+    let status = Command::new(BIN)
+        .args(["init", "--dir"])
+        .arg(dir)
+        .args([
+            "--api-listen",
+            "127.0.0.1:0",
+            "--quic-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+impl Central {
+    fn start(dir: &Path) -> Central {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--dir"])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        // The first stdout line says where it listens; it is printed once bound.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("sitecast-central: serving ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let ca = std::fs::read(dir.join("tls/ca.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        let token = std::fs::read_to_string(dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Central {
+            child,
+            url,
+            dir: dir.to_owned(),
+            http,
+            token,
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.token)
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.token)
+    }
+
+    async fn upload(&self, name: &str, body: reqwest::Body) -> reqwest::Result<reqwest::Response> {
+        self.post(&format!(
+            "/packages?name={name}&version=1&action=store&path=/opt/{name}&fragment_size=1MiB"
+        ))
+        .body(body)
+        .send()
+        .await
+    }
+
+    async fn packages(&self) -> Vec<Package> {
+        let resp = self.get("/packages").send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// Bytes of unfinished uploads on disk.
+    fn partial_upload_bytes(&self) -> u64 {
+        std::fs::read_dir(self.dir.join("packages/tmp"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.metadata().map_or(0, |m| m.len()))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Checks a package is complete: data, signed info that verifies, digests that match.
+    fn assert_complete(&self, p: &Package, expected: &[u8]) {
+        let public = signing::verifying_key_from_pem(
+            &std::fs::read_to_string(self.dir.join("keys/signing.pub")).unwrap(),
+        )
+        .unwrap();
+        let envelope = std::fs::read(
+            self.dir
+                .join("packages")
+                .join(p.id.as_str())
+                .join("info.dsse.json"),
+        )
+        .unwrap();
+        let info = signing::verify_info(&envelope, &[public]).unwrap();
+        let data =
+            std::fs::read(self.dir.join("packages").join(p.id.as_str()).join("data")).unwrap();
+        assert_eq!(data, expected);
+        assert_eq!(info.plan().size(), expected.len() as u64);
+        for i in 1..=info.plan().count() {
+            let (off, len) = info.plan().range(i).unwrap();
+            info.plan()
+                .verify(i, &data[off as usize..(off + len) as usize])
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Waits for a condition, failing after a deadline (never a fixed sleep).
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_upload_loses_nothing_acknowledged_and_leaves_nothing_partial() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("central");
+    init(&dir);
+    let central = Central::start(&dir);
+
+    // Acknowledged before the crash: a site and a complete package.
+    let resp = central
+        .post("/sites")
+        .json(&serde_json::json!({"name": "paris", "subnets": ["127.1.0.0/16"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let first = pattern(3 << 20, 1);
+    let resp = central.upload("acked", first.clone().into()).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let acked: Package = resp.json().await.unwrap();
+
+    // An upload that sends 8 MiB and then stalls: central has written part of it.
+    let head = futures_util::stream::iter(
+        (0..8).map(|i| Ok::<_, std::io::Error>(bytes::Bytes::from(pattern(1 << 20, i)))),
+    );
+    let body = reqwest::Body::wrap_stream(head.chain(futures_util::stream::pending()));
+    let upload = {
+        let req = central
+            .post("/packages?name=partial&version=1&action=store&path=/opt/p")
+            .body(body);
+        tokio::spawn(async move { req.send().await })
+    };
+    wait_until("part of the upload on disk", || {
+        central.partial_upload_bytes() >= 4 << 20
+    })
+    .await;
+    central.kill();
+    let _ = upload.await;
+
+    let central = Central::start(&dir);
+    let packages = central.packages().await;
+    assert_eq!(packages.len(), 1, "{packages:?}");
+    assert_eq!(packages[0], acked);
+    central.assert_complete(&packages[0], &first);
+    assert_eq!(central.partial_upload_bytes(), 0);
+    let sites: serde_json::Value = central
+        .get("/sites")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sites[0]["name"], "paris");
+
+    // Kill right as a whole body has been sent: the package is complete or absent.
+    let racing = pattern(2 << 20, 9);
+    let req = central
+        .post("/packages?name=racing&version=1&action=store&path=/opt/r")
+        .body(racing.clone());
+    let sent = tokio::spawn(async move { req.send().await });
+    wait_until("the racing upload to start", || {
+        central.partial_upload_bytes() > 0 || sent.is_finished()
+    })
+    .await;
+    central.kill();
+    let _ = sent.await;
+    let central = Central::start(&dir);
+    for p in central.packages().await {
+        if p.name == "racing" {
+            central.assert_complete(&p, &racing);
+        }
+    }
+    assert_eq!(central.partial_upload_bytes(), 0);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("packages"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "tmp")
+        .collect();
+    let known: Vec<String> = central
+        .packages()
+        .await
+        .into_iter()
+        .map(|p| p.id.to_string())
+        .collect();
+    for l in leftovers {
+        assert!(known.contains(&l), "package directory {l} has no metadata");
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploading_1_gib_keeps_peak_rss_under_150_mib() {
+    const GIB: u64 = 1 << 30;
+    const CHUNK: usize = 1 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("central");
+    init(&dir);
+    let central = Central::start(&dir);
+    let chunk = bytes::Bytes::from(pattern(CHUNK, 3));
+    let chunks = (GIB / CHUNK as u64) as usize;
+    let body = futures_util::stream::iter(
+        (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    );
+    let resp = central
+        .upload("big", reqwest::Body::wrap_stream(body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let p: Package = resp.json().await.unwrap();
+    assert_eq!(p.size, GIB);
+    assert_eq!(p.fragments, 1024);
+    let peak = peak_rss_kib(central.pid());
+    eprintln!("central peak RSS after a 1 GiB upload: {} MiB", peak / 1024);
+    assert!(peak < 150 * 1024, "peak RSS {peak} KiB");
+}
