@@ -68,7 +68,13 @@ pub async fn run(
 ) -> Result<(), CentralError> {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's default HTTP/2 windows cap an upload at a few tens of MiB/s even on
+    // loopback; uploads need room for a few MiB in flight.
+    builder
+        .http2()
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(16 << 20);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {

@@ -298,3 +298,36 @@ async fn uploading_1_gib_keeps_peak_rss_under_150_mib() {
     eprintln!("central peak RSS after a 1 GiB upload: {} MiB", peak / 1024);
     assert!(peak < 150 * 1024, "peak RSS {peak} KiB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly_and_keeps_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("central");
+    init(&dir);
+    let mut central = Central::start(&dir);
+    let data = pattern(100_000, 5);
+    let resp = central.upload("kept", data.clone().into()).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let status = Command::new("kill")
+        .args(["-TERM", &central.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = central.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "central did not stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "central exited with {exit}");
+    drop(central);
+    let central = Central::start(&dir);
+    let packages = central.packages().await;
+    assert_eq!(packages.len(), 1);
+    central.assert_complete(&packages[0], &data);
+}

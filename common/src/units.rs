@@ -85,7 +85,10 @@ fn write_canonical(
     if value == 0 {
         return f.write_str(zero);
     }
-    match units.iter().find(|&&(_, factor)| value % factor == 0) {
+    match units
+        .iter()
+        .find(|&&(_, factor)| value.is_multiple_of(factor))
+    {
         Some((name, factor)) => write!(f, "{}{name}", value / factor),
         // The tables end with a unit of 1, so this is unreachable; print something
         // that still parses back rather than panic.

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
+use sitecast_common::ids::{IdError, PackageId};
 use sitecast_common::wire::{
     ActivationRequest, Assigned, AssignmentRequest, Computer, Package, Relay, RelayCreated,
     RelayRequest, Site, SiteRequest, Stats,
@@ -30,14 +31,14 @@ pub struct Cli {
     /// Read the URL, admin token and CA from a central's directory.
     #[arg(long, conflicts_with_all = ["url", "token", "ca"])]
     pub central_dir: Option<PathBuf>,
-    /// Central's API URL, e.g. https://127.0.0.1:8443.
-    #[arg(long, env = "SITECAST_URL")]
+    /// Central's API URL, e.g. https://127.0.0.1:8443 [env: SITECAST_URL].
+    #[arg(long)]
     pub url: Option<String>,
-    /// The admin token.
-    #[arg(long, env = "SITECAST_TOKEN", hide_env_values = true)]
+    /// The admin token [env: SITECAST_TOKEN].
+    #[arg(long)]
     pub token: Option<String>,
-    /// The CA certificate central's TLS certificate is checked against.
-    #[arg(long, env = "SITECAST_CA")]
+    /// The CA certificate central's TLS certificate is checked against [env: SITECAST_CA].
+    #[arg(long)]
     pub ca: Option<PathBuf>,
     /// Print the API's JSON response body instead of a table.
     #[arg(long, global = true)]
@@ -175,19 +176,25 @@ pub fn connect(cli: &Cli) -> Result<Client, CentralError> {
             "no {what}: give --central-dir DIR, or {flag} (or {env})"
         ))
     };
+    // The environment is read here rather than by clap, so that variables exported
+    // for one central never conflict with an explicit --central-dir.
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let url = cli
         .url
-        .as_deref()
+        .clone()
+        .or_else(|| env("SITECAST_URL"))
         .ok_or_else(|| missing("central URL", "--url", "SITECAST_URL"))?;
     let token = cli
         .token
-        .as_deref()
+        .clone()
+        .or_else(|| env("SITECAST_TOKEN"))
         .ok_or_else(|| missing("admin token", "--token", "SITECAST_TOKEN"))?;
     let ca = cli
         .ca
-        .as_deref()
+        .clone()
+        .or_else(|| env("SITECAST_CA").map(PathBuf::from))
         .ok_or_else(|| missing("CA certificate", "--ca", "SITECAST_CA"))?;
-    Client::new(url, token, ca)
+    Client::new(&url, &token, &ca)
 }
 
 /// Runs one command, writing its output to `out`.
@@ -214,11 +221,9 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
         Command::Relay(RelayCommand::List) => client.get("/relays").await?,
         Command::Package(PackageCommand::Create(args)) => create(&client, args).await?,
         Command::Package(PackageCommand::List) => client.get("/packages").await?,
-        Command::Package(PackageCommand::Show { id }) => {
-            client.get(&format!("/packages/{}", seg(id))).await?
-        }
+        Command::Package(PackageCommand::Show { id }) => client.get(&package_path(id, "")?).await?,
         Command::Package(PackageCommand::Delete { id }) => {
-            client.delete(&format!("/packages/{}", seg(id))).await?
+            client.delete(&package_path(id, "")?).await?
         }
         Command::Package(PackageCommand::Activate {
             id,
@@ -232,7 +237,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
                 fallback: fallback.clone(),
             };
             client
-                .post_json(&format!("/packages/{}/activations", seg(id)), &req)
+                .post_json(&package_path(id, "/activations")?, &req)
                 .await?
         }
         Command::Package(PackageCommand::Assign {
@@ -252,11 +257,11 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
                 ));
             }
             client
-                .post_json(&format!("/packages/{}/assignments", seg(id)), &req)
+                .post_json(&package_path(id, "/assignments")?, &req)
                 .await?
         }
         Command::Package(PackageCommand::Stats { id }) => {
-            client.get(&format!("/packages/{}/stats", seg(id))).await?
+            client.get(&package_path(id, "/stats")?).await?
         }
         Command::Computer(ComputerCommand::List) => client.get("/computers").await?,
     };
@@ -292,15 +297,14 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
     writeln!(out, "{text}").map_err(io)
 }
 
-/// A path segment: ids are URL-safe, anything else is escaped so it cannot
-/// change the route.
-fn seg(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The API path of a package. The id is checked against the package-id grammar
+/// first: escaping cannot stop `.` or `..` from being resolved as dot segments,
+/// which would send the request to another route.
+fn package_path(id: &str, rest: &str) -> Result<String, CentralError> {
+    let id: PackageId = id
+        .parse()
+        .map_err(|e: IdError| CentralError::Invalid(e.to_string()))?;
+    Ok(format!("/packages/{id}{rest}"))
 }
 
 async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralError> {
@@ -418,8 +422,14 @@ mod tests {
     }
 
     #[test]
-    fn path_segments_are_escaped() {
-        assert_eq!(seg("abc-1.0_x"), "abc-1.0_x");
-        assert_eq!(seg("../x"), "..%2Fx");
+    fn package_paths_never_reroute() {
+        assert_eq!(
+            package_path("abc-1.0_x", "/stats").unwrap(),
+            "/packages/abc-1.0_x/stats"
+        );
+        for bad in ["", ".", "..", "../x", "a/b", "%2e%2e"] {
+            let e = package_path(bad, "").unwrap_err().to_string();
+            assert!(e.contains(&format!("'{bad}'")), "{e}");
+        }
     }
 }

@@ -1,0 +1,1539 @@
+//! Black-box tests of the real `sitecast` admin CLI binary (SPEC "Admin CLI")
+//! against a real central serving HTTPS on loopback.
+//!
+//! Each test starts its own central in a temporary DIR (in-process: `init`,
+//! `load`, `Central::open`, `server::run` on a listener bound to port 0) and
+//! runs the binary as a child process. As in ripgrep's `tests/regression.rs`,
+//! each case is one function telling one story; the helpers below keep the
+//! stories short: `run` (connection flags from the test's central), `ok` and
+//! `fail` (exit status, stdout, stderr), `json` (`--json` output parsed), and
+//! `get` (the same route read directly with reqwest, to compare against).
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sitecast_central::api;
+use sitecast_central::clock::SystemClock;
+use sitecast_central::init::{self, InitOptions, Layout};
+use sitecast_central::server;
+use tokio::sync::oneshot;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sitecast");
+
+/// The environment variables the CLI reads; cleared for every child so the
+/// ambient environment of whoever runs the tests cannot leak in.
+const ENV_VARS: [&str; 3] = ["SITECAST_URL", "SITECAST_TOKEN", "SITECAST_CA"];
+
+/// How long one CLI invocation may take before the test fails.
+const CLI_DEADLINE: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// A central serving HTTPS on 127.0.0.1 from a temporary DIR whose
+/// `central.toml` names the real port (so `--central-dir` works).
+struct Central {
+    dir: PathBuf,
+    url: String,
+    token: String,
+    enroll_token: String,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    rt: Option<tokio::runtime::Runtime>,
+    _tmp: tempfile::TempDir,
+}
+
+/// What one run of the CLI did.
+#[derive(Debug)]
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Central {
+    fn start() -> Central {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("central");
+        // Bind first, then init with the bound address: central.toml names the
+        // real port and there is no window for another process to take it.
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let opts = InitOptions {
+            api_listen: addr,
+            quic_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..InitOptions::default()
+        };
+        let layout: Layout = init::init(&dir, &opts).unwrap();
+        let loaded = init::load(&dir).unwrap();
+        let admin = loaded.admin_token.clone();
+        let enroll_token = loaded.enroll_token.clone();
+        let central = api::Central::open(loaded, Arc::new(SystemClock)).unwrap();
+        let tls = server::tls_config(&layout.server_cert(), &layout.server_key()).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        rt.spawn(server::run(
+            listener,
+            tls,
+            api::app(Arc::new(central)),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let ca = std::fs::read(layout.ca_cert()).unwrap();
+        let http = {
+            let _guard = rt.enter();
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+                .build()
+                .unwrap()
+        };
+        Central {
+            dir,
+            url: format!("https://{addr}"),
+            token: admin,
+            enroll_token,
+            http,
+            stop: Some(stop),
+            rt: Some(rt),
+            _tmp: tmp,
+        }
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt.as_ref().unwrap()
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
+    /// The CLI with this central's connection flags (before the command, where
+    /// they belong).
+    fn cli(&self) -> Command {
+        let mut cmd = sitecast();
+        cmd.arg("--url")
+            .arg(&self.url)
+            .arg("--token")
+            .arg(&self.token)
+            .arg("--ca")
+            .arg(self.ca());
+        cmd
+    }
+
+    /// Runs `sitecast --url … --token … --ca … ARGS`.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.cli();
+        cmd.args(args);
+        output(cmd)
+    }
+
+    /// Runs `sitecast --url … --json ARGS`, asserts success and parses stdout.
+    #[track_caller]
+    fn json(&self, args: &[&str]) -> Value {
+        let mut cmd = self.cli();
+        cmd.arg("--json").args(args);
+        let out = ok(output(cmd));
+        parse(&out.stdout)
+    }
+
+    /// Runs `sitecast --url … ARGS` (human output), asserts success, returns stdout.
+    #[track_caller]
+    fn human(&self, args: &[&str]) -> String {
+        ok(self.run(args)).stdout
+    }
+
+    /// A direct admin GET of an API route: status and raw body.
+    fn get_raw(&self, path: &str) -> (u16, String) {
+        self.rt().block_on(async {
+            let resp = self
+                .http
+                .get(format!("{}/api/v1{path}", self.url))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        })
+    }
+
+    /// A direct admin GET that must succeed, parsed.
+    #[track_caller]
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = self.get_raw(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        parse(&body)
+    }
+
+    /// Asserts that `sitecast --json ARGS` prints exactly the body of `GET path`
+    /// (byte for byte, plus the final newline), and returns it parsed.
+    #[track_caller]
+    fn json_is_get(&self, args: &[&str], path: &str) -> Value {
+        let mut cmd = self.cli();
+        cmd.arg("--json").args(args);
+        let out = ok(output(cmd));
+        let (status, body) = self.get_raw(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        assert_eq!(
+            out.stdout,
+            format!("{body}\n"),
+            "`sitecast --json {}` is not the body of GET {path}",
+            args.join(" ")
+        );
+        parse(&body)
+    }
+
+    /// Enrolls a computer through the agent API; returns its id.
+    fn enroll(&self, hostname: &str, os: &str, addresses: &[&str]) -> String {
+        self.rt().block_on(async {
+            let resp = self
+                .http
+                .post(format!("{}/api/v1/agent/enroll", self.url))
+                .json(&json!({
+                    "enroll_token": self.enroll_token,
+                    "hostname": hostname,
+                    "os": os,
+                    "addresses": addresses,
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            let v: Value = resp.json().await.unwrap();
+            v["computer_id"].as_str().unwrap().to_owned()
+        })
+    }
+
+    /// Adds a site through the CLI.
+    fn site(&self, name: &str, subnet: &str) {
+        ok(self.run(&["site", "add", name, "--subnet", subnet]));
+    }
+
+    /// Creates a command-only package through the CLI; returns its id.
+    fn command_package(&self, name: &str) -> String {
+        let p = self.json(&[
+            "package",
+            "create",
+            "--name",
+            name,
+            "--version",
+            "1",
+            "--action",
+            "execute",
+            "--command",
+            "echo hello",
+        ]);
+        p["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The package ids central knows.
+    fn package_ids(&self) -> Vec<String> {
+        self.get("/packages")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The CLI with none of the `SITECAST_*` variables set.
+fn sitecast() -> Command {
+    let mut cmd = Command::new(BIN);
+    for v in ENV_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs a command to completion, failing the test if it outlives the deadline.
+fn output(mut cmd: Command) -> Output {
+    let mut child: Child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<(bool, String)>();
+    for (is_out, pipe) in [
+        (
+            true,
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        ),
+        (false, Box::new(child.stderr.take().unwrap())),
+    ] {
+        let tx = tx.clone();
+        let mut pipe = pipe;
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            let _ = tx.send((is_out, text));
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + CLI_DEADLINE;
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((true, text)) => stdout = text,
+            Ok((false, text)) => stderr = text,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{cmd:?} did not finish within {CLI_DEADLINE:?}");
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    Output {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+/// Asserts the CLI succeeded quietly: exit 0, nothing on stderr.
+#[track_caller]
+fn ok(out: Output) -> Output {
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert_eq!(out.stderr, "", "{out:#?}");
+    out
+}
+
+/// Asserts the CLI failed: non-zero exit, nothing on stdout, a message on
+/// stderr naming every one of `words`. Returns stderr.
+#[track_caller]
+fn fail(out: Output, words: &[&str]) -> String {
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.code.is_some(), "killed by a signal: {out:#?}");
+    assert_eq!(out.stdout, "", "{out:#?}");
+    assert!(!out.stderr.trim().is_empty(), "{out:#?}");
+    for w in words {
+        assert!(
+            out.stderr.contains(w),
+            "stderr {:?} does not name {w:?}",
+            out.stderr
+        );
+    }
+    out.stderr
+}
+
+#[track_caller]
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+/// Asserts a human-readable output contains every one of `words`.
+#[track_caller]
+fn shows(text: &str, words: &[&str]) {
+    for w in words {
+        assert!(text.contains(w), "output does not show {w:?}:\n{text}");
+    }
+}
+
+/// The table row (line) that mentions `key`.
+#[track_caller]
+fn row<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(key))
+        .unwrap_or_else(|| panic!("no row with {key:?}:\n{text}"))
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A real `.tar.gz` made with the `tar` CLI from a directory holding an
+/// install script and `len` bytes of noise.
+fn make_tar_gz(dir: &Path, len: usize) -> PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("install.sh"), "#!/bin/sh\necho installed\n").unwrap();
+    std::fs::write(src.join("payload.bin"), noise(len, 7)).unwrap();
+    let archive = dir.join("app.tar.gz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&src)
+        .args(["install.sh", "payload.bin"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    archive
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Sites
+// ---------------------------------------------------------------------------
+
+#[test]
+fn site_add_and_list() {
+    let c = Central::start();
+
+    let added = c.human(&["site", "add", "paris", "--subnet", "127.1.0.0/16"]);
+    shows(&added, &["SITE", "SUBNETS", "paris", "127.1.0.0/16"]);
+
+    let lyon = c.json(&[
+        "site",
+        "add",
+        "lyon",
+        "--subnet",
+        "127.2.0.0/16",
+        "--subnet",
+        "10.2.0.0/24",
+    ]);
+    assert_eq!(lyon["name"], "lyon");
+    assert_eq!(lyon["subnets"], json!(["127.2.0.0/16", "10.2.0.0/24"]));
+
+    // A site without subnets is allowed.
+    ok(c.run(&["site", "add", "remote"]));
+
+    // A second site of the same name is a conflict that names it.
+    fail(
+        c.run(&["site", "add", "paris", "--subnet", "127.3.0.0/16"]),
+        &["409", "paris", "already exists"],
+    );
+
+    let list = c.human(&["site", "list"]);
+    shows(&list, &["SITE", "SUBNETS", "CREATED"]);
+    shows(row(&list, "paris"), &["127.1.0.0/16"]);
+    shows(row(&list, "lyon"), &["127.2.0.0/16, 10.2.0.0/24"]);
+    row(&list, "remote");
+
+    let sites = c.json_is_get(&["site", "list"], "/sites");
+    assert_eq!(sites.as_array().unwrap().len(), 3);
+    let stored = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "lyon")
+        .unwrap();
+    // What `site add --json` printed is the record central keeps.
+    assert_eq!(stored, &lyon);
+
+    // `--json` is global: it may also follow the command.
+    let mut cmd = c.cli();
+    cmd.args(["site", "list", "--json"]);
+    let out = ok(output(cmd));
+    assert_eq!(parse(&out.stdout), sites);
+}
+
+#[test]
+fn site_add_with_a_bad_cidr_fails_naming_it() {
+    let c = Central::start();
+    fail(
+        c.run(&["site", "add", "paris", "--subnet", "10.0.0.0/33"]),
+        &["10.0.0.0/33"],
+    );
+    let mut cmd = c.cli();
+    cmd.args(["--json", "site", "add", "paris", "--subnet", "10.0.0.0/33"]);
+    fail(output(cmd), &["10.0.0.0/33"]);
+    assert_eq!(c.get("/sites"), json!([]));
+}
+
+// ---------------------------------------------------------------------------
+// Relays
+// ---------------------------------------------------------------------------
+
+#[test]
+fn relay_add_prints_id_and_token_and_relay_list_shows_it() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+
+    let human = c.human(&[
+        "relay",
+        "add",
+        "--site",
+        "paris",
+        "--subnet",
+        "127.1.0.0/16",
+        "--url",
+        "http://127.1.0.1:8080",
+    ]);
+    let id_line = row(&human, "id:");
+    let id = id_line.split_whitespace().last().unwrap().to_owned();
+    assert!(id.starts_with("relay-paris-"), "{human}");
+    let token_line = row(&human, "token:");
+    let token = token_line.split_whitespace().last().unwrap().to_owned();
+    assert!(token.len() >= 32, "{human}");
+
+    let created = c.json(&[
+        "relay",
+        "add",
+        "--site",
+        "paris",
+        "--subnet",
+        "127.1.2.0/24",
+        "--subnet",
+        "127.1.3.0/24",
+        "--url",
+        "https://relay2.example:8443",
+    ]);
+    let obj = created.as_object().unwrap();
+    assert_eq!(
+        obj.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["id", "token"],
+        "{created}"
+    );
+    let id2 = created["id"].as_str().unwrap();
+    assert!(id2.starts_with("relay-paris-"), "{created}");
+    assert_ne!(id2, id);
+    assert_ne!(created["token"].as_str().unwrap(), token);
+
+    let list = c.human(&["relay", "list"]);
+    shows(&list, &["RELAY", "SITE", "SUBNETS", "URL", "LAST SEEN"]);
+    shows(
+        row(&list, &id),
+        &["paris", "127.1.0.0/16", "http://127.1.0.1:8080", "never"],
+    );
+    shows(
+        row(&list, id2),
+        &[
+            "127.1.2.0/24, 127.1.3.0/24",
+            "https://relay2.example:8443",
+            "never",
+        ],
+    );
+
+    let relays = c.json_is_get(&["relay", "list"], "/relays");
+    let relays = relays.as_array().unwrap();
+    assert_eq!(relays.len(), 2);
+    let first = relays.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(first["site"], "paris");
+    assert_eq!(first["subnets"], json!(["127.1.0.0/16"]));
+    assert_eq!(first["url"], "http://127.1.0.1:8080");
+    assert_eq!(first["last_seen"], Value::Null);
+    assert_eq!(first["holdings"], json!([]));
+}
+
+#[test]
+fn relay_add_errors_name_the_problem() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+    fail(
+        c.run(&[
+            "relay",
+            "add",
+            "--site",
+            "paris",
+            "--subnet",
+            "10.0.0.0/33",
+            "--url",
+            "http://127.1.0.1:8080",
+        ]),
+        &["10.0.0.0/33"],
+    );
+    fail(
+        c.run(&[
+            "relay",
+            "add",
+            "--site",
+            "mars",
+            "--subnet",
+            "10.0.0.0/8",
+            "--url",
+            "http://127.1.0.1:8080",
+        ]),
+        &["mars"],
+    );
+    fail(
+        c.run(&[
+            "relay",
+            "add",
+            "--site",
+            "paris",
+            "--subnet",
+            "10.0.0.0/8",
+            "--url",
+            "ftp://relay",
+        ]),
+        &["ftp://relay"],
+    );
+    // --subnet is required (clap's usage error).
+    fail(
+        c.run(&["relay", "add", "--site", "paris", "--url", "http://r:1"]),
+        &["--subnet"],
+    );
+    assert_eq!(c.get("/relays"), json!([]));
+}
+
+// ---------------------------------------------------------------------------
+// Packages
+// ---------------------------------------------------------------------------
+
+#[test]
+fn package_create_uploads_a_file_and_infers_tar_gz() {
+    let c = Central::start();
+    let work = tempfile::tempdir().unwrap();
+    let file = make_tar_gz(work.path(), 150_000);
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        bytes.len() > 128 << 10,
+        "the archive should span 3 fragments"
+    );
+
+    let p = c.json(&[
+        "package",
+        "create",
+        "--name",
+        "app",
+        "--version",
+        "1.0",
+        "--file",
+        path_str(&file),
+        "--action",
+        "launch",
+        "--command",
+        "install.sh --quiet",
+        "--priority",
+        "2",
+        "--fragment-size",
+        "64KiB",
+        "--os",
+        "linux",
+        "--success-codes",
+        "0,3010",
+    ]);
+    let id = p["id"].as_str().unwrap();
+    assert_eq!(p["name"], "app");
+    assert_eq!(p["version"], "1.0");
+    assert_eq!(p["os"], "linux");
+    assert_eq!(p["priority"], 2);
+    assert_eq!(
+        p["action"],
+        json!({"kind": "launch", "command": "install.sh --quiet"})
+    );
+    assert_eq!(p["archive"], "tar.gz", "inferred from the gzip magic bytes");
+    assert_eq!(p["size"], bytes.len() as u64);
+    assert_eq!(p["sha256"], sha256_hex(&bytes));
+    assert_eq!(p["fragment_size"], 65_536);
+    assert_eq!(p["fragments"], bytes.len().div_ceil(65_536) as u64);
+    assert_eq!(p["success_exit_codes"], json!([0, 3010]));
+    assert_eq!(p["info_sha256"].as_str().unwrap().len(), 64);
+    // What `package create --json` printed is what central keeps.
+    assert_eq!(c.get(&format!("/packages/{id}")), p);
+
+    // The signed info describes the same file.
+    let (status, envelope) = c.get_raw(&format!("/packages/{id}/info"));
+    assert_eq!(status, 200);
+    assert_eq!(p["info_sha256"], sha256_hex(envelope.as_bytes()));
+}
+
+#[test]
+fn package_create_human_output_shows_the_package() {
+    let c = Central::start();
+    let work = tempfile::tempdir().unwrap();
+    let file = make_tar_gz(work.path(), 1000);
+    let bytes = std::fs::read(&file).unwrap();
+    let text = c.human(&[
+        "package",
+        "create",
+        "--name",
+        "tool",
+        "--version",
+        "2.1",
+        "--file",
+        path_str(&file),
+        "--action",
+        "store",
+        "--path",
+        "/opt/tool",
+    ]);
+    let ids = c.package_ids();
+    assert_eq!(ids.len(), 1);
+    let p = c.get(&format!("/packages/{}", ids[0]));
+    shows(
+        &text,
+        &[
+            &ids[0],
+            "tool",
+            "2.1",
+            "store: /opt/tool",
+            "tar.gz",
+            &format!("({} bytes)", bytes.len()),
+            &sha256_hex(&bytes),
+            p["info_sha256"].as_str().unwrap(),
+            "4.0 MiB",
+        ],
+    );
+    shows(row(&text, "priority"), &["5"]);
+    shows(row(&text, "os"), &["any"]);
+    shows(row(&text, "success codes"), &["0"]);
+    shows(row(&text, "activated"), &["-"]);
+    shows(row(&text, "central fallback"), &["never"]);
+}
+
+#[test]
+fn package_create_infers_zip_and_none_and_honours_archive() {
+    let c = Central::start();
+    let work = tempfile::tempdir().unwrap();
+    let zip = work.path().join("setup.zip");
+    let mut zip_bytes = b"PK\x03\x04".to_vec();
+    zip_bytes.extend(noise(100, 1));
+    std::fs::write(&zip, &zip_bytes).unwrap();
+    let gz = work.path().join("raw.gz");
+    let mut gz_bytes = vec![0x1f, 0x8b, 0x08, 0x00];
+    gz_bytes.extend(noise(100, 2));
+    std::fs::write(&gz, &gz_bytes).unwrap();
+    let plain = work.path().join("setup.sh");
+    std::fs::write(&plain, "#!/bin/sh\necho hi\n").unwrap();
+
+    let create = |name: &str, file: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "package",
+            "create",
+            "--name",
+            name,
+            "--version",
+            "1",
+            "--file",
+            path_str(file),
+            "--action",
+            "launch",
+            "--command",
+            "setup",
+        ];
+        args.extend_from_slice(extra);
+        c.json(&args)
+    };
+    let p = create("zipped", &zip, &[]);
+    assert_eq!(p["archive"], "zip");
+    assert_eq!(p["sha256"], sha256_hex(&zip_bytes));
+    assert_eq!(create("gzipped", &gz, &[])["archive"], "tar.gz");
+    assert_eq!(create("plain", &plain, &[])["archive"], "none");
+    // An explicit --archive wins over the magic bytes.
+    assert_eq!(
+        create("forced", &gz, &["--archive", "none"])["archive"],
+        "none"
+    );
+}
+
+#[test]
+fn package_create_without_file_is_command_only() {
+    let c = Central::start();
+    let p = c.json(&[
+        "package",
+        "create",
+        "--name",
+        "reboot-notice",
+        "--version",
+        "3",
+        "--action",
+        "execute",
+        "--command",
+        "logger deployed",
+        "--priority",
+        "0",
+        "--os",
+        "windows",
+        "--success-codes",
+        "0,3010",
+    ]);
+    assert_eq!(p["size"], 0);
+    assert_eq!(p["archive"], "none");
+    assert_eq!(p["priority"], 0);
+    assert_eq!(p["os"], "windows");
+    assert_eq!(p["success_exit_codes"], json!([0, 3010]));
+    assert_eq!(
+        p["action"],
+        json!({"kind": "execute", "command": "logger deployed"})
+    );
+    assert_eq!(p["sha256"], sha256_hex(b""));
+    assert_eq!(
+        c.get(&format!("/packages/{}", p["id"].as_str().unwrap())),
+        p
+    );
+
+    let text = c.human(&[
+        "package",
+        "create",
+        "--name",
+        "hello",
+        "--version",
+        "1",
+        "--action",
+        "execute",
+        "--command",
+        "echo hello",
+    ]);
+    shows(&text, &["hello", "execute: echo hello", "0 B (0 bytes)"]);
+}
+
+#[test]
+fn package_list_show_and_delete() {
+    let c = Central::start();
+    let work = tempfile::tempdir().unwrap();
+    let file = make_tar_gz(work.path(), 5000);
+    let a = c.json(&[
+        "package",
+        "create",
+        "--name",
+        "alpha",
+        "--version",
+        "1.0",
+        "--file",
+        path_str(&file),
+        "--action",
+        "launch",
+        "--command",
+        "install.sh",
+        "--priority",
+        "3",
+        "--success-codes",
+        "0,3010",
+    ]);
+    let a_id = a["id"].as_str().unwrap();
+    let b_id = c.command_package("beta");
+
+    let list = c.human(&["package", "list"]);
+    shows(
+        &list,
+        &[
+            "PACKAGE", "NAME", "VERSION", "PRIO", "ACTION", "SIZE", "FRAGS",
+        ],
+    );
+    shows(
+        row(&list, a_id),
+        &["alpha", "1.0", "3", "launch: install.sh", " KiB"],
+    );
+    shows(row(&list, &b_id), &["beta", "execute: echo hello", "0 B"]);
+    let packages = c.json_is_get(&["package", "list"], "/packages");
+    assert_eq!(packages.as_array().unwrap().len(), 2);
+
+    let shown = c.human(&["package", "show", a_id]);
+    shows(
+        &shown,
+        &[
+            a_id,
+            "alpha",
+            a["sha256"].as_str().unwrap(),
+            a["info_sha256"].as_str().unwrap(),
+            "0, 3010",
+        ],
+    );
+    shows(row(&shown, "archive"), &["tar.gz"]);
+    let show_json = c.json_is_get(&["package", "show", a_id], &format!("/packages/{a_id}"));
+    assert_eq!(show_json, a);
+
+    let deleted = c.human(&["package", "delete", a_id]);
+    shows(&deleted, &[&format!("deleted package {a_id}")]);
+    assert_eq!(c.get_raw(&format!("/packages/{a_id}")).0, 404);
+    assert_eq!(c.package_ids(), vec![b_id.clone()]);
+
+    // `--json` prints the API's body, and DELETE answers none.
+    let mut cmd = c.cli();
+    cmd.args(["--json", "package", "delete", &b_id]);
+    let out = ok(output(cmd));
+    assert_eq!(out.stdout, "");
+    assert_eq!(c.get("/packages"), json!([]));
+
+    // Deleting or showing it again names the id.
+    fail(c.run(&["package", "delete", a_id]), &[a_id, "not found"]);
+    fail(c.run(&["package", "show", &b_id]), &[&b_id, "not found"]);
+}
+
+#[test]
+fn package_activate_for_sites_and_for_all_sites_with_fallback() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+    c.site("lyon", "127.2.0.0/16");
+    let id = c.command_package("agent-update");
+
+    let text = c.human(&[
+        "package", "activate", &id, "--site", "paris", "--site", "lyon",
+    ]);
+    shows(&text, &[&id]);
+    shows(row(&text, "activated"), &["lyon, paris"]);
+    shows(row(&text, "central fallback"), &["never"]);
+    let shown = c.get(&format!("/packages/{id}"));
+    assert_eq!(shown["activation"]["sites"], json!(["lyon", "paris"]));
+    assert_eq!(shown["activation"]["all_sites"], false);
+
+    let p = c.json(&[
+        "package",
+        "activate",
+        &id,
+        "--all-sites",
+        "--fallback",
+        "after:2h",
+    ]);
+    assert_eq!(p["activation"]["all_sites"], true);
+    assert_eq!(p["activation"]["central_fallback"], "after:2h");
+    assert_eq!(c.get(&format!("/packages/{id}")), p);
+
+    let shown = c.human(&["package", "show", &id]);
+    shows(row(&shown, "activated"), &["all sites"]);
+    shows(row(&shown, "central fallback"), &["after:2h"]);
+    shows(row(&c.human(&["package", "list"]), &id), &["all sites"]);
+
+    // The relays of an activated site show the package in their holdings.
+    let relay = c.json(&[
+        "relay",
+        "add",
+        "--site",
+        "paris",
+        "--subnet",
+        "127.1.0.0/16",
+        "--url",
+        "http://127.1.0.1:8080",
+    ]);
+    let relays = c.json_is_get(&["relay", "list"], "/relays");
+    assert_eq!(relays[0]["id"], relay["id"]);
+    assert_eq!(
+        relays[0]["holdings"],
+        json!([{"package_id": id, "held": 0, "total": 0}])
+    );
+    shows(
+        row(&c.human(&["relay", "list"]), relay["id"].as_str().unwrap()),
+        &[&format!("{id} 0/0")],
+    );
+}
+
+#[test]
+fn package_activate_errors_name_the_problem() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+    let id = c.command_package("tool");
+    fail(
+        c.run(&["package", "activate", &id, "--site", "mars"]),
+        &["mars"],
+    );
+    fail(
+        c.run(&[
+            "package",
+            "activate",
+            &id,
+            "--all-sites",
+            "--fallback",
+            "sometimes",
+        ]),
+        &["sometimes"],
+    );
+    fail(
+        c.run(&[
+            "package",
+            "activate",
+            &id,
+            "--site",
+            "paris",
+            "--fallback",
+            "after:2x",
+        ]),
+        &["2x"],
+    );
+    // Neither --site nor --all-sites: a usage error.
+    fail(c.run(&["package", "activate", &id]), &["--site"]);
+    let p = c.get(&format!("/packages/{id}"));
+    assert_eq!(
+        p["activation"],
+        json!({"all_sites": false, "sites": [], "central_fallback": "never"})
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Assignments, stats, computers
+// ---------------------------------------------------------------------------
+
+#[test]
+fn package_assign_to_computers_subnet_and_all_then_stats() {
+    let c = Central::start();
+    let ws1 = c.enroll("ws-paris-1", "linux", &["127.1.0.5"]);
+    let ws2 = c.enroll("ws-paris-2", "linux", &["127.1.0.6"]);
+    let ws3 = c.enroll("ws-lyon-1", "windows", &["127.2.0.5"]);
+    let id = c.command_package("patch");
+
+    let text = c.human(&["package", "assign", &id, "--computer", &ws1]);
+    shows(&text, &[&format!("package {id} assigned to 1 computer(s)")]);
+
+    let by_subnet = c.json(&["package", "assign", &id, "--subnet", "127.1.0.0/16"]);
+    assert_eq!(
+        by_subnet,
+        json!({"package_id": id, "assigned": [ws2], "unchanged": [ws1]})
+    );
+
+    let text = c.human(&["package", "assign", &id, "--all"]);
+    shows(
+        &text,
+        &[
+            &format!("package {id} assigned to 1 computer(s)"),
+            "2 already had a deployment under way",
+            &ws1,
+            &ws2,
+        ],
+    );
+
+    let stats = c.human(&["package", "stats", &id]);
+    shows(&stats, &[&format!("package {id}"), "STATUS", "COMPUTERS"]);
+    shows(row(&stats, "WAITING_NOTIFICATION"), &["3"]);
+    for (ws, host) in [
+        (&ws1, "ws-paris-1"),
+        (&ws2, "ws-paris-2"),
+        (&ws3, "ws-lyon-1"),
+    ] {
+        shows(row(&stats, ws), &[host, "WAITING_NOTIFICATION"]);
+    }
+    let s = c.json_is_get(&["package", "stats", &id], &format!("/packages/{id}/stats"));
+    assert_eq!(s["counts"], json!({"WAITING_NOTIFICATION": 3}));
+    assert_eq!(s["computers"].as_array().unwrap().len(), 3);
+
+    // Several --computer flags, to a second package.
+    let other = c.command_package("other");
+    let a = c.json(&[
+        "package",
+        "assign",
+        &other,
+        "--computer",
+        &ws1,
+        "--computer",
+        &ws3,
+    ]);
+    assert_eq!(a["assigned"], json!([ws1, ws3]));
+    let s = c.json_is_get(
+        &["package", "stats", &other],
+        &format!("/packages/{other}/stats"),
+    );
+    assert_eq!(s["counts"], json!({"WAITING_NOTIFICATION": 2}));
+}
+
+#[test]
+fn package_assign_errors_name_the_problem() {
+    let c = Central::start();
+    let ws = c.enroll("ws-1", "linux", &["127.1.0.5"]);
+    let id = c.command_package("patch");
+    fail(
+        c.run(&["package", "assign", &id, "--computer", "ghost-1234"]),
+        &["ghost-1234"],
+    );
+    fail(
+        c.run(&["package", "assign", &id, "--subnet", "10.0.0.0/33"]),
+        &["10.0.0.0/33"],
+    );
+    // No target at all.
+    fail(c.run(&["package", "assign", &id]), &["--computer"]);
+    // Two targets: a usage error.
+    fail(
+        c.run(&["package", "assign", &id, "--all", "--computer", &ws]),
+        &["--all"],
+    );
+    let s = c.get(&format!("/packages/{id}/stats"));
+    assert_eq!(s["counts"], json!({}));
+}
+
+#[test]
+fn computer_list_shows_enrolled_computers() {
+    let c = Central::start();
+    assert_eq!(
+        c.json_is_get(&["computer", "list"], "/computers"),
+        json!([])
+    );
+    let ws1 = c.enroll("ws-paris-1", "linux", &["127.1.0.5", "::1"]);
+    let ws2 = c.enroll("kiosk", "windows", &["127.2.0.9"]);
+
+    let text = c.human(&["computer", "list"]);
+    shows(
+        &text,
+        &["COMPUTER", "HOSTNAME", "OS", "ADDRESSES", "LAST SEEN"],
+    );
+    shows(row(&text, &ws1), &["ws-paris-1", "linux", "127.1.0.5, ::1"]);
+    shows(row(&text, &ws2), &["kiosk", "windows", "127.2.0.9"]);
+
+    let list = c.json_is_get(&["computer", "list"], "/computers");
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let one = list.iter().find(|x| x["id"] == ws1.as_str()).unwrap();
+    assert_eq!(one["hostname"], "ws-paris-1");
+    assert_eq!(one["os"], "linux");
+    assert_eq!(one["addresses"], json!(["127.1.0.5", "::1"]));
+    assert!(one["last_seen"].is_string(), "{one}");
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+#[test]
+fn priority_11_is_refused() {
+    let c = Central::start();
+    let out = c.run(&[
+        "package",
+        "create",
+        "--name",
+        "late",
+        "--version",
+        "1",
+        "--action",
+        "execute",
+        "--command",
+        "true",
+        "--priority",
+        "11",
+    ]);
+    fail(out, &["priority", "11"]);
+    fail(
+        c.run(&[
+            "package",
+            "create",
+            "--name",
+            "late",
+            "--version",
+            "1",
+            "--action",
+            "execute",
+            "--command",
+            "true",
+            "--priority",
+            "soon",
+        ]),
+        &["priority", "soon"],
+    );
+    fail(
+        c.run(&[
+            "package",
+            "create",
+            "--name",
+            "late",
+            "--version",
+            "1",
+            "--action",
+            "execute",
+            "--command",
+            "true",
+            "--fragment-size",
+            "64KB/s",
+        ]),
+        &["fragment_size", "64KB/s"],
+    );
+    fail(
+        c.run(&[
+            "package",
+            "create",
+            "--name",
+            "late",
+            "--version",
+            "1",
+            "--action",
+            "execute",
+            "--command",
+            "true",
+            "--success-codes",
+            "0,ok",
+        ]),
+        &["ok"],
+    );
+    assert!(c.package_ids().is_empty());
+}
+
+#[test]
+fn package_create_twice_conflicts() {
+    let c = Central::start();
+    c.command_package("dup");
+    let out = c.run(&[
+        "package",
+        "create",
+        "--name",
+        "dup",
+        "--version",
+        "1",
+        "--action",
+        "execute",
+        "--command",
+        "true",
+    ]);
+    fail(out, &["409", "dup"]);
+    assert_eq!(c.package_ids().len(), 1);
+}
+
+#[test]
+fn unknown_package_id_is_named_by_every_command() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+    let id = "no-such-package-42";
+    for args in [
+        vec!["package", "show", id],
+        vec!["package", "delete", id],
+        vec!["package", "stats", id],
+        vec!["package", "activate", id, "--site", "paris"],
+        vec!["package", "assign", id, "--all"],
+    ] {
+        fail(c.run(&args), &[id, "404"]);
+        let mut json_args = vec!["--json"];
+        json_args.extend(&args);
+        fail(c.run(&json_args), &[id]);
+    }
+}
+
+#[test]
+fn ids_that_are_not_package_ids_are_named_and_never_reroute() {
+    // Ids go into the URL path; whatever they hold, the request must stay on
+    // the package's route, fail, and the error must name the id the admin typed
+    // (SPEC: errors name the bad field or token).
+    let c = Central::start();
+    let keep = c.command_package("keep");
+    let mut misnamed = Vec::new();
+    for id in ["a/b", "../packages", "x y", "%2e%2e", ".", ".."] {
+        for args in [
+            vec!["package", "show", id],
+            vec!["package", "stats", id],
+            vec!["package", "delete", id],
+            vec!["package", "activate", id, "--all-sites"],
+            vec!["package", "assign", id, "--all"],
+        ] {
+            let err = fail(c.run(&args), &[]);
+            if !err.contains(&format!("'{id}'")) {
+                misnamed.push(format!("`sitecast {}`: {}", args.join(" "), err.trim()));
+            }
+        }
+    }
+    assert_eq!(c.package_ids(), vec![keep]);
+    assert!(
+        misnamed.is_empty(),
+        "errors that do not name the id:\n{}",
+        misnamed.join("\n")
+    );
+}
+
+#[test]
+fn wrong_token_is_refused_with_401() {
+    let c = Central::start();
+    let out = output({
+        let mut cmd = sitecast();
+        cmd.args(["--url", &c.url, "--token", "not-the-admin-token", "--ca"])
+            .arg(c.ca())
+            .args(["site", "list"]);
+        cmd
+    });
+    fail(out, &["401", "token"]);
+
+    // The enroll token is not the admin token either.
+    let out = output({
+        let mut cmd = sitecast();
+        cmd.args(["--url", &c.url, "--token", &c.enroll_token, "--ca"])
+            .arg(c.ca())
+            .args(["--json", "site", "add", "paris"]);
+        cmd
+    });
+    fail(out, &["403", "admin token"]);
+    assert_eq!(c.get("/sites"), json!([]));
+}
+
+#[test]
+fn missing_connection_options_are_named() {
+    let c = Central::start();
+    let ca = c.ca();
+    let ca = path_str(&ca);
+    fail(output(with(&["site", "list"])), &["--url", "SITECAST_URL"]);
+    fail(
+        output(with(&["--url", &c.url, "--ca", ca, "site", "list"])),
+        &["--token", "SITECAST_TOKEN"],
+    );
+    fail(
+        output(with(&[
+            "--url", &c.url, "--token", &c.token, "site", "list",
+        ])),
+        &["--ca", "SITECAST_CA"],
+    );
+    // Connection options belong before the command.
+    fail(
+        output(with(&[
+            "site", "list", "--url", &c.url, "--token", &c.token, "--ca", ca,
+        ])),
+        &["--url"],
+    );
+}
+
+fn with(args: &[&str]) -> Command {
+    let mut cmd = sitecast();
+    cmd.args(args);
+    cmd
+}
+
+#[test]
+fn unreachable_url_says_cannot_reach() {
+    let c = Central::start();
+    // A port that was just free: bind, note, release.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("https://{free}");
+    let ca = c.ca();
+    let err = fail(
+        output(with(&[
+            "--url",
+            &url,
+            "--token",
+            &c.token,
+            "--ca",
+            path_str(&ca),
+            "site",
+            "list",
+        ])),
+        &["cannot reach", &url],
+    );
+    assert!(!err.contains(&c.token), "the token leaked: {err}");
+}
+
+#[test]
+fn a_ca_that_did_not_issue_the_certificate_is_refused() {
+    let c = Central::start();
+    let other = Central::start();
+    fail(
+        output(with(&[
+            "--url",
+            &c.url,
+            "--token",
+            &c.token,
+            "--ca",
+            path_str(&other.ca()),
+            "site",
+            "list",
+        ])),
+        &["cannot reach", "certificate"],
+    );
+    let missing = c.dir.join("tls/nope.pem");
+    fail(
+        output(with(&[
+            "--url",
+            &c.url,
+            "--token",
+            &c.token,
+            "--ca",
+            path_str(&missing),
+            "site",
+            "list",
+        ])),
+        &[path_str(&missing)],
+    );
+}
+
+#[test]
+fn a_missing_file_is_named_and_nothing_is_created() {
+    let c = Central::start();
+    let work = tempfile::tempdir().unwrap();
+    let missing = work.path().join("does-not-exist.tar.gz");
+    fail(
+        c.run(&[
+            "package",
+            "create",
+            "--name",
+            "ghost",
+            "--version",
+            "1",
+            "--file",
+            path_str(&missing),
+            "--action",
+            "launch",
+            "--command",
+            "setup",
+        ]),
+        &[path_str(&missing)],
+    );
+    assert!(c.package_ids().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Where central is: --central-dir and the environment
+// ---------------------------------------------------------------------------
+
+#[test]
+fn central_dir_reads_url_token_and_ca() {
+    let c = Central::start();
+    let dir = path_str(&c.dir);
+    let out = ok(output(with(&[
+        "--central-dir",
+        dir,
+        "site",
+        "add",
+        "paris",
+        "--subnet",
+        "127.1.0.0/16",
+    ])));
+    shows(&out.stdout, &["paris", "127.1.0.0/16"]);
+
+    // `relay add --url` is the relay's URL, not central's.
+    let out = ok(output(with(&[
+        "--central-dir",
+        dir,
+        "--json",
+        "relay",
+        "add",
+        "--site",
+        "paris",
+        "--subnet",
+        "127.1.0.0/16",
+        "--url",
+        "http://127.1.0.1:8080",
+    ])));
+    let created = parse(&out.stdout);
+    let relays = c.get("/relays");
+    assert_eq!(relays[0]["id"], created["id"]);
+    assert_eq!(relays[0]["url"], "http://127.1.0.1:8080");
+
+    let out = ok(output(with(&[
+        "--central-dir",
+        dir,
+        "--json",
+        "site",
+        "list",
+    ])));
+    let (_, body) = c.get_raw("/sites");
+    assert_eq!(out.stdout, format!("{body}\n"));
+
+    // A central listening on every address is reached on loopback.
+    let config = c.dir.join("central.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let port = c.url.rsplit(':').next().unwrap();
+    let listen = format!("api_listen = \"127.0.0.1:{port}\"");
+    assert!(text.contains(&listen), "{text}");
+    std::fs::write(
+        &config,
+        text.replace(&listen, &format!("api_listen = \"0.0.0.0:{port}\"")),
+    )
+    .unwrap();
+    let out = ok(output(with(&["--central-dir", dir, "site", "list"])));
+    shows(&out.stdout, &["paris"]);
+
+    // --central-dir and explicit connection flags are exclusive.
+    fail(
+        output(with(&[
+            "--central-dir",
+            dir,
+            "--url",
+            &c.url,
+            "site",
+            "list",
+        ])),
+        &["--central-dir", "--url"],
+    );
+}
+
+#[test]
+fn central_dir_that_is_not_a_central_is_named() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("nowhere");
+    fail(
+        output(with(&["--central-dir", path_str(&dir), "site", "list"])),
+        &[path_str(&dir.join("central.toml"))],
+    );
+}
+
+#[test]
+fn central_dir_wins_over_the_environment() {
+    // An admin with SITECAST_* exported for one central addresses another
+    // with --central-dir: the explicit flag is what counts.
+    let c = Central::start();
+    let other = Central::start();
+    other.site("elsewhere", "127.9.0.0/16");
+    let mut cmd = with(&["--central-dir", path_str(&c.dir), "--json", "site", "list"]);
+    cmd.env("SITECAST_URL", &other.url)
+        .env("SITECAST_TOKEN", &other.token)
+        .env("SITECAST_CA", other.ca());
+    let out = ok(output(cmd));
+    assert_eq!(parse(&out.stdout), json!([]));
+}
+
+#[test]
+fn environment_variables_locate_central() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+    let env = |cmd: &mut Command| {
+        cmd.env("SITECAST_URL", &c.url)
+            .env("SITECAST_TOKEN", &c.token)
+            .env("SITECAST_CA", c.ca());
+    };
+
+    let mut cmd = with(&["site", "list"]);
+    env(&mut cmd);
+    shows(&ok(output(cmd)).stdout, &["paris", "127.1.0.0/16"]);
+
+    let mut cmd = with(&["--json", "site", "list"]);
+    env(&mut cmd);
+    let (_, body) = c.get_raw("/sites");
+    assert_eq!(ok(output(cmd)).stdout, format!("{body}\n"));
+
+    // Flags win over the environment.
+    let mut cmd = with(&["--token", &c.token, "site", "list"]);
+    env(&mut cmd);
+    cmd.env("SITECAST_TOKEN", "wrong-token");
+    ok(output(cmd));
+    let mut cmd = with(&["site", "list"]);
+    env(&mut cmd);
+    cmd.env("SITECAST_TOKEN", "wrong-token");
+    fail(output(cmd), &["401"]);
+
+    // A token read from a file keeps its newline; that is fine.
+    let mut cmd = with(&["site", "list"]);
+    env(&mut cmd);
+    cmd.env("SITECAST_TOKEN", format!("{}\n", c.token));
+    shows(&ok(output(cmd)).stdout, &["paris"]);
+
+    // The environment fills in what the flags leave out.
+    let mut cmd = with(&["--url", &c.url, "site", "list"]);
+    cmd.env("SITECAST_TOKEN", &c.token)
+        .env("SITECAST_CA", c.ca());
+    shows(&ok(output(cmd)).stdout, &["paris"]);
+
+    // A trailing slash on the URL is fine.
+    let mut cmd = with(&["site", "list"]);
+    env(&mut cmd);
+    cmd.env("SITECAST_URL", format!("{}/", c.url));
+    shows(&ok(output(cmd)).stdout, &["paris"]);
+
+    // The admin token never appears in --help, even when it comes from the environment.
+    let mut cmd = with(&["--help"]);
+    env(&mut cmd);
+    let help = ok(output(cmd)).stdout;
+    shows(
+        &help,
+        &["--central-dir", "--url", "--token", "--ca", "--json"],
+    );
+    assert!(!help.contains(&c.token), "{help}");
+}
