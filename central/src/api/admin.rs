@@ -27,7 +27,7 @@ use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
 use super::Central;
 use crate::error::CentralError;
 use crate::packaging::{UploadError, UploadSink};
-use crate::store::RelayRecord;
+use crate::store::{AssignmentRecord, RelayRecord};
 use crate::tokens;
 
 type Shared = State<Arc<Central>>;
@@ -571,26 +571,31 @@ pub async fn stats(
     let mut computers = Vec::new();
     for a in c.store.assignments_of(&package.id)? {
         *counts.entry(a.status).or_insert(0) += 1;
-        let hostname = c
-            .store
-            .computer(&a.computer_id)?
-            .map(|c| c.hostname)
-            .unwrap_or_default();
-        computers.push(ComputerStat {
-            computer_id: a.computer_id,
-            hostname,
-            status: a.status,
-            exit_code: a.exit_code,
-            output: a.output,
-            fragments_done: a.fragments_done,
-            updated_at: a.updated_at,
-        });
+        computers.push(computer_stat(&c, a)?);
     }
     Ok(Json(Stats {
         package_id: package.id,
         counts,
         computers,
     }))
+}
+
+/// One computer's line in a package's statistics.
+pub(super) fn computer_stat(c: &Central, a: AssignmentRecord) -> Result<ComputerStat, ApiError> {
+    let hostname = c
+        .store
+        .computer(&a.computer_id)?
+        .map(|c| c.hostname)
+        .unwrap_or_default();
+    Ok(ComputerStat {
+        computer_id: a.computer_id,
+        hostname,
+        status: a.status,
+        exit_code: a.exit_code,
+        output: a.output,
+        fragments_done: a.fragments_done,
+        updated_at: a.updated_at,
+    })
 }
 
 pub async fn list_computers(

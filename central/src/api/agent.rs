@@ -17,7 +17,7 @@ use sitecast_common::wire::{
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::admin::{envelope_response, find_package};
+use super::admin::{computer_stat, envelope_response, find_package};
 use super::error::ApiError;
 use super::extract::{Agent, ApiJson, ApiPath};
 use super::Central;
@@ -235,20 +235,7 @@ pub async fn status(
     let a = c
         .blocking(move |c| c.store.report(&pid, &who, &report, now))
         .await?;
-    let hostname = c
-        .store
-        .computer(&me)?
-        .map(|c| c.hostname)
-        .unwrap_or_default();
-    Ok(Json(ComputerStat {
-        computer_id: a.computer_id,
-        hostname,
-        status: a.status,
-        exit_code: a.exit_code,
-        output: a.output,
-        fragments_done: a.fragments_done,
-        updated_at: a.updated_at,
-    }))
+    Ok(Json(computer_stat(&c, a)?))
 }
 
 #[cfg(test)]
