@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod init;
 pub mod packaging;
+pub mod quic;
 pub mod server;
 pub mod store;
 pub mod tokens;

@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sitecast_common::ids::{ComputerId, PackageId, RelayId, SiteName};
+use sitecast_common::protocol::RelayReport;
 use sitecast_common::status::StatusCode;
 use sitecast_common::wire::{self, Activation, Package, Site, StatusReport};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -35,7 +36,18 @@ pub struct RelayRecord {
     pub last_seen: Option<Timestamp>,
     /// Fragments held per package, as the relay last reported.
     #[serde(default)]
-    pub holdings: BTreeMap<PackageId, u32>,
+    pub holdings: BTreeMap<PackageId, Held>,
+    #[serde(default)]
+    pub bytes_from_central: u64,
+    #[serde(default)]
+    pub bytes_to_agents: u64,
+}
+
+/// What a relay holds of one package: the info it has and how many fragments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub info_sha256: String,
+    pub fragments: u32,
 }
 
 /// A computer as central keeps it.
@@ -47,6 +59,23 @@ pub struct ComputerRecord {
     pub addresses: Vec<IpAddr>,
     pub enrolled_at: Timestamp,
     pub last_seen: Option<Timestamp>,
+}
+
+impl RelayRecord {
+    /// Whether the relay holds all of `package`: its current signed info and every fragment.
+    pub fn holds_whole(&self, package: &Package) -> bool {
+        self.holdings.get(&package.id).is_some_and(|h| {
+            h.info_sha256 == package.info_sha256 && h.fragments == package.fragments
+        })
+    }
+
+    /// Fragments of `package` held, counting only the current info's.
+    pub fn fragments_held(&self, package: &Package) -> u32 {
+        self.holdings
+            .get(&package.id)
+            .filter(|h| h.info_sha256 == package.info_sha256)
+            .map_or(0, |h| h.fragments)
+    }
 }
 
 impl ComputerRecord {
@@ -92,6 +121,14 @@ pub trait Store: Send + Sync + 'static {
     fn add_relay(&self, relay: &RelayRecord, token_sha256: [u8; 32]) -> Result<()>;
     fn relays(&self) -> Result<Vec<RelayRecord>>;
     fn delete_relay(&self, id: &RelayId) -> Result<bool>;
+    fn relay(&self, id: &RelayId) -> Result<Option<RelayRecord>>;
+    /// Records a relay's report (or, with `None`, only that it was in touch).
+    fn record_relay_report(
+        &self,
+        id: &RelayId,
+        report: Option<&RelayReport>,
+        now: Timestamp,
+    ) -> Result<()>;
 
     fn token_owner(&self, token_sha256: [u8; 32]) -> Result<Option<TokenOwner>>;
 
@@ -282,6 +319,49 @@ impl Store for SledStore {
         }
         self.flush()?;
         Ok(existed)
+    }
+
+    fn relay(&self, id: &RelayId) -> Result<Option<RelayRecord>> {
+        Self::get(&self.relays, id.as_str().as_bytes())
+    }
+
+    fn record_relay_report(
+        &self,
+        id: &RelayId,
+        report: Option<&RelayReport>,
+        now: Timestamp,
+    ) -> Result<()> {
+        loop {
+            let Some(old) = self.relays.get(id.as_str())? else {
+                // Deleted while connected: nothing to record.
+                return Ok(());
+            };
+            let mut relay: RelayRecord = decode(id.as_str().as_bytes(), &old)?;
+            relay.last_seen = Some(now);
+            if let Some(r) = report {
+                relay.holdings = r
+                    .holdings
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.package_id.clone(),
+                            Held {
+                                info_sha256: h.info_sha256.clone(),
+                                fragments: h.held,
+                            },
+                        )
+                    })
+                    .collect();
+                relay.bytes_from_central = r.bytes_from_central;
+                relay.bytes_to_agents = r.bytes_to_agents;
+            }
+            let swapped =
+                self.relays
+                    .compare_and_swap(id.as_str(), Some(&old), Some(encode(&relay)))?;
+            if swapped.is_ok() {
+                return self.flush();
+            }
+        }
     }
 
     fn token_owner(&self, token_sha256: [u8; 32]) -> Result<Option<TokenOwner>> {

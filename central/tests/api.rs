@@ -622,6 +622,8 @@ async fn relays_are_added_listed_and_deleted() {
             "url": "http://10.1.0.2:8080",
             "last_seen": null,
             "holdings": [],
+            "bytes_from_central": 0,
+            "bytes_to_agents": 0,
         }])
     );
 
@@ -796,7 +798,8 @@ async fn poll_lists_only_relays_of_activated_sites_that_hold_the_whole_package()
         for (id, n) in held {
             let mut record: Value =
                 serde_json::from_slice(&relays.get(id.as_str()).unwrap().unwrap()).unwrap();
-            record["holdings"] = json!({ pid.as_str(): n });
+            record["holdings"] =
+                json!({ pid.as_str(): {"info_sha256": pkg["info_sha256"], "fragments": n} });
             relays
                 .insert(id.as_str(), serde_json::to_vec(&record).unwrap())
                 .unwrap();
@@ -841,6 +844,8 @@ async fn poll_lists_only_relays_of_activated_sites_that_hold_the_whole_package()
             "priority": 5,
             "info_sha256": pkg["info_sha256"],
             "relays": [{"id": whole, "url": "http://10.1.0.2:8080", "subnets": ["10.1.0.0/16"]}],
+            // The more specific relay of 10.1.2.0/24 still lacks a fragment.
+            "relay_pending": true,
             "central_fallback": "after:2h",
         }])
     );
@@ -1592,6 +1597,8 @@ async fn a_poll_notifies_waiting_assignments_in_priority_order() {
                 "priority": 0,
                 "info_sha256": urgent["info_sha256"],
                 "relays": [],
+                // A relay serves 10.1.0.5 but holds nothing: wait for it.
+                "relay_pending": true,
                 "central_fallback": "always",
             },
             {
@@ -1599,6 +1606,7 @@ async fn a_poll_notifies_waiting_assignments_in_priority_order() {
                 "priority": 7,
                 "info_sha256": late["info_sha256"],
                 "relays": [],
+                "relay_pending": true,
                 "central_fallback": "never",
             },
         ])

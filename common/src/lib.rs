@@ -9,6 +9,7 @@ pub mod fragment;
 pub mod grammar;
 pub mod ids;
 pub mod info;
+pub mod protocol;
 pub mod signing;
 pub mod status;
 pub mod subnet;

@@ -61,6 +61,24 @@ pub struct Relay {
     pub url: String,
     pub last_seen: Option<Timestamp>,
     pub holdings: Vec<Holding>,
+    /// Bytes the relay received from central, as it last reported (since it started).
+    #[serde(default)]
+    pub bytes_from_central: u64,
+    /// Bytes the relay served to agents, as it last reported (since it started).
+    #[serde(default)]
+    pub bytes_to_agents: u64,
+}
+
+/// Central's own counters (`GET /status`), since it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CentralStatus {
+    pub version: String,
+    /// Fragment bytes central served to agents directly.
+    pub fragment_bytes_to_agents: u64,
+    /// Info and fragment bytes central sent to relays.
+    pub bytes_to_relays: u64,
+    /// Relays connected now.
+    pub relays_connected: u64,
 }
 
 /// How much of one activated package a relay holds.
@@ -214,7 +232,13 @@ pub struct PolledPackage {
     pub id: PackageId,
     pub priority: u8,
     pub info_sha256: String,
+    /// Relays that hold the package whole (the agent picks by the same-subnet rule).
     pub relays: Vec<RelayRef>,
+    /// A relay serves one of the agent's addresses but does not hold the package
+    /// whole yet: the agent waits for it instead of downloading from central
+    /// (unless `central_fallback` says otherwise).
+    #[serde(default)]
+    pub relay_pending: bool,
     pub central_fallback: CentralFallback,
 }
 

@@ -1,2 +1,95 @@
-//! The Sitecast relay. Replication and deployment arrive with the relay/agent issue;
-//! for now this crate only carries the command-line surface of SPEC "Relay".
+//! The Sitecast relay: a per-site cache that replicates signed infos and verified
+//! fragments from central over QUIC ([`link`]) and serves them to the agents of its
+//! site over HTTP ([`http`]). Wiping a relay loses nothing but WAN bytes.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod link;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use config::RelayConfig;
+pub use error::RelayError;
+use tokio::sync::watch;
+
+/// What `sitecast-relay enroll` is told.
+#[derive(Debug, Clone)]
+pub struct EnrollOptions {
+    pub central: String,
+    pub ca: PathBuf,
+    pub id: sitecast_common::ids::RelayId,
+    pub token: String,
+    pub listen: std::net::SocketAddr,
+    pub schedule: Option<sitecast_common::constraint::TimeFrames>,
+    pub max_rate: Option<sitecast_common::units::Rate>,
+}
+
+/// Writes `DIR/relay.toml` and a copy of central's CA; refuses to overwrite.
+pub fn enroll(dir: &Path, opts: EnrollOptions) -> Result<RelayConfig, RelayError> {
+    let config_path = RelayConfig::path(dir);
+    if config_path.exists() {
+        return Err(RelayError::Invalid(format!(
+            "{} already exists; this directory is already a relay",
+            config_path.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(RelayError::io(dir))?;
+    let ca = std::fs::read(&opts.ca).map_err(RelayError::io(&opts.ca))?;
+    // Fail now, not at the first connection, if the CA is unusable.
+    link::client_config(&opts.ca)?;
+    cache::write_atomically(&RelayConfig::ca_path(dir), &ca)?;
+    let config = RelayConfig {
+        central: opts.central,
+        id: opts.id,
+        token: opts.token.trim().to_owned(),
+        listen: opts.listen,
+        schedule: opts.schedule,
+        max_rate: opts.max_rate,
+    };
+    config.central_host()?;
+    config.save(dir)?;
+    Ok(config)
+}
+
+/// Runs a relay from its DIR: the link to central and the HTTP server on
+/// `listener`, until `shutdown` completes. Tests pass a listener bound to port 0.
+pub async fn serve(
+    dir: &Path,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RelayError> {
+    let config = RelayConfig::load(dir)?;
+    let cache = cache::Cache::open(&dir.join("cache"))?;
+    let shared = Arc::new(link::Shared::open(cache)?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let app = http::app(Arc::new(http::HttpState {
+        relay_id: config.id.clone(),
+        shared: Arc::clone(&shared),
+    }));
+    let http = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+    let ca = RelayConfig::ca_path(dir);
+    let link = link::run(config, &ca, shared, stop_rx).await;
+    match http.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
+        Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    }
+    link
+}

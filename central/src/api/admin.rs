@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -18,8 +19,9 @@ use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, SCHEMA
 use sitecast_common::signing;
 use sitecast_common::units::Size;
 use sitecast_common::wire::{
-    Activation, ActivationRequest, Assigned, AssignmentRequest, CentralFallback, ComputerStat,
-    Holding, Package, Relay, RelayCreated, RelayRequest, Site, SiteRequest, Stats, UploadParams,
+    Activation, ActivationRequest, Assigned, AssignmentRequest, CentralFallback, CentralStatus,
+    ComputerStat, Holding, Package, Relay, RelayCreated, RelayRequest, Site, SiteRequest, Stats,
+    UploadParams,
 };
 
 use super::error::ApiError;
@@ -109,6 +111,8 @@ pub async fn add_relay(
         created_at: c.clock.now(),
         last_seen: None,
         holdings: BTreeMap::new(),
+        bytes_from_central: 0,
+        bytes_to_agents: 0,
     };
     let digest = tokens::digest(&token);
     c.blocking(move |c| c.store.add_relay(&record, digest))
@@ -122,7 +126,7 @@ pub(super) fn relay_view(record: RelayRecord, packages: &[Package]) -> Relay {
         .filter(|p| p.activation.all_sites || p.activation.sites.contains(&record.site))
         .map(|p| Holding {
             package_id: p.id.clone(),
-            held: record.holdings.get(&p.id).copied().unwrap_or(0),
+            held: record.fragments_held(p),
             total: p.fragments,
         })
         .collect();
@@ -133,7 +137,18 @@ pub(super) fn relay_view(record: RelayRecord, packages: &[Package]) -> Relay {
         url: record.url,
         last_seen: record.last_seen,
         holdings,
+        bytes_from_central: record.bytes_from_central,
+        bytes_to_agents: record.bytes_to_agents,
     }
+}
+
+pub async fn status(_: Admin, State(c): Shared) -> Json<CentralStatus> {
+    Json(CentralStatus {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        fragment_bytes_to_agents: c.fragment_bytes_to_agents.load(Ordering::Relaxed),
+        bytes_to_relays: c.bytes_to_relays.load(Ordering::Relaxed),
+        relays_connected: c.changes.receiver_count() as u64,
+    })
 }
 
 pub async fn list_relays(_: Admin, State(c): Shared) -> Result<Json<Vec<Relay>>, ApiError> {
@@ -155,6 +170,8 @@ pub async fn delete_relay(
     let id: RelayId = id.parse().map_err(|_| ApiError::not_found("relay", &id))?;
     let shown = id.clone();
     if c.blocking(move |c| c.store.delete_relay(&id)).await? {
+        // Its connection, if any, notices and closes.
+        c.notify_relays();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("relay", shown))
@@ -425,6 +442,7 @@ pub async fn delete_package(
         c.files.remove(&package.id)
     })
     .await?;
+    c.notify_relays();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -509,6 +527,7 @@ pub async fn activate(
             })
         })
         .await?;
+    c.notify_relays();
     Ok(Json(updated))
 }
 

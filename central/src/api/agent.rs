@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sitecast_common::ids::{slug, ComputerId, PackageId};
+use sitecast_common::subnet::best_prefix;
 use sitecast_common::wire::{
     ComputerStat, EnrollRequest, EnrollResponse, PollRequest, PollResponse, PolledPackage,
     RelayRef, StatusReport,
@@ -108,12 +109,22 @@ pub async fn poll(
     let addresses = parse_addresses(&req.addresses)?;
     let now = c.clock.now();
     let who = me.clone();
+    let reported = addresses.clone();
     let pending = c
         .blocking(move |c| {
-            c.store.touch_computer(&who, &addresses, now)?;
+            c.store.touch_computer(&who, &reported, now)?;
             c.store.poll(&who, now)
         })
         .await?;
+    // A poll without addresses keeps the ones the computer reported last.
+    let addresses = if addresses.is_empty() {
+        c.store
+            .computer(&me)?
+            .map(|r| r.addresses)
+            .unwrap_or_default()
+    } else {
+        addresses
+    };
     let relays = c.store.relays()?;
     let mut packages = Vec::new();
     for a in pending {
@@ -123,20 +134,25 @@ pub async fn poll(
         let activated = |site| p.activation.all_sites || p.activation.sites.contains(site);
         let holders = relays
             .iter()
-            .filter(|r| {
-                activated(&r.site) && r.holdings.get(&p.id).is_some_and(|&h| h == p.fragments)
-            })
+            .filter(|r| activated(&r.site) && r.holds_whole(&p))
             .map(|r| RelayRef {
                 id: r.id.clone(),
                 url: r.url.clone(),
                 subnets: r.subnets.clone(),
             })
             .collect();
+        // A relay serves this computer but lacks the package: the agent should wait
+        // for it rather than pull the package across the WAN.
+        let relay_pending = relays.iter().any(|r| {
+            best_prefix(&addresses, &r.subnets).is_some()
+                && !(activated(&r.site) && r.holds_whole(&p))
+        });
         packages.push(PolledPackage {
             id: p.id.clone(),
             priority: p.priority,
             info_sha256: p.info_sha256.clone(),
             relays: holders,
+            relay_pending,
             central_fallback: p.activation.central_fallback,
         });
     }
@@ -185,6 +201,8 @@ pub async fn fragment(
     file.seek(std::io::SeekFrom::Start(offset))
         .await
         .map_err(|e| ApiError::from(CentralError::io(&path)(e)))?;
+    c.fragment_bytes_to_agents
+        .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), 64 << 10));
     Ok((
         [

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 
 use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
@@ -38,6 +39,13 @@ pub struct Central {
     pub enroll_token: [u8; 32],
     pub config: CentralConfig,
     pub clock: Arc<dyn Clock>,
+    /// Bumped whenever what relays must hold may have changed (activations,
+    /// deletions); each relay connection watches it and pushes the new set at once.
+    pub changes: tokio::sync::watch::Sender<u64>,
+    /// Fragment bytes central served to agents directly (the WAN bytes relays exist to avoid).
+    pub fragment_bytes_to_agents: AtomicU64,
+    /// Info and fragment bytes central sent to relays over QUIC.
+    pub bytes_to_relays: AtomicU64,
 }
 
 impl Central {
@@ -61,7 +69,15 @@ impl Central {
             signing_key: loaded.signing_key,
             config: loaded.config,
             clock,
+            changes: tokio::sync::watch::Sender::new(0),
+            fragment_bytes_to_agents: AtomicU64::new(0),
+            bytes_to_relays: AtomicU64::new(0),
         })
+    }
+
+    /// Tells every connected relay to look at its activated set again.
+    pub fn notify_relays(&self) {
+        self.changes.send_modify(|generation| *generation += 1);
     }
 
     /// Runs store work on the blocking pool: sled flushes fsync.
@@ -99,6 +115,7 @@ pub fn app(state: Arc<Central>) -> Router {
         .route("/packages/{id}/assignments", post(admin::assign))
         .route("/packages/{id}/stats", get(admin::stats))
         .route("/computers", get(admin::list_computers))
+        .route("/status", get(admin::status))
         .route("/agent/enroll", post(agent::enroll))
         .route("/agent/poll", post(agent::poll))
         .route("/agent/packages/{id}/info", get(agent::info))

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use sitecast_central::api::{app, Central};
 use sitecast_central::clock::SystemClock;
 use sitecast_central::init::{self, InitOptions, DEFAULT_API_LISTEN, DEFAULT_QUIC_LISTEN};
-use sitecast_central::server;
+use sitecast_central::{quic, server};
 
 #[derive(Parser)]
 #[command(name = "sitecast-central", version, about = "Sitecast central server")]
@@ -82,16 +82,29 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     }
     let loaded = init::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
     let tls = server::tls_config(&loaded.layout.server_cert(), &loaded.layout.server_key())?;
+    let quic_config =
+        quic::server_config(&loaded.layout.server_cert(), &loaded.layout.server_key())?;
     let listen = loaded.config.api_listen;
-    let central = Central::open(loaded, Arc::new(SystemClock))?;
+    let quic_listen = loaded.config.quic_listen;
+    let central = Arc::new(Central::open(loaded, Arc::new(SystemClock))?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
+    let endpoint = quic::endpoint(quic_config, quic_listen)?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "serving the HTTPS API");
-    // One machine-readable line on stdout, for scripts and tests that bind port 0.
+    let quic_addr = endpoint.local_addr()?;
+    tracing::info!(%addr, %quic_addr, "serving the HTTPS API and the QUIC endpoint");
+    // Machine-readable lines on stdout, for scripts and tests that bind port 0.
     println!("sitecast-central: serving https://{addr}");
-    server::run(listener, tls, app(Arc::new(central)), server::signal()).await?;
+    println!("sitecast-central: quic {quic_addr}");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let quic = tokio::spawn(quic::run(endpoint, Arc::clone(&central), async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    server::run(listener, tls, app(central), server::signal()).await?;
+    let _ = stop.send(true);
+    let _ = quic.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,0 +1,368 @@
+//! Central's QUIC endpoint for relays (SPEC "Relay"; protocol in
+//! `sitecast_common::protocol`).
+//!
+//! Each relay connection is authenticated by the token in its hello (TLS proves
+//! central to the relay). Central then pushes the site's activated set at once and
+//! again whenever `Central::changes` moves, records the relay's reports, and serves
+//! infos and fragments, one request per stream, straight from the package files.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::QuicServerConfig;
+use sitecast_common::ids::RelayId;
+use sitecast_common::protocol::{
+    self, ActivatedPackage, CentralMessage, RelayMessage, Request, Response,
+};
+use tokio::io::AsyncReadExt;
+
+use crate::api::Central;
+use crate::error::CentralError;
+use crate::store::{RelayRecord, TokenOwner};
+use crate::tokens;
+
+/// A relay that says nothing is dropped after this long.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The QUIC server configuration: central's certificate, TLS 1.3, our ALPN.
+pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, CentralError> {
+    let tls = crate::server::tls_config(cert, key)?;
+    let mut tls = (*tls).clone();
+    tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| CentralError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .max_idle_timeout(Some(
+            Duration::from_secs(30)
+                .try_into()
+                .map_err(|e| CentralError::Tls(format!("{e}")))?,
+        ))
+        .max_concurrent_bidi_streams(64u32.into())
+        // Fragments are several MiB: let a few be in flight per stream and connection.
+        .stream_receive_window((8u32 << 20).into())
+        .send_window(64 << 20);
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// Binds the QUIC endpoint.
+pub fn endpoint(
+    config: quinn::ServerConfig,
+    addr: SocketAddr,
+) -> Result<quinn::Endpoint, CentralError> {
+    quinn::Endpoint::server(config, addr).map_err(CentralError::io(format!("QUIC endpoint {addr}")))
+}
+
+/// Accepts relays until `shutdown` completes.
+pub async fn run(
+    endpoint: quinn::Endpoint,
+    central: Arc<Central>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => match i {
+                Some(i) => i,
+                None => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let central = Arc::clone(&central);
+        tokio::spawn(async move {
+            let peer = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => {
+                    if let Err(e) = serve_relay(conn, central).await {
+                        tracing::info!(%peer, error = %e, "relay connection ended");
+                    }
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "QUIC handshake failed"),
+            }
+        });
+    }
+    endpoint.close(0u32.into(), b"central shutting down");
+    endpoint.wait_idle().await;
+}
+
+/// Why a relay connection ended.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("{0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("{0}")]
+    Read(#[from] quinn::ReadExactError),
+    #[error("{0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("{0}")]
+    Protocol(#[from] protocol::ProtocolError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Central(#[from] CentralError),
+}
+
+async fn read_message<T: serde::de::DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+) -> Result<T, LinkError> {
+    let mut header = [0u8; 4];
+    recv.read_exact(&mut header).await?;
+    let mut body = vec![0u8; protocol::body_len(header)?];
+    recv.read_exact(&mut body).await?;
+    Ok(protocol::decode(&body)?)
+}
+
+async fn write_message<T: serde::Serialize>(
+    send: &mut quinn::SendStream,
+    message: &T,
+) -> Result<(), LinkError> {
+    send.write_all(&protocol::encode(message)).await?;
+    Ok(())
+}
+
+fn activated_for(
+    central: &Central,
+    relay: &RelayRecord,
+) -> Result<Vec<ActivatedPackage>, CentralError> {
+    let mut packages: Vec<ActivatedPackage> = central
+        .store
+        .packages()?
+        .into_iter()
+        .filter(|p| p.activation.all_sites || p.activation.sites.contains(&relay.site))
+        .map(|p| ActivatedPackage {
+            id: p.id,
+            priority: p.priority,
+            info_sha256: p.info_sha256,
+            size: p.size,
+            fragments: p.fragments,
+        })
+        .collect();
+    packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
+    Ok(packages)
+}
+
+async fn hello(
+    conn: &quinn::Connection,
+    central: &Central,
+) -> Result<(RelayRecord, quinn::SendStream, quinn::RecvStream), LinkError> {
+    let (mut send, mut recv) = conn.accept_bi().await?;
+    let message: RelayMessage = read_message(&mut recv).await?;
+    let RelayMessage::Hello {
+        version,
+        relay_id,
+        token,
+        software,
+    } = message
+    else {
+        return Err(LinkError::Refused(
+            "the first message must be a hello".into(),
+        ));
+    };
+    let refuse = |reason: String| LinkError::Refused(reason);
+    let relay = if version != protocol::VERSION {
+        Err(refuse(format!(
+            "protocol version {version} is not supported (central speaks {})",
+            protocol::VERSION
+        )))
+    } else {
+        match central.store.token_owner(tokens::digest(&token))? {
+            Some(TokenOwner::Relay(id)) if id == relay_id => match central.store.relay(&id)? {
+                Some(r) => Ok(r),
+                None => Err(refuse(format!("relay '{relay_id}' was deleted"))),
+            },
+            _ => Err(refuse(format!("bad token for relay '{relay_id}'"))),
+        }
+    };
+    match relay {
+        Ok(relay) => {
+            tracing::info!(relay = %relay.id, %software, peer = %conn.remote_address(), "relay connected");
+            write_message(
+                &mut send,
+                &CentralMessage::Welcome {
+                    site: relay.site.clone(),
+                    signing_keys: central.public_keys.clone(),
+                },
+            )
+            .await?;
+            Ok((relay, send, recv))
+        }
+        Err(LinkError::Refused(reason)) => {
+            let _ = write_message(
+                &mut send,
+                &CentralMessage::Refused {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+            let _ = send.finish();
+            // Let the refusal reach the relay before the connection goes.
+            let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+            conn.close(1u32.into(), b"refused");
+            Err(LinkError::Refused(reason))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(), LinkError> {
+    let (relay, mut send, mut recv) = tokio::time::timeout(HELLO_TIMEOUT, hello(&conn, &central))
+        .await
+        .map_err(|_| LinkError::Refused("no hello in time".into()))??;
+    let id = relay.id.clone();
+    let mut changes = central.changes.subscribe();
+    record(&central, &id, None).await?;
+
+    let requests = {
+        let conn = conn.clone();
+        let central = Arc::clone(&central);
+        let id = id.clone();
+        tokio::spawn(async move { serve_requests(conn, central, id).await })
+    };
+    let result = async {
+        changes.mark_changed();
+        loop {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let Some(current) = central.store.relay(&id)? else {
+                        conn.close(2u32.into(), b"relay deleted");
+                        return Err(LinkError::Refused(format!("relay '{id}' was deleted")));
+                    };
+                    let packages = activated_for(&central, &current)?;
+                    write_message(&mut send, &CentralMessage::Activated { packages }).await?;
+                }
+                message = read_message::<RelayMessage>(&mut recv) => match message? {
+                    RelayMessage::Report(report) => record(&central, &id, Some(report)).await?,
+                    RelayMessage::Hello { .. } => return Err(LinkError::Refused("hello sent twice".into())),
+                },
+            }
+        }
+    }
+    .await;
+    requests.abort();
+    result
+}
+
+async fn record(
+    central: &Arc<Central>,
+    id: &RelayId,
+    report: Option<protocol::RelayReport>,
+) -> Result<(), LinkError> {
+    let central = Arc::clone(central);
+    let id = id.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = central.clock.now();
+        central.store.record_relay_report(&id, report.as_ref(), now)
+    })
+    .await
+    .map_err(|e| LinkError::Refused(format!("store task failed: {e}")))??;
+    Ok(())
+}
+
+async fn serve_requests(conn: quinn::Connection, central: Arc<Central>, relay: RelayId) {
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let central = Arc::clone(&central);
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_request(send, recv, &central).await {
+                tracing::debug!(%relay, error = %e, "request stream failed");
+            }
+        });
+    }
+}
+
+async fn serve_request(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    central: &Central,
+) -> Result<(), LinkError> {
+    let request: Request = read_message(&mut recv).await?;
+    let (package_id, range) = match &request {
+        Request::Info { package_id } => (package_id, None),
+        Request::Fragment { package_id, index } => (package_id, Some(*index)),
+    };
+    let Some(package) = central.store.package(package_id)? else {
+        write_message(
+            &mut send,
+            &Response::NotFound {
+                reason: format!("package '{package_id}' not found"),
+            },
+        )
+        .await?;
+        let _ = send.finish();
+        return Ok(());
+    };
+    let sent = match range {
+        None => {
+            let path = central.files.info_path(&package.id);
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(CentralError::io(&path))?;
+            write_message(
+                &mut send,
+                &Response::Data {
+                    len: bytes.len() as u64,
+                },
+            )
+            .await?;
+            send.write_all(&bytes).await?;
+            bytes.len() as u64
+        }
+        Some(index) => {
+            let offset = u64::from(index.saturating_sub(1)) * package.fragment_size;
+            if index == 0 || index > package.fragments {
+                write_message(
+                    &mut send,
+                    &Response::NotFound {
+                        reason: format!("package '{package_id}' has no fragment {index}"),
+                    },
+                )
+                .await?;
+                let _ = send.finish();
+                return Ok(());
+            }
+            let len = package.fragment_size.min(package.size - offset);
+            let path = central.files.data_path(&package.id);
+            let mut file = tokio::fs::File::open(&path)
+                .await
+                .map_err(CentralError::io(&path))?;
+            tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(CentralError::io(&path))?;
+            write_message(&mut send, &Response::Data { len }).await?;
+            let mut reader = file.take(len);
+            let mut buf = vec![0u8; 256 << 10];
+            let mut left = len;
+            while left > 0 {
+                let n = reader
+                    .read(&mut buf)
+                    .await
+                    .map_err(CentralError::io(&path))?;
+                if n == 0 {
+                    return Err(LinkError::Refused(format!(
+                        "{} is shorter than its metadata",
+                        path.display()
+                    )));
+                }
+                send.write_all(&buf[..n]).await?;
+                left -= n as u64;
+            }
+            len
+        }
+    };
+    central.bytes_to_relays.fetch_add(sent, Ordering::Relaxed);
+    let _ = send.finish();
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! The relay's HTTP server for the agents of its site (SPEC "Relay"): signed infos
+//! byte for byte, fragments with `Range` support streamed from disk, and health.
+//! Agents verify everything they get, so plain HTTP on the LAN is enough.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sitecast_common::ids::{PackageId, RelayId};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::link::Shared;
+
+/// What the handlers need.
+pub struct HttpState {
+    pub relay_id: RelayId,
+    pub shared: Arc<Shared>,
+}
+
+/// The router agents talk to.
+pub fn app(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/v1/packages/{id}/info", get(info))
+        .route("/v1/packages/{id}/fragments/{n}", get(fragment))
+        .route("/v1/health", get(health))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route".into()) })
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("{what} not held by this relay"),
+    )
+}
+
+async fn info(State(s): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<PackageId>() else {
+        return not_found("package");
+    };
+    match s.shared.cache.info(&id) {
+        Ok(Some(bytes)) => {
+            s.shared
+                .bytes_to_agents
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        Ok(None) => not_found("package"),
+        Err(e) => {
+            tracing::error!(error = %e, "reading an info");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        }
+    }
+}
+
+/// A `Range` header that cannot be served (416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// A single byte range of a body of `len` bytes: `Ok(None)` means the whole body.
+pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        // Several ranges: answering the whole body is allowed and simpler.
+        return Ok(None);
+    }
+    let (start, end) = spec.split_once('-').ok_or(Unsatisfiable)?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().map_err(|_| Unsatisfiable)?;
+            if n == 0 {
+                return Err(Unsatisfiable);
+            }
+            (
+                len.saturating_sub(n),
+                len.checked_sub(1).ok_or(Unsatisfiable)?,
+            )
+        }
+        (s, "") => (
+            s.parse().map_err(|_| Unsatisfiable)?,
+            len.checked_sub(1).ok_or(Unsatisfiable)?,
+        ),
+        (s, e) => {
+            let e: u64 = e.parse().map_err(|_| Unsatisfiable)?;
+            (
+                s.parse().map_err(|_| Unsatisfiable)?,
+                e.min(len.saturating_sub(1)),
+            )
+        }
+    };
+    if start > end || start >= len {
+        return Err(Unsatisfiable);
+    }
+    Ok(Some((start, end)))
+}
+
+async fn fragment(
+    State(s): State<Arc<HttpState>>,
+    Path((id, n)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let (Ok(id), Ok(n)) = (id.parse::<PackageId>(), n.parse::<u32>()) else {
+        return not_found("fragment");
+    };
+    let path = s.shared.cache.fragment_path(&id, n);
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => return not_found("fragment"),
+    };
+    let len = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(_) => return not_found("fragment"),
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, count) = match parse_range(range, len) {
+        Ok(None) => (StatusCode::OK, 0, len),
+        Ok(Some((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        Err(Unsatisfiable) => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+            )
+                .into_response()
+        }
+    };
+    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
+    }
+    s.shared.bytes_to_agents.fetch_add(count, Ordering::Relaxed);
+    let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), 64 << 10));
+    let mut response = (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, count.to_string()),
+            (header::ACCEPT_RANGES, "bytes".to_owned()),
+        ],
+        body,
+    )
+        .into_response();
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = format!("bytes {start}-{}/{len}", start + count - 1).parse() {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    response
+}
+
+async fn health(State(s): State<Arc<HttpState>>) -> Json<serde_json::Value> {
+    let holdings: serde_json::Map<String, serde_json::Value> = s
+        .shared
+        .holdings()
+        .into_iter()
+        .map(|(id, held)| (id.to_string(), held.into()))
+        .collect();
+    Json(serde_json::json!({
+        "status": "ok",
+        "relay_id": s.relay_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "holdings": holdings,
+        "bytes_from_central": s.shared.bytes_from_central.load(Ordering::Relaxed),
+        "bytes_to_agents": s.shared.bytes_to_agents.load(Ordering::Relaxed),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_range, Unsatisfiable};
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-4"), 10), Ok(Some((0, 4))));
+        assert_eq!(parse_range(Some("bytes=5-"), 10), Ok(Some((5, 9))));
+        assert_eq!(parse_range(Some("bytes=-3"), 10), Ok(Some((7, 9))));
+        assert_eq!(parse_range(Some("bytes=8-100"), 10), Ok(Some((8, 9))));
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), Ok(None));
+        assert_eq!(parse_range(Some("bytes=10-"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=5-2"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=x-2"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=-0"), 10), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=0-0"), 0), Err(Unsatisfiable));
+    }
+}
