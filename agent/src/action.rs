@@ -639,7 +639,12 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         assert_eq!(status_of(&out, &[0]), StatusCode::ErrTimeout);
         let pid = std::fs::read_to_string(dir.path().join("bg.pid")).unwrap();
-        assert!(is_dead(pid.trim()), "background sleep {pid} survived");
+        // SIGKILL is delivered asynchronously: wait (with a deadline) for it to land.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !is_dead(pid.trim()) {
+            assert!(Instant::now() < deadline, "background sleep {pid} survived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Gone, or a zombie waiting for init to reap it.

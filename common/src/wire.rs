@@ -87,6 +87,9 @@ pub struct Holding {
     pub package_id: PackageId,
     pub held: u32,
     pub total: u32,
+    /// The relay holds the current signed info and every fragment: agents may use it.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 /// Query parameters of `POST /packages` (the body is the raw file).
@@ -103,6 +106,8 @@ pub struct UploadParams {
     pub fragment_size: Option<String>,
     pub os: Option<String>,
     pub success_exit_codes: Option<String>,
+    /// Seconds the command may run before it is killed.
+    pub command_timeout_s: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

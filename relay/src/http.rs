@@ -50,9 +50,7 @@ async fn info(State(s): State<Arc<HttpState>>, Path(id): Path<String>) -> Respon
     };
     match s.shared.cache.info(&id) {
         Ok(Some(bytes)) => {
-            s.shared
-                .bytes_to_agents
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            s.shared.served(bytes.len() as u64);
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         Ok(None) => not_found("package"),
@@ -138,7 +136,7 @@ async fn fragment(
     if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
     }
-    s.shared.bytes_to_agents.fetch_add(count, Ordering::Relaxed);
+    s.shared.served(count);
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), 64 << 10));
     let mut response = (
         status,

@@ -94,6 +94,12 @@ impl Shared {
         self.changed.send_modify(|g| *g += 1);
     }
 
+    /// Counts bytes served to agents (and lets central know, coalesced).
+    pub fn served(&self, bytes: u64) {
+        self.bytes_to_agents.fetch_add(bytes, Ordering::Relaxed);
+        self.touch();
+    }
+
     /// The report central gets: holdings and counters.
     pub fn report(&self) -> RelayReport {
         RelayReport {

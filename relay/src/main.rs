@@ -120,7 +120,11 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", config.listen))?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, relay = %config.id, "serving agents");
-            println!("sitecast-relay: serving http://{addr}");
+            {
+                use std::io::Write;
+                // A closed stdout must not stop the relay.
+                let _ = writeln!(std::io::stdout(), "sitecast-relay: serving http://{addr}");
+            }
             serve(&dir, listener, signal()).await?;
             Ok(())
         }

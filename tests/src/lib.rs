@@ -1,2 +1,418 @@
-//! End-to-end tests of Sitecast over loopback live in `tests/tests/`; this library
-//! holds what they share.
+//! The end-to-end harness: a central, relays and agents running in-process on
+//! loopback addresses (`127.x.y.z`), ephemeral ports and temporary directories.
+//! Tests wait on conditions with deadlines, never on fixed sleeps.
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sitecast_central::api::{app, Central as CentralState};
+use sitecast_central::clock::SystemClock;
+use sitecast_central::init::{self, InitOptions, Layout};
+use sitecast_central::{quic, server};
+use tokio::sync::watch;
+
+/// How long any condition may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Waits until `cond` holds, polling; fails the test after [`DEADLINE`].
+pub async fn wait_until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn stop_signal(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// A central running in-process.
+pub struct Central {
+    pub root: tempfile::TempDir,
+    pub layout: Layout,
+    pub url: String,
+    pub quic: SocketAddr,
+    pub state: Arc<CentralState>,
+    pub http: reqwest::Client,
+    pub admin_token: String,
+    pub enroll_token: String,
+    stop: watch::Sender<bool>,
+}
+
+impl Central {
+    pub async fn start() -> Central {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("central");
+        let opts = InitOptions {
+            api_listen: "127.0.0.1:0".parse().unwrap(),
+            quic_listen: "127.0.0.1:0".parse().unwrap(),
+            ..InitOptions::default()
+        };
+        let layout = init::init(&dir, &opts).unwrap();
+        let loaded = init::load(&dir).unwrap();
+        let admin_token = loaded.admin_token.clone();
+        let enroll_token = loaded.enroll_token.clone();
+        let tls = server::tls_config(&layout.server_cert(), &layout.server_key()).unwrap();
+        let quic_config = quic::server_config(&layout.server_cert(), &layout.server_key()).unwrap();
+        let state = Arc::new(CentralState::open(loaded, Arc::new(SystemClock)).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let endpoint = quic::endpoint(quic_config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let quic_addr = endpoint.local_addr().unwrap();
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(server::run(
+            listener,
+            tls,
+            app(Arc::clone(&state)),
+            stop_signal(&rx),
+        ));
+        tokio::spawn(quic::run(endpoint, Arc::clone(&state), stop_signal(&rx)));
+        let ca = std::fs::read(layout.ca_cert()).unwrap();
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        Central {
+            root,
+            layout,
+            url,
+            quic: quic_addr,
+            state,
+            http,
+            admin_token,
+            enroll_token,
+            stop,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    async fn answer(resp: reqwest::Response) -> Value {
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(status.is_success(), "{status}: {text}");
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap();
+        Self::answer(resp).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        Self::answer(resp).await
+    }
+
+    /// Creates a package; `query` is the upload's query string.
+    pub async fn upload(&self, query: &str, body: Vec<u8>) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/packages?{query}", self.url))
+            .bearer_auth(&self.admin_token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Self::answer(resp).await
+    }
+
+    pub async fn add_site(&self, name: &str, subnets: &[&str]) {
+        self.post("/sites", json!({"name": name, "subnets": subnets}))
+            .await;
+    }
+
+    /// Adds a relay on central and starts it, its HTTP server on `ip`.
+    pub async fn relay(&self, site: &str, subnets: &[&str], ip: &str) -> Relay {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let created = self
+            .post(
+                "/relays",
+                json!({"site": site, "subnets": subnets, "url": url}),
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let dir = self.path(&id);
+        sitecast_relay::enroll(
+            &dir,
+            sitecast_relay::EnrollOptions {
+                central: format!("127.0.0.1:{}", self.quic.port()),
+                ca: self.layout.ca_cert(),
+                id: id.parse().unwrap(),
+                token: created["token"].as_str().unwrap().to_owned(),
+                listen: listener.local_addr().unwrap(),
+                schedule: None,
+                max_rate: None,
+            },
+        )
+        .unwrap();
+        let mut relay = Relay {
+            id,
+            dir,
+            url,
+            ip: ip.to_owned(),
+            running: None,
+        };
+        relay.start_on(listener);
+        relay
+    }
+
+    /// A relay registered on central but not running (it holds nothing).
+    pub async fn silent_relay(&self, site: &str, subnets: &[&str], ip: &str) -> String {
+        let created = self
+            .post(
+                "/relays",
+                json!({"site": site, "subnets": subnets, "url": format!("http://{ip}:9")}),
+            )
+            .await;
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Enrolls an agent whose address is `ip`.
+    pub async fn agent(&self, name: &str, ip: &str) -> Agent {
+        let dir = self.path(&format!("agent-{name}"));
+        let config = sitecast_agent::enroll(
+            &dir,
+            sitecast_agent::EnrollOptions {
+                central: self.url.clone(),
+                ca: self.layout.ca_cert(),
+                enroll_token: self.enroll_token.clone(),
+                bind: Some(ip.parse().unwrap()),
+                tags: vec![],
+                hostname: Some(name.to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+        Agent {
+            dir,
+            id: config.computer_id.to_string(),
+        }
+    }
+
+    /// The relay's view in `GET /relays`.
+    pub async fn relay_view(&self, id: &str) -> Value {
+        let relays = self.get("/relays").await;
+        relays
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Waits until central knows the relay holds the whole package.
+    pub async fn wait_held(&self, relay: &str, package: &str) {
+        wait_until(&format!("{relay} to hold {package}"), || async {
+            let view = self.relay_view(relay).await;
+            view["holdings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["package_id"] == package && h["complete"] == true)
+        })
+        .await;
+    }
+
+    /// Waits until a relay has reported a counter of at least `at_least`.
+    pub async fn wait_relay_counter(&self, relay: &str, counter: &str, at_least: u64) {
+        wait_until(
+            &format!("{relay} to report {counter} >= {at_least}"),
+            || async { self.relay_view(relay).await[counter].as_u64().unwrap_or(0) >= at_least },
+        )
+        .await;
+    }
+
+    pub async fn status(&self) -> Value {
+        self.get("/status").await
+    }
+
+    pub async fn stats(&self, package: &str) -> Value {
+        self.get(&format!("/packages/{package}/stats")).await
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A relay running in-process.
+pub struct Relay {
+    pub id: String,
+    pub dir: PathBuf,
+    pub url: String,
+    pub ip: String,
+    running: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Relay {
+    fn start_on(&mut self, listener: tokio::net::TcpListener) {
+        let (stop, rx) = watch::channel(false);
+        let dir = self.dir.clone();
+        let task = tokio::spawn(async move {
+            sitecast_relay::serve(&dir, listener, stop_signal(&rx))
+                .await
+                .unwrap();
+        });
+        self.running = Some((stop, task));
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
+            let _ = stop.send(true);
+            task.await.unwrap();
+        }
+    }
+
+    /// Where the relay keeps a package's content.
+    pub fn cache(&self, package: &str) -> PathBuf {
+        self.dir.join("cache").join(package)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some((stop, _)) = self.running.take() {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+/// An enrolled agent.
+pub struct Agent {
+    pub dir: PathBuf,
+    pub id: String,
+}
+
+impl Agent {
+    pub async fn once(&self) -> sitecast_agent::Round {
+        sitecast_agent::once(&self.dir).await.unwrap()
+    }
+
+    /// The final status code of each package this round, as text ("waiting" if none).
+    pub async fn once_codes(&self) -> Vec<(String, String)> {
+        self.once()
+            .await
+            .outcomes
+            .into_iter()
+            .map(|(id, o)| {
+                let code = match o {
+                    sitecast_agent::Outcome::Done(code) => code.to_string(),
+                    sitecast_agent::Outcome::Waiting(_) => "waiting".to_owned(),
+                };
+                (id.to_string(), code)
+            })
+            .collect()
+    }
+}
+
+/// A deterministic pseudo-random payload.
+pub fn payload(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A tar.gz of `(path, contents, mode)` entries.
+pub fn tar_gz(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (path, data, mode) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_entry_type(tar::EntryType::Regular);
+        // Written raw so tests can also build archives with names tar refuses (`../x`).
+        let name = &mut header.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A tar.gz with one symlink entry `name -> target`.
+pub fn tar_gz_symlink(name: &str, target: &str) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    header.set_mode(0o777);
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+    header.set_cksum();
+    builder.append(&header, &[][..]).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A zip of `(path, contents)` entries (names written as given).
+pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (path, data) in entries {
+        w.start_file(*path, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// Everything under `dir` (for "nothing was written outside" checks).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            out.push(p.clone());
+            if p.is_dir() && !p.is_symlink() {
+                out.extend(files_under(&p));
+            }
+        }
+    }
+    out
+}

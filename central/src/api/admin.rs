@@ -127,6 +127,7 @@ pub(super) fn relay_view(record: RelayRecord, packages: &[Package]) -> Relay {
         .map(|p| Holding {
             package_id: p.id.clone(),
             held: record.fragments_held(p),
+            complete: record.holds_whole(p),
             total: p.fragments,
         })
         .collect();
@@ -259,6 +260,14 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
             })
             .collect::<Result<_, _>>()?,
     };
+    let command_timeout_s = match params.command_timeout_s.as_deref() {
+        None => sitecast_common::info::DEFAULT_COMMAND_TIMEOUT_S,
+        Some(t) => t.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "bad command_timeout_s: '{t}' is not a number of seconds"
+            ))
+        })?,
+    };
     let doc = InfoDoc {
         schema: SCHEMA,
         // The real id, plan and time are filled in once the file is in.
@@ -274,7 +283,7 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         fragment_size,
         fragments: vec!["0".repeat(64)],
         success_exit_codes,
-        command_timeout_s: sitecast_common::info::DEFAULT_COMMAND_TIMEOUT_S,
+        command_timeout_s,
         notify: None,
         done_action_text: None,
         supersedes: None,

@@ -94,9 +94,15 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let quic_addr = endpoint.local_addr()?;
     tracing::info!(%addr, %quic_addr, "serving the HTTPS API and the QUIC endpoint");
-    // Machine-readable lines on stdout, for scripts and tests that bind port 0.
-    println!("sitecast-central: serving https://{addr}");
-    println!("sitecast-central: quic {quic_addr}");
+    // Machine-readable lines on stdout, for scripts and tests that bind port 0. A
+    // closed stdout must not stop the server, so write errors are ignored.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "sitecast-central: serving https://{addr}");
+        let _ = writeln!(out, "sitecast-central: quic {quic_addr}");
+        let _ = out.flush();
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let quic = tokio::spawn(quic::run(endpoint, Arc::clone(&central), async move {
         let mut stopped = stopped;

@@ -113,6 +113,9 @@ pub struct CreateArgs {
     /// Exit codes that mean success, e.g. 0,3010.
     #[arg(long)]
     pub success_codes: Option<String>,
+    /// Seconds the command may run before it is killed (default 3600).
+    #[arg(long)]
+    pub command_timeout: Option<String>,
     /// Inferred from the file's first bytes when not given.
     #[arg(long, value_parser = ["none", "zip", "tar.gz"])]
     pub archive: Option<String>,
@@ -321,6 +324,7 @@ async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralErr
         ("os", &args.os),
         ("success_exit_codes", &args.success_codes),
         ("archive", &args.archive),
+        ("command_timeout_s", &args.command_timeout),
     ];
     for (k, v) in optional {
         if let Some(v) = v {

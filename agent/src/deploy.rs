@@ -1,0 +1,448 @@
+//! One package's deployment on this computer: choose sources by the same-subnet
+//! rule, fetch and verify the signed info, fetch and verify every fragment (a bad
+//! one is fetched again from the next source), rebuild, verify the whole digest,
+//! unpack, run the action, clean up. Nothing is unpacked or run before the
+//! signature, every fragment and the whole file have been verified.
+//!
+//! Downloads live in `DIR/downloads/<package>/` (the info and one file per verified
+//! fragment), so an interrupted deployment resumes with the fragments it has.
+
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
+use sitecast_common::fragment::sha256_hex;
+use sitecast_common::info::{Action, Archive, Info};
+use sitecast_common::signing::{self, VerifyError};
+use sitecast_common::status::StatusCode;
+use sitecast_common::subnet::select_relays;
+use sitecast_common::wire::{CentralFallback, PolledPackage, StatusReport};
+
+use crate::action::{self, status_of};
+use crate::client::{Client, Source};
+use crate::error::AgentError;
+use crate::unpack::{self, UnpackLimits};
+
+/// How often `DOWNLOADING` progress goes to central.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// What became of one package this time round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Reported with this final code.
+    Done(StatusCode),
+    /// Not finished: no allowed source has it yet, or the sources failed; try again later.
+    Waiting(String),
+}
+
+/// What a deployment needs from the agent.
+pub struct Context<'a> {
+    pub client: &'a Client,
+    pub keys: &'a [VerifyingKey],
+    pub addresses: &'a [IpAddr],
+    pub downloads: &'a Path,
+    pub work: &'a Path,
+    pub limits: UnpackLimits,
+    pub already_installed: bool,
+}
+
+fn report(code: StatusCode) -> StatusReport {
+    StatusReport {
+        code,
+        exit_code: None,
+        output: None,
+        fragments_done: None,
+    }
+}
+
+fn report_with(code: StatusCode, output: String) -> StatusReport {
+    StatusReport {
+        output: Some(output),
+        ..report(code)
+    }
+}
+
+/// The sources for fragments, in order, and whether the agent must wait instead.
+fn fragment_sources(polled: &PolledPackage, addresses: &[IpAddr], waited: Duration) -> Vec<Source> {
+    let mut sources: Vec<Source> = select_relays(addresses, &polled.relays)
+        .into_iter()
+        .map(|r| Source::Relay {
+            id: r.id.clone(),
+            url: r.url.clone(),
+        })
+        .collect();
+    let central = match polled.central_fallback {
+        CentralFallback::Always => true,
+        CentralFallback::After(d) => sources.is_empty() && waited.as_secs() >= d.as_secs(),
+        // No relay serves this computer at all: central is its relay.
+        CentralFallback::Never => sources.is_empty() && !polled.relay_pending,
+    };
+    if central {
+        sources.push(Source::Central);
+    }
+    sources
+}
+
+/// Deploys one package and reports how it ended. Errors are only those of
+/// talking to central; everything else becomes a status code.
+pub async fn deploy(
+    ctx: &Context<'_>,
+    polled: &PolledPackage,
+    waited: Duration,
+) -> Result<Outcome, AgentError> {
+    let id = &polled.id;
+    if ctx.already_installed {
+        ctx.client
+            .report(id, &report(StatusCode::ErrAlreadySetup))
+            .await?;
+        return Ok(Outcome::Done(StatusCode::ErrAlreadySetup));
+    }
+    let sources = fragment_sources(polled, ctx.addresses, waited);
+    if sources.is_empty() {
+        return Ok(Outcome::Waiting(
+            "the relay of this subnet does not hold the package yet".into(),
+        ));
+    }
+    let dir = ctx.downloads.join(id.as_str());
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(AgentError::io(&dir))?;
+
+    // The signed info: central may always serve it (infos are small).
+    let mut info_sources = sources.clone();
+    if !info_sources.contains(&Source::Central) {
+        info_sources.push(Source::Central);
+    }
+    let info = match signed_info(ctx, polled, &dir, &info_sources).await? {
+        Ok(info) => info,
+        Err(final_or_wait) => return finish(ctx, polled, final_or_wait, &dir).await,
+    };
+
+    // Fragments, each verified before it counts.
+    let plan = info.plan();
+    let mut done = count_held(&dir, plan.count());
+    let mut last_progress = Instant::now();
+    ctx.client
+        .report(
+            id,
+            &StatusReport {
+                fragments_done: Some(done),
+                ..report(StatusCode::Downloading)
+            },
+        )
+        .await?;
+    for index in 1..=plan.count() {
+        let path = dir.join(index.to_string());
+        if path.exists() {
+            continue;
+        }
+        if !fetch_fragment(ctx, &info, index, &dir, &sources).await? {
+            return Ok(Outcome::Waiting(format!(
+                "no source could deliver fragment {index} intact"
+            )));
+        }
+        done += 1;
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            ctx.client
+                .report(
+                    id,
+                    &StatusReport {
+                        fragments_done: Some(done),
+                        ..report(StatusCode::Downloading)
+                    },
+                )
+                .await?;
+        }
+    }
+
+    let status = install(ctx, &info, &dir).await;
+    finish(ctx, polled, Some(status), &dir).await
+}
+
+/// Fetches, checks and stores the signed info. `Err` carries the final report
+/// or `None` to wait.
+async fn signed_info(
+    ctx: &Context<'_>,
+    polled: &PolledPackage,
+    dir: &Path,
+    sources: &[Source],
+) -> Result<Result<Info, Option<StatusReport>>, AgentError> {
+    let path = dir.join("info.dsse.json");
+    let cached = tokio::fs::read(&path)
+        .await
+        .ok()
+        .filter(|b| sha256_hex(b) == polled.info_sha256);
+    let envelope = match cached {
+        Some(bytes) => bytes,
+        None => {
+            let mut found = None;
+            for source in sources {
+                match ctx.client.info(source, &polled.id).await {
+                    Ok(bytes) if sha256_hex(&bytes) == polled.info_sha256 => {
+                        found = Some(bytes);
+                        break;
+                    }
+                    Ok(_) => {
+                        tracing::warn!(package = %polled.id, %source, "served an info that is not the one central announced; trying the next source")
+                    }
+                    Err(e) => {
+                        tracing::warn!(package = %polled.id, %source, error = %e, "no info from this source")
+                    }
+                }
+            }
+            let Some(bytes) = found else {
+                return Ok(Err(None));
+            };
+            let p = path.clone();
+            let b = bytes.clone();
+            blocking(move || crate::fsutil::write_atomically(&p, &b)).await?;
+            bytes
+        }
+    };
+    // The digest matched what central announced; the signature is what makes it trusted.
+    match signing::verify_info(&envelope, ctx.keys) {
+        Ok(info) if info.id() == &polled.id => Ok(Ok(info)),
+        Ok(info) => Ok(Err(Some(report_with(
+            StatusCode::ErrBadId,
+            format!(
+                "the signed info is for package '{}', not '{}'",
+                info.id(),
+                polled.id
+            ),
+        )))),
+        Err(
+            e @ (VerifyError::BadSignature { .. }
+            | VerifyError::UnknownKey { .. }
+            | VerifyError::NoSignature),
+        ) => Ok(Err(Some(report_with(
+            StatusCode::ErrBadSignature,
+            e.to_string(),
+        )))),
+        Err(e) => Ok(Err(Some(report_with(
+            StatusCode::ErrBadSignature,
+            e.to_string(),
+        )))),
+    }
+}
+
+fn count_held(dir: &Path, count: u32) -> u32 {
+    (1..=count)
+        .filter(|n| dir.join(n.to_string()).exists())
+        .count() as u32
+}
+
+/// Fetches one fragment from the first source that delivers it intact.
+async fn fetch_fragment(
+    ctx: &Context<'_>,
+    info: &Info,
+    index: u32,
+    dir: &Path,
+    sources: &[Source],
+) -> Result<bool, AgentError> {
+    let plan = info.plan();
+    let (_, len) = plan
+        .range(index)
+        .map_err(|e| AgentError::Invalid(e.to_string()))?;
+    let expected = *plan
+        .digest(index)
+        .map_err(|e| AgentError::Invalid(e.to_string()))?;
+    let tmp = dir.join(format!(".{index}.part"));
+    for source in sources {
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(AgentError::io(&tmp))?;
+        match ctx
+            .client
+            .fragment(source, info.id(), index, len, &mut file, &tmp)
+            .await
+        {
+            Ok(digest) if digest == expected => {
+                file.sync_all().await.map_err(AgentError::io(&tmp))?;
+                drop(file);
+                let target = dir.join(index.to_string());
+                tokio::fs::rename(&tmp, &target)
+                    .await
+                    .map_err(AgentError::io(&target))?;
+                return Ok(true);
+            }
+            Ok(digest) => tracing::warn!(
+                package = %info.id(), fragment = index, %source,
+                expected = %hex::encode(expected), actual = %hex::encode(digest),
+                "bad fragment discarded; trying the next source"
+            ),
+            Err(e) => {
+                tracing::warn!(package = %info.id(), fragment = index, %source, error = %e, "fragment not fetched")
+            }
+        }
+        drop(file);
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    Ok(false)
+}
+
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, AgentError> + Send + 'static,
+) -> Result<R, AgentError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AgentError::Invalid(format!("blocking task failed: {e}")))?
+}
+
+/// Concatenates the verified fragments into one file while hashing it.
+fn rebuild(dir: &Path, count: u32, out: &Path) -> std::io::Result<[u8; 32]> {
+    let mut file = std::io::BufWriter::with_capacity(256 << 10, std::fs::File::create(out)?);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    for n in 1..=count {
+        let mut fragment = std::fs::File::open(dir.join(n.to_string()))?;
+        loop {
+            let read = fragment.read(&mut buf)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buf[..read]);
+            file.write_all(&buf[..read])?;
+        }
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(hasher.finalize().into())
+}
+
+/// A file name for a package that is not an archive: its name, if that is a
+/// plain file name, so `launch` can run it by that name.
+fn plain_name(info: &Info) -> String {
+    let name = info.name();
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && name.len() <= 200;
+    if ok {
+        name.to_owned()
+    } else {
+        "package".to_owned()
+    }
+}
+
+/// Rebuilds, verifies, unpacks and runs; returns the report to send.
+async fn install(ctx: &Context<'_>, info: &Info, dir: &Path) -> StatusReport {
+    let plan = info.plan().clone();
+    let package = dir.join("package");
+    let (d, p) = (dir.to_owned(), package.clone());
+    let count = plan.count();
+    let digest = match tokio::task::spawn_blocking(move || rebuild(&d, count, &p)).await {
+        Ok(Ok(digest)) => digest,
+        Ok(Err(e)) => {
+            return report_with(StatusCode::ErrBuild, format!("rebuilding the package: {e}"))
+        }
+        Err(e) => return report_with(StatusCode::ErrBuild, format!("rebuilding the package: {e}")),
+    };
+    if &digest != plan.sha256() {
+        return report_with(
+            StatusCode::ErrBadDigest,
+            format!(
+                "the rebuilt package's SHA-256 is {}, the signed info says {}",
+                hex::encode(digest),
+                hex::encode(plan.sha256())
+            ),
+        );
+    }
+    let target: PathBuf = match info.action() {
+        Action::Store { path } => PathBuf::from(path),
+        _ => ctx
+            .work
+            .join(format!("{}-{}", info.id(), std::process::id())),
+    };
+    if let Action::Launch { .. } | Action::Execute { .. } = info.action() {
+        let _ = tokio::fs::remove_dir_all(&target).await;
+    }
+    if plan.size() > 0 || info.archive() != Archive::None {
+        let (archive, file, t, name, limits) = (
+            info.archive(),
+            package.clone(),
+            target.clone(),
+            plain_name(info),
+            ctx.limits,
+        );
+        let unpacked =
+            tokio::task::spawn_blocking(move || unpack::unpack(archive, &file, &t, &name, &limits))
+                .await;
+        match unpacked {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return report_with(StatusCode::ErrUnpack, e.to_string()),
+            Err(e) => return report_with(StatusCode::ErrUnpack, e.to_string()),
+        }
+    } else if let Err(e) = tokio::fs::create_dir_all(&target).await {
+        return report_with(StatusCode::ErrUnpack, format!("{}: {e}", target.display()));
+    }
+    let _ = tokio::fs::remove_file(&package).await;
+    let env = vec![
+        ("SITECAST_PACKAGE_ID".to_owned(), info.id().to_string()),
+        ("SITECAST_PACKAGE_NAME".to_owned(), info.name().to_owned()),
+        (
+            "SITECAST_PACKAGE_VERSION".to_owned(),
+            info.version().to_owned(),
+        ),
+        (
+            "SITECAST_PACKAGE_DIR".to_owned(),
+            target.display().to_string(),
+        ),
+    ];
+    let timeout = Duration::from_secs(info.command_timeout_s());
+    let result = match info.action() {
+        Action::Store { .. } => return report(StatusCode::Success),
+        Action::Launch { command } => action::launch(command, &target, timeout, &env).await,
+        Action::Execute { command } => action::execute(command, &target, timeout, &env).await,
+    };
+    let status = match result {
+        Ok(outcome) => StatusReport {
+            code: status_of(&outcome, info.success_exit_codes()),
+            exit_code: outcome.exit_code,
+            output: Some(if outcome.timed_out {
+                format!(
+                    "{}\n[sitecast: killed after {} s]",
+                    outcome.output,
+                    info.command_timeout_s()
+                )
+            } else {
+                outcome.output
+            }),
+            fragments_done: None,
+        },
+        Err(e) => report_with(StatusCode::ErrExecute, e.to_string()),
+    };
+    if let Err(e) = tokio::fs::remove_dir_all(&target).await {
+        if status.code == StatusCode::Success {
+            return report_with(StatusCode::ErrClean, format!("{}: {e}", target.display()));
+        }
+    }
+    status
+}
+
+/// Reports a final status (or leaves the package waiting) and cleans the download.
+async fn finish(
+    ctx: &Context<'_>,
+    polled: &PolledPackage,
+    report: Option<StatusReport>,
+    dir: &Path,
+) -> Result<Outcome, AgentError> {
+    let Some(report) = report else {
+        return Ok(Outcome::Waiting(
+            "no source delivered the signed info central announced".into(),
+        ));
+    };
+    let code = report.code;
+    let mut report = report;
+    if let Err(e) = tokio::fs::remove_dir_all(dir).await {
+        if code == StatusCode::Success {
+            report = report_with(StatusCode::ErrClean, format!("{}: {e}", dir.display()));
+        }
+    }
+    let code = report.code;
+    ctx.client.report(&polled.id, &report).await?;
+    Ok(Outcome::Done(code))
+}

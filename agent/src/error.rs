@@ -1,0 +1,30 @@
+//! The one error type of the agent crate.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Http(String),
+    #[error("central answered {status}: {message}")]
+    Api { status: u16, message: String },
+}
+
+impl AgentError {
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AgentError {
+        let path = path.into();
+        move |source| AgentError::Io { path, source }
+    }
+}
