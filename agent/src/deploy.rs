@@ -40,6 +40,7 @@ pub enum Outcome {
 
 /// What a deployment needs from the agent.
 pub struct Context<'a> {
+    pub computer_id: &'a sitecast_common::ids::ComputerId,
     pub client: &'a Client,
     pub keys: &'a [VerifyingKey],
     pub addresses: &'a [IpAddr],
@@ -381,6 +382,10 @@ async fn install(ctx: &Context<'_>, info: &Info, dir: &Path) -> StatusReport {
     }
     let _ = tokio::fs::remove_file(&package).await;
     let env = vec![
+        (
+            "SITECAST_COMPUTER_ID".to_owned(),
+            ctx.computer_id.to_string(),
+        ),
         ("SITECAST_PACKAGE_ID".to_owned(), info.id().to_string()),
         ("SITECAST_PACKAGE_NAME".to_owned(), info.name().to_owned()),
         (

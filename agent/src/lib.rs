@@ -117,6 +117,7 @@ pub async fn once(dir: &Path) -> Result<Round, AgentError> {
     for polled in &poll.packages {
         let waited = waited_since(&layout, &polled.id)?;
         let ctx = deploy::Context {
+            computer_id: &config.computer_id,
             client: &client,
             keys: &keys,
             addresses: &addrs,
