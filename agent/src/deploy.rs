@@ -135,17 +135,20 @@ pub async fn deploy(
             },
         )
         .await?;
+    let bar = progress_bar(id.as_str(), plan.count(), done);
     for index in 1..=plan.count() {
         let path = dir.join(index.to_string());
         if path.exists() {
             continue;
         }
         if !fetch_fragment(ctx, &info, index, &dir, &sources).await? {
+            bar.abandon();
             return Ok(Outcome::Waiting(format!(
                 "no source could deliver fragment {index} intact"
             )));
         }
         done += 1;
+        bar.inc(1);
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();
             ctx.client
@@ -160,6 +163,7 @@ pub async fn deploy(
         }
     }
 
+    bar.finish_and_clear();
     let status = install(ctx, &info, &dir).await;
     finish(ctx, polled, Some(status), &dir).await
 }
@@ -228,6 +232,23 @@ async fn signed_info(
             e.to_string(),
         )))),
     }
+}
+
+/// A progress bar on a terminal; hidden otherwise (services, tests).
+fn progress_bar(package: &str, count: u32, done: u32) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(u64::from(count));
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix} {bar:40} {pos}/{len} fragments, eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(package.to_owned());
+    bar.set_position(u64::from(done));
+    bar
 }
 
 fn count_held(dir: &Path, count: u32) -> u32 {

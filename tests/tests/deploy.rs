@@ -359,3 +359,38 @@ async fn archives_that_escape_their_target_are_refused_and_write_nothing_outside
         assert!(!abs.exists(), "{name} wrote to an absolute path");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_drops_a_package_that_is_deleted() {
+    let c = Central::start().await;
+    c.add_site("paris", &["127.1.0.0/16"]).await;
+    let relay = c.relay("paris", &["127.1.0.0/16"], "127.1.0.1").await;
+    let p = c
+        .upload(
+            "name=doomed&version=1&action=store&path=/opt/x&fragment_size=4KiB",
+            payload(20_000, 3),
+        )
+        .await;
+    let pid = id(&p);
+    c.post(
+        &format!("/packages/{pid}/activations"),
+        json!({"all_sites": true}),
+    )
+    .await;
+    c.wait_held(&relay.id, &pid).await;
+    assert!(relay.cache(&pid).join("5").exists());
+    let resp = c
+        .http
+        .delete(format!("{}/api/v1/packages/{pid}", c.url))
+        .bearer_auth(&c.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let cache = relay.cache(&pid);
+    sitecast_tests::wait_until("the relay to drop the deleted package", || {
+        let gone = !cache.exists();
+        async move { gone }
+    })
+    .await;
+}
