@@ -10,6 +10,7 @@ pub mod grammar;
 pub mod ids;
 pub mod info;
 pub mod protocol;
+pub mod replication;
 pub mod signing;
 pub mod status;
 pub mod subnet;

@@ -1,0 +1,657 @@
+//! The relay's replication planner: which signed info or fragment to fetch next,
+//! inside which window, at what rate — a deterministic state machine in the shape
+//! of quinn-proto. It reads no clock and does no I/O: the relay feeds it events
+//! with the time ([`Now`]) and performs the [`Action`]s it answers, then calls
+//! again at [`Planner::poll_timeout`]. A seeded simulation drives it with a virtual
+//! clock (see the tests).
+//!
+//! Rules it keeps:
+//! - **Priority order:** packages are served by priority (0 first), then id, and
+//!   fragments in order; up to `parallel` requests are in flight at once.
+//! - **Windows:** a fragment starts only while the schedule admits the wall time,
+//!   except for packages of priority 0, which are urgent. A closing window lets the
+//!   fragments in flight finish (a pause at the next fragment boundary); infos are
+//!   control data and move at any time.
+//! - **Cap:** fragment starts are paced by a virtual clock advanced by `len / rate`
+//!   per fragment, so the bytes started in any one-second window never exceed the
+//!   cap by more than one fragment.
+//! - **No fragment twice:** a fragment is requested only when it is neither held
+//!   nor in flight; a fetch cut by a disconnection is simply requested again.
+//! - **Convergence:** the activated set is a full set (not a delta); anything held
+//!   that is not in it is dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jiff::civil::DateTime;
+
+use crate::constraint::TimeFrames;
+use crate::ids::PackageId;
+
+/// First pause after repeated failures of one package; doubles up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_secs(2);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Consecutive failures of one package before it is paused.
+pub const FAILURES_BEFORE_BACKOFF: u32 = 3;
+
+/// A moment: monotonic time (for rates and timers) and local wall time (for windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub mono: Duration,
+    pub wall: DateTime,
+}
+
+/// How a relay replicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannerConfig {
+    /// Requests in flight at once.
+    pub parallel: usize,
+    /// When fragment bytes may move (`None`: always).
+    pub schedule: Option<TimeFrames>,
+    /// Cap on fragment bytes per second (`None`: unlimited).
+    pub max_rate: Option<u64>,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            parallel: 4,
+            schedule: None,
+            max_rate: None,
+        }
+    }
+}
+
+/// A package the relay's site must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub id: PackageId,
+    pub priority: u8,
+    pub info_sha256: String,
+}
+
+/// The shape of a package's fragments, from its verified signed info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub size: u64,
+    pub fragment_size: u64,
+    pub count: u32,
+}
+
+impl Shape {
+    /// Length of fragment `index` (1-based).
+    pub fn len(&self, index: u32) -> u64 {
+        let offset = u64::from(index.saturating_sub(1)) * self.fragment_size;
+        self.fragment_size.min(self.size.saturating_sub(offset))
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The link is up; the full activated set follows as `Activated`.
+    Connected,
+    /// The link is down: everything in flight is lost.
+    Disconnected,
+    /// The complete set of packages activated for the site.
+    Activated(Vec<Wanted>),
+    /// Found on disk at start: a verified info and the fragments held.
+    Restored {
+        id: PackageId,
+        info_sha256: String,
+        shape: Shape,
+        held: BTreeSet<u32>,
+    },
+    /// A signed info was fetched, verified and stored.
+    InfoHeld { id: PackageId, shape: Shape },
+    InfoFailed { id: PackageId },
+    /// A fragment was fetched, matched its SHA-256, and was committed to disk.
+    FragmentHeld { id: PackageId, index: u32 },
+    FragmentFailed { id: PackageId, index: u32 },
+    Config(PlannerConfig),
+}
+
+/// What the relay should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    FetchInfo { id: PackageId },
+    FetchFragment { id: PackageId, index: u32, len: u64 },
+    /// Delete the package's content: it is no longer activated for the site.
+    Drop { id: PackageId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum InfoState {
+    Missing,
+    Fetching,
+    Held(Shape),
+}
+
+#[derive(Debug, Clone)]
+struct Package {
+    priority: u8,
+    info_sha256: String,
+    info: InfoState,
+    held: BTreeSet<u32>,
+    in_flight: BTreeSet<u32>,
+    failures: u32,
+    paused_until: Option<Duration>,
+}
+
+impl Package {
+    fn new(w: &Wanted) -> Self {
+        Self {
+            priority: w.priority,
+            info_sha256: w.info_sha256.clone(),
+            info: InfoState::Missing,
+            held: BTreeSet::new(),
+            in_flight: BTreeSet::new(),
+            failures: 0,
+            paused_until: None,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        matches!(self.info, InfoState::Held(s) if self.held.len() as u64 == u64::from(s.count))
+    }
+
+    fn next_missing(&self) -> Option<u32> {
+        let InfoState::Held(shape) = self.info else {
+            return None;
+        };
+        (1..=shape.count).find(|i| !self.held.contains(i) && !self.in_flight.contains(i))
+    }
+
+    fn fail(&mut self, now: Duration) {
+        self.failures += 1;
+        if self.failures >= FAILURES_BEFORE_BACKOFF {
+            let exp = (self.failures - FAILURES_BEFORE_BACKOFF).min(16);
+            let pause = MIN_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF);
+            self.paused_until = Some(now + pause);
+        }
+    }
+}
+
+/// Progress of one package, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub id: PackageId,
+    pub info_sha256: String,
+    /// Whether the verified info is held.
+    pub info_held: bool,
+    pub held: u32,
+    pub total: Option<u32>,
+}
+
+/// The planner.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    config: PlannerConfig,
+    connected: bool,
+    /// Packages wanted by the site (known once `Activated` arrived).
+    packages: BTreeMap<PackageId, Package>,
+    /// Restored from disk but not (yet) known to be wanted.
+    restored: BTreeMap<PackageId, Package>,
+    drops: Vec<PackageId>,
+    in_flight: usize,
+    /// The cap's virtual clock: no fragment starts before it.
+    rate_clock: Duration,
+    /// Set when work was held back only by the window, to wake at the next minute.
+    waiting_for_window: bool,
+    activated_once: bool,
+}
+
+impl Planner {
+    pub fn new(config: PlannerConfig) -> Self {
+        Self {
+            config,
+            connected: false,
+            packages: BTreeMap::new(),
+            restored: BTreeMap::new(),
+            drops: Vec::new(),
+            in_flight: 0,
+            rate_clock: Duration::ZERO,
+            waiting_for_window: false,
+            activated_once: false,
+        }
+    }
+
+    pub fn config(&self) -> &PlannerConfig {
+        &self.config
+    }
+
+    /// Whether the schedule admits fragment bytes now.
+    pub fn window_open(&self, now: &Now) -> bool {
+        self.config
+            .schedule
+            .as_ref()
+            .is_none_or(|s| s.is_empty() || s.admits(now.wall))
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Whether every wanted package is held whole.
+    pub fn converged(&self) -> bool {
+        self.activated_once
+            && self.drops.is_empty()
+            && self.restored.is_empty()
+            && self.packages.values().all(Package::complete)
+    }
+
+    /// What is held of each wanted (or restored) package.
+    pub fn progress(&self) -> Vec<Progress> {
+        self.packages
+            .iter()
+            .chain(self.restored.iter())
+            .map(|(id, p)| Progress {
+                id: id.clone(),
+                info_sha256: p.info_sha256.clone(),
+                info_held: matches!(p.info, InfoState::Held(_)),
+                held: p.held.len() as u32,
+                total: match p.info {
+                    InfoState::Held(s) => Some(s.count),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    fn settle(&mut self, id: &PackageId, index: Option<u32>) -> Option<&mut Package> {
+        let p = self.packages.get_mut(id)?;
+        let was = match index {
+            Some(i) => p.in_flight.remove(&i),
+            None => {
+                let fetching = p.info == InfoState::Fetching;
+                if fetching {
+                    p.info = InfoState::Missing;
+                }
+                fetching
+            }
+        };
+        if was {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        self.packages.get_mut(id)
+    }
+
+    fn drop_stray(&mut self, id: PackageId) {
+        if !self.restored.contains_key(&id) && !self.drops.contains(&id) {
+            self.drops.push(id);
+        }
+    }
+
+    pub fn handle(&mut self, now: Now, event: Event) {
+        match event {
+            Event::Connected => self.connected = true,
+            Event::Disconnected => {
+                self.connected = false;
+                self.in_flight = 0;
+                for p in self.packages.values_mut() {
+                    p.in_flight.clear();
+                    if p.info == InfoState::Fetching {
+                        p.info = InfoState::Missing;
+                    }
+                }
+            }
+            Event::Activated(wanted) => {
+                self.activated_once = true;
+                let mut next = BTreeMap::new();
+                for w in &wanted {
+                    let current = self
+                        .packages
+                        .remove(&w.id)
+                        .or_else(|| self.restored.remove(&w.id));
+                    let keep = match current {
+                        Some(p) if p.info_sha256 == w.info_sha256 => {
+                            let mut p = p;
+                            p.priority = w.priority;
+                            p
+                        }
+                        Some(_) => {
+                            // Same id, other content: start over from nothing.
+                            self.drops.push(w.id.clone());
+                            Package::new(w)
+                        }
+                        None => Package::new(w),
+                    };
+                    next.insert(w.id.clone(), keep);
+                }
+                for (id, p) in std::mem::take(&mut self.packages)
+                    .into_iter()
+                    .chain(std::mem::take(&mut self.restored))
+                {
+                    self.in_flight = self.in_flight.saturating_sub(
+                        p.in_flight.len() + usize::from(p.info == InfoState::Fetching),
+                    );
+                    self.drops.push(id);
+                }
+                self.packages = next;
+            }
+            Event::Restored {
+                id,
+                info_sha256,
+                shape,
+                held,
+            } => {
+                let mut p = Package::new(&Wanted {
+                    id: id.clone(),
+                    priority: u8::MAX,
+                    info_sha256,
+                });
+                p.info = InfoState::Held(shape);
+                p.held = held.into_iter().filter(|i| *i >= 1 && *i <= shape.count).collect();
+                if self.activated_once {
+                    // Restored after the activated set arrived: keep it only if wanted.
+                    if let Some(w) = self.packages.get_mut(&id) {
+                        if w.info_sha256 == p.info_sha256 && w.info == InfoState::Missing {
+                            w.info = p.info;
+                            w.held = p.held;
+                        }
+                    } else {
+                        self.drops.push(id);
+                    }
+                } else {
+                    self.restored.insert(id, p);
+                }
+            }
+            Event::InfoHeld { id, shape } => match self.settle(&id, None) {
+                Some(p) => {
+                    p.info = InfoState::Held(shape);
+                    p.failures = 0;
+                }
+                // It finished after the package was dropped: drop what it wrote.
+                None => self.drop_stray(id),
+            },
+            Event::InfoFailed { id } => {
+                if let Some(p) = self.settle(&id, None) {
+                    p.fail(now.mono);
+                }
+            }
+            Event::FragmentHeld { id, index } => match self.settle(&id, Some(index)) {
+                Some(p) => {
+                    p.held.insert(index);
+                    p.failures = 0;
+                }
+                None => self.drop_stray(id),
+            },
+            Event::FragmentFailed { id, index } => {
+                if let Some(p) = self.settle(&id, Some(index)) {
+                    p.fail(now.mono);
+                }
+            }
+            Event::Config(config) => self.config = config,
+        }
+    }
+
+    /// The next thing to do now, if any. Call until `None`, then wait for an
+    /// event or [`Planner::poll_timeout`].
+    pub fn poll_action(&mut self, now: Now) -> Option<Action> {
+        if let Some(id) = self.drops.pop() {
+            return Some(Action::Drop { id });
+        }
+        self.waiting_for_window = false;
+        if !self.connected || self.in_flight >= self.config.parallel.max(1) {
+            return None;
+        }
+        let window = self.window_open(&now);
+        let mut order: Vec<(u8, PackageId)> = self
+            .packages
+            .iter()
+            .map(|(id, p)| (p.priority, id.clone()))
+            .collect();
+        order.sort();
+        for (_, id) in order {
+            let Some(p) = self.packages.get_mut(&id) else {
+                continue;
+            };
+            if p.paused_until.is_some_and(|t| now.mono < t) {
+                continue;
+            }
+            p.paused_until = None;
+            match p.info {
+                InfoState::Fetching => continue,
+                InfoState::Missing => {
+                    p.info = InfoState::Fetching;
+                    self.in_flight += 1;
+                    return Some(Action::FetchInfo { id });
+                }
+                InfoState::Held(shape) => {
+                    let Some(index) = p.next_missing() else {
+                        continue;
+                    };
+                    if !window && p.priority != 0 {
+                        self.waiting_for_window = true;
+                        continue;
+                    }
+                    let len = shape.len(index);
+                    if let Some(rate) = self.config.max_rate.filter(|r| *r > 0) {
+                        if now.mono < self.rate_clock {
+                            // Held back by the cap: poll_timeout says when.
+                            return None;
+                        }
+                        self.rate_clock = self.rate_clock.max(now.mono)
+                            + Duration::from_secs_f64(len as f64 / rate as f64);
+                    }
+                    p.in_flight.insert(index);
+                    self.in_flight += 1;
+                    return Some(Action::FetchFragment { id, index, len });
+                }
+            }
+        }
+        None
+    }
+
+    /// When to call [`Planner::poll_action`] again if no event comes first.
+    pub fn poll_timeout(&self, now: Now) -> Option<Duration> {
+        if !self.connected {
+            return None;
+        }
+        let mut next: Option<Duration> = None;
+        let mut consider = |t: Duration| next = Some(next.map_or(t, |n| n.min(t)));
+        let has_fragment_work = self
+            .packages
+            .values()
+            .any(|p| !p.complete() && matches!(p.info, InfoState::Held(_)));
+        if has_fragment_work && self.config.max_rate.is_some() && self.rate_clock > now.mono {
+            consider(self.rate_clock);
+        }
+        for p in self.packages.values() {
+            if let Some(t) = p.paused_until.filter(|t| *t > now.mono) {
+                consider(t);
+            }
+        }
+        if self.waiting_for_window {
+            // Frames have minute resolution: look again at the next minute.
+            let into = Duration::from_secs(now.wall.second().max(0) as u64)
+                + Duration::from_nanos(now.wall.subsec_nanosecond().max(0) as u64);
+            consider(now.mono + Duration::from_secs(60).saturating_sub(into));
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn now(secs: u64) -> Now {
+        let wall = jiff::civil::date(2026, 11, 23).at(0, 0, 0, 0); // a Monday
+        Now {
+            mono: Duration::from_secs(secs),
+            wall: wall
+                .checked_add(jiff::SignedDuration::from_secs(secs as i64))
+                .unwrap(),
+        }
+    }
+
+    fn id(s: &str) -> PackageId {
+        s.parse().unwrap()
+    }
+
+    fn wanted(name: &str, priority: u8) -> Wanted {
+        Wanted {
+            id: id(name),
+            priority,
+            info_sha256: format!("sha-{name}"),
+        }
+    }
+
+    fn shape(count: u32) -> Shape {
+        Shape {
+            size: u64::from(count) * 100,
+            fragment_size: 100,
+            count,
+        }
+    }
+
+    fn drain(p: &mut Planner, t: Now) -> Vec<Action> {
+        std::iter::from_fn(|| p.poll_action(t)).collect()
+    }
+
+    #[test]
+    fn fetches_info_then_fragments_in_priority_order() {
+        let mut p = Planner::new(PlannerConfig {
+            parallel: 2,
+            ..Default::default()
+        });
+        let t = now(0);
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![wanted("late", 5), wanted("urgent", 0)]));
+        assert_eq!(
+            drain(&mut p, t),
+            vec![Action::FetchInfo { id: id("urgent") }, Action::FetchInfo { id: id("late") }]
+        );
+        p.handle(t, Event::InfoHeld { id: id("late"), shape: shape(2) });
+        p.handle(t, Event::InfoHeld { id: id("urgent"), shape: shape(1) });
+        assert_eq!(
+            drain(&mut p, t),
+            vec![
+                Action::FetchFragment { id: id("urgent"), index: 1, len: 100 },
+                Action::FetchFragment { id: id("late"), index: 1, len: 100 },
+            ]
+        );
+        p.handle(t, Event::FragmentFailed { id: id("late"), index: 1 });
+        assert_eq!(
+            drain(&mut p, t),
+            vec![Action::FetchFragment { id: id("late"), index: 1, len: 100 }]
+        );
+        assert!(!p.converged());
+        for i in [1] {
+            p.handle(t, Event::FragmentHeld { id: id("urgent"), index: i });
+        }
+        p.handle(t, Event::FragmentHeld { id: id("late"), index: 1 });
+        assert_eq!(
+            drain(&mut p, t),
+            vec![Action::FetchFragment { id: id("late"), index: 2, len: 100 }]
+        );
+        p.handle(t, Event::FragmentHeld { id: id("late"), index: 2 });
+        assert!(drain(&mut p, t).is_empty());
+        assert!(p.converged());
+    }
+
+    #[test]
+    fn restored_content_resumes_and_unwanted_content_is_dropped() {
+        let mut p = Planner::new(PlannerConfig::default());
+        let t = now(0);
+        p.handle(
+            t,
+            Event::Restored {
+                id: id("kept"),
+                info_sha256: "sha-kept".into(),
+                shape: shape(3),
+                held: BTreeSet::from([1, 3]),
+            },
+        );
+        p.handle(
+            t,
+            Event::Restored {
+                id: id("old"),
+                info_sha256: "sha-old".into(),
+                shape: shape(1),
+                held: BTreeSet::new(),
+            },
+        );
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![wanted("kept", 5)]));
+        assert_eq!(
+            drain(&mut p, t),
+            vec![
+                Action::Drop { id: id("old") },
+                Action::FetchFragment { id: id("kept"), index: 2, len: 100 }
+            ]
+        );
+    }
+
+    #[test]
+    fn windows_hold_back_fragments_but_not_priority_zero() {
+        let mut p = Planner::new(PlannerConfig {
+            parallel: 4,
+            schedule: Some("18:00-23:59".parse().unwrap()),
+            max_rate: None,
+        });
+        let t = now(3600); // 01:00
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![wanted("normal", 5), wanted("urgent", 0)]));
+        drain(&mut p, t);
+        p.handle(t, Event::InfoHeld { id: id("normal"), shape: shape(1) });
+        p.handle(t, Event::InfoHeld { id: id("urgent"), shape: shape(1) });
+        assert_eq!(
+            drain(&mut p, t),
+            vec![Action::FetchFragment { id: id("urgent"), index: 1, len: 100 }]
+        );
+        // The planner asks to look again at the next minute.
+        assert_eq!(p.poll_timeout(t), Some(Duration::from_secs(3660)));
+        let evening = now(18 * 3600);
+        assert_eq!(
+            drain(&mut p, evening),
+            vec![Action::FetchFragment { id: id("normal"), index: 1, len: 100 }]
+        );
+    }
+
+    #[test]
+    fn the_cap_paces_fragment_starts() {
+        let mut p = Planner::new(PlannerConfig {
+            parallel: 8,
+            schedule: None,
+            max_rate: Some(250),
+        });
+        let t = now(0);
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![wanted("a", 5)]));
+        drain(&mut p, t);
+        p.handle(t, Event::InfoHeld { id: id("a"), shape: shape(10) });
+        // 100-byte fragments at 250 B/s: one start now, the next at 0.4 s.
+        assert_eq!(drain(&mut p, t).len(), 1);
+        assert_eq!(p.poll_timeout(t), Some(Duration::from_millis(400)));
+        let later = Now {
+            mono: Duration::from_millis(400),
+            ..t
+        };
+        assert_eq!(drain(&mut p, later).len(), 1);
+    }
+
+    #[test]
+    fn disconnection_loses_what_was_in_flight_and_repeated_failures_back_off() {
+        let mut p = Planner::new(PlannerConfig::default());
+        let t = now(0);
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![wanted("a", 5)]));
+        drain(&mut p, t);
+        p.handle(t, Event::Disconnected);
+        assert!(drain(&mut p, t).is_empty());
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![wanted("a", 5)]));
+        assert_eq!(drain(&mut p, t), vec![Action::FetchInfo { id: id("a") }]);
+        for _ in 0..FAILURES_BEFORE_BACKOFF - 1 {
+            p.handle(t, Event::InfoFailed { id: id("a") });
+            assert_eq!(drain(&mut p, t), vec![Action::FetchInfo { id: id("a") }]);
+        }
+        p.handle(t, Event::InfoFailed { id: id("a") });
+        assert!(drain(&mut p, t).is_empty());
+        assert_eq!(p.poll_timeout(t), Some(MIN_BACKOFF));
+    }
+}
