@@ -5,6 +5,7 @@
 //! thin shells that feed these types with bytes and timestamps.
 
 pub mod constraint;
+pub mod deployment;
 pub mod fragment;
 pub mod grammar;
 pub mod ids;

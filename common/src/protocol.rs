@@ -48,7 +48,7 @@ pub enum RelayMessage {
 }
 
 /// What a relay holds and how many bytes it moved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayReport {
     /// Packages whose signed info the relay holds, with the fragments held.
     pub holdings: Vec<HeldPackage>,
@@ -56,6 +56,19 @@ pub struct RelayReport {
     pub bytes_from_central: u64,
     /// Bytes served to agents since the relay started.
     pub bytes_to_agents: u64,
+    /// Whether the relay's schedule admits fragment bytes now.
+    #[serde(default = "yes")]
+    pub window_open: bool,
+    /// The relay's cap on fragment bytes per second, if any.
+    #[serde(default)]
+    pub max_rate: Option<u64>,
+    /// Bytes per second received from central, over the last few seconds.
+    #[serde(default)]
+    pub rate: u64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +175,9 @@ mod tests {
             }],
             bytes_from_central: 10,
             bytes_to_agents: 20,
+            window_open: false,
+            max_rate: Some(20_000_000),
+            rate: 19_000_000,
         }));
         round_trip(CentralMessage::Activated {
             packages: vec![ActivatedPackage {

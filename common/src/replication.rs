@@ -103,21 +103,40 @@ pub enum Event {
         held: BTreeSet<u32>,
     },
     /// A signed info was fetched, verified and stored.
-    InfoHeld { id: PackageId, shape: Shape },
-    InfoFailed { id: PackageId },
+    InfoHeld {
+        id: PackageId,
+        shape: Shape,
+    },
+    InfoFailed {
+        id: PackageId,
+    },
     /// A fragment was fetched, matched its SHA-256, and was committed to disk.
-    FragmentHeld { id: PackageId, index: u32 },
-    FragmentFailed { id: PackageId, index: u32 },
+    FragmentHeld {
+        id: PackageId,
+        index: u32,
+    },
+    FragmentFailed {
+        id: PackageId,
+        index: u32,
+    },
     Config(PlannerConfig),
 }
 
 /// What the relay should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    FetchInfo { id: PackageId },
-    FetchFragment { id: PackageId, index: u32, len: u64 },
+    FetchInfo {
+        id: PackageId,
+    },
+    FetchFragment {
+        id: PackageId,
+        index: u32,
+        len: u64,
+    },
     /// Delete the package's content: it is no longer activated for the site.
-    Drop { id: PackageId },
+    Drop {
+        id: PackageId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,7 +361,10 @@ impl Planner {
                     info_sha256,
                 });
                 p.info = InfoState::Held(shape);
-                p.held = held.into_iter().filter(|i| *i >= 1 && *i <= shape.count).collect();
+                p.held = held
+                    .into_iter()
+                    .filter(|i| *i >= 1 && *i <= shape.count)
+                    .collect();
                 if self.activated_once {
                     // Restored after the activated set arrived: keep it only if wanted.
                     if let Some(w) = self.packages.get_mut(&id) {
@@ -520,35 +542,91 @@ mod tests {
         });
         let t = now(0);
         p.handle(t, Event::Connected);
-        p.handle(t, Event::Activated(vec![wanted("late", 5), wanted("urgent", 0)]));
-        assert_eq!(
-            drain(&mut p, t),
-            vec![Action::FetchInfo { id: id("urgent") }, Action::FetchInfo { id: id("late") }]
+        p.handle(
+            t,
+            Event::Activated(vec![wanted("late", 5), wanted("urgent", 0)]),
         );
-        p.handle(t, Event::InfoHeld { id: id("late"), shape: shape(2) });
-        p.handle(t, Event::InfoHeld { id: id("urgent"), shape: shape(1) });
         assert_eq!(
             drain(&mut p, t),
             vec![
-                Action::FetchFragment { id: id("urgent"), index: 1, len: 100 },
-                Action::FetchFragment { id: id("late"), index: 1, len: 100 },
+                Action::FetchInfo { id: id("urgent") },
+                Action::FetchInfo { id: id("late") }
             ]
         );
-        p.handle(t, Event::FragmentFailed { id: id("late"), index: 1 });
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("late"),
+                shape: shape(2),
+            },
+        );
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("urgent"),
+                shape: shape(1),
+            },
+        );
         assert_eq!(
             drain(&mut p, t),
-            vec![Action::FetchFragment { id: id("late"), index: 1, len: 100 }]
+            vec![
+                Action::FetchFragment {
+                    id: id("urgent"),
+                    index: 1,
+                    len: 100
+                },
+                Action::FetchFragment {
+                    id: id("late"),
+                    index: 1,
+                    len: 100
+                },
+            ]
+        );
+        p.handle(
+            t,
+            Event::FragmentFailed {
+                id: id("late"),
+                index: 1,
+            },
+        );
+        assert_eq!(
+            drain(&mut p, t),
+            vec![Action::FetchFragment {
+                id: id("late"),
+                index: 1,
+                len: 100
+            }]
         );
         assert!(!p.converged());
-        for i in [1] {
-            p.handle(t, Event::FragmentHeld { id: id("urgent"), index: i });
-        }
-        p.handle(t, Event::FragmentHeld { id: id("late"), index: 1 });
+        p.handle(
+            t,
+            Event::FragmentHeld {
+                id: id("urgent"),
+                index: 1,
+            },
+        );
+        p.handle(
+            t,
+            Event::FragmentHeld {
+                id: id("late"),
+                index: 1,
+            },
+        );
         assert_eq!(
             drain(&mut p, t),
-            vec![Action::FetchFragment { id: id("late"), index: 2, len: 100 }]
+            vec![Action::FetchFragment {
+                id: id("late"),
+                index: 2,
+                len: 100
+            }]
         );
-        p.handle(t, Event::FragmentHeld { id: id("late"), index: 2 });
+        p.handle(
+            t,
+            Event::FragmentHeld {
+                id: id("late"),
+                index: 2,
+            },
+        );
         assert!(drain(&mut p, t).is_empty());
         assert!(p.converged());
     }
@@ -581,7 +659,11 @@ mod tests {
             drain(&mut p, t),
             vec![
                 Action::Drop { id: id("old") },
-                Action::FetchFragment { id: id("kept"), index: 2, len: 100 }
+                Action::FetchFragment {
+                    id: id("kept"),
+                    index: 2,
+                    len: 100
+                }
             ]
         );
     }
@@ -595,20 +677,43 @@ mod tests {
         });
         let t = now(3600); // 01:00
         p.handle(t, Event::Connected);
-        p.handle(t, Event::Activated(vec![wanted("normal", 5), wanted("urgent", 0)]));
+        p.handle(
+            t,
+            Event::Activated(vec![wanted("normal", 5), wanted("urgent", 0)]),
+        );
         drain(&mut p, t);
-        p.handle(t, Event::InfoHeld { id: id("normal"), shape: shape(1) });
-        p.handle(t, Event::InfoHeld { id: id("urgent"), shape: shape(1) });
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("normal"),
+                shape: shape(1),
+            },
+        );
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("urgent"),
+                shape: shape(1),
+            },
+        );
         assert_eq!(
             drain(&mut p, t),
-            vec![Action::FetchFragment { id: id("urgent"), index: 1, len: 100 }]
+            vec![Action::FetchFragment {
+                id: id("urgent"),
+                index: 1,
+                len: 100
+            }]
         );
         // The planner asks to look again at the next minute.
         assert_eq!(p.poll_timeout(t), Some(Duration::from_secs(3660)));
         let evening = now(18 * 3600);
         assert_eq!(
             drain(&mut p, evening),
-            vec![Action::FetchFragment { id: id("normal"), index: 1, len: 100 }]
+            vec![Action::FetchFragment {
+                id: id("normal"),
+                index: 1,
+                len: 100
+            }]
         );
     }
 
@@ -623,7 +728,13 @@ mod tests {
         p.handle(t, Event::Connected);
         p.handle(t, Event::Activated(vec![wanted("a", 5)]));
         drain(&mut p, t);
-        p.handle(t, Event::InfoHeld { id: id("a"), shape: shape(10) });
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("a"),
+                shape: shape(10),
+            },
+        );
         // 100-byte fragments at 250 B/s: one start now, the next at 0.4 s.
         assert_eq!(drain(&mut p, t).len(), 1);
         assert_eq!(p.poll_timeout(t), Some(Duration::from_millis(400)));

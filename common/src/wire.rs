@@ -67,6 +67,9 @@ pub struct Relay {
     /// Bytes the relay served to agents, as it last reported (since it started).
     #[serde(default)]
     pub bytes_to_agents: u64,
+    /// What agents reported about this relay (refused, timed out, stalled, bad data).
+    #[serde(default)]
+    pub problems: RelayProblems,
 }
 
 /// Central's own counters (`GET /status`), since it started.
@@ -327,6 +330,93 @@ impl From<CentralFallback> for String {
     }
 }
 
+/// Why an agent abandoned a relay (`POST /agent/relays/{id}/problems`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The connection could not be made (refused, reset, unreachable) or was
+    /// closed before an answer.
+    Refused,
+    /// Connecting took longer than the agent's `connect_timeout`.
+    Timeout,
+    /// Connected, but no byte came for `stall_timeout`, the transfer fell below
+    /// `min_rate`, or it broke off.
+    Stalled,
+    /// What came was not what the signed info says (digest, length, info), or an
+    /// error status instead of content central says the relay holds.
+    BadData,
+}
+
+impl ProblemKind {
+    pub const ALL: [ProblemKind; 4] = [
+        ProblemKind::Refused,
+        ProblemKind::Timeout,
+        ProblemKind::Stalled,
+        ProblemKind::BadData,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Refused => "refused",
+            ProblemKind::Timeout => "timeout",
+            ProblemKind::Stalled => "stalled",
+            ProblemKind::BadData => "bad_data",
+        }
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Body of `POST /agent/relays/{id}/problems`: an agent gave up on a relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemReport {
+    /// The package being downloaded, if any.
+    #[serde(default)]
+    pub package_id: Option<PackageId>,
+    pub kind: ProblemKind,
+    /// What happened, in words (central keeps the first 1 KiB).
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The problems agents reported about one relay, as central keeps and shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayProblems {
+    /// Every problem reported, of any kind.
+    #[serde(default)]
+    pub count: u64,
+    /// The count per kind (kinds never reported are absent).
+    #[serde(default)]
+    pub counts: BTreeMap<ProblemKind, u64>,
+    /// The most recent problem.
+    #[serde(default)]
+    pub last: Option<RelayProblem>,
+}
+
+/// One reported problem: what, about which package, from which computer, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayProblem {
+    pub kind: ProblemKind,
+    pub detail: String,
+    pub computer_id: ComputerId,
+    #[serde(default)]
+    pub package_id: Option<PackageId>,
+    pub at: Timestamp,
+}
+
+impl RelayProblems {
+    /// Counts `problem` and makes it the last one.
+    pub fn record(&mut self, problem: RelayProblem) {
+        self.count += 1;
+        *self.counts.entry(problem.kind).or_insert(0) += 1;
+        self.last = Some(problem);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -348,5 +438,38 @@ mod tests {
         counts.insert(StatusCode::Success, 2);
         let json = serde_json::to_string(&counts).unwrap();
         assert_eq!(json, r#"{"SUCCESS":2}"#);
+    }
+
+    #[test]
+    fn problem_kinds_travel_as_snake_case_and_are_counted() {
+        for kind in ProblemKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+            assert_eq!(serde_json::from_str::<ProblemKind>(&json).unwrap(), kind);
+        }
+        assert!(serde_json::from_str::<ProblemKind>("\"slow\"").is_err());
+        let report: ProblemReport =
+            serde_json::from_str(r#"{"kind":"bad_data","detail":"x"}"#).unwrap();
+        assert_eq!(report.package_id, None);
+        let mut problems = RelayProblems::default();
+        for kind in [
+            ProblemKind::Stalled,
+            ProblemKind::Refused,
+            ProblemKind::Stalled,
+        ] {
+            problems.record(RelayProblem {
+                kind,
+                detail: kind.to_string(),
+                computer_id: "pc-1".parse().unwrap(),
+                package_id: None,
+                at: Timestamp::UNIX_EPOCH,
+            });
+        }
+        assert_eq!(problems.count, 3);
+        assert_eq!(
+            serde_json::to_value(&problems.counts).unwrap(),
+            serde_json::json!({"refused": 1, "stalled": 2})
+        );
+        assert_eq!(problems.last.unwrap().kind, ProblemKind::Stalled);
     }
 }

@@ -106,7 +106,11 @@ fn simulate(seed: u64) {
             let id: PackageId = format!("p{i}").parse().unwrap();
             let p = Pkg {
                 id: id.clone(),
-                priority: if rng.chance(20) { 0 } else { 1 + rng.below(10) as u8 },
+                priority: if rng.chance(20) {
+                    0
+                } else {
+                    1 + rng.below(10) as u8
+                },
                 shape: Shape {
                     size,
                     fragment_size,
@@ -146,7 +150,10 @@ fn simulate(seed: u64) {
     let mut steps = 0u64;
     while t < end {
         steps += 1;
-        assert!(steps < 5_000_000, "seed {seed}: the simulation does not settle");
+        assert!(
+            steps < 5_000_000,
+            "seed {seed}: the simulation does not settle"
+        );
         let now = Now {
             mono: t,
             wall: wall_at(start, t),
@@ -156,13 +163,15 @@ fn simulate(seed: u64) {
             let site = rng.below(2) as usize;
             sites[site] = all.iter().filter(|_| rng.chance(50)).cloned().collect();
             for r in relays.iter_mut().filter(|r| r.site == site && r.connected) {
-                r.planner.handle(now, Event::Activated(wanted(&sites[site])));
+                r.planner
+                    .handle(now, Event::Activated(wanted(&sites[site])));
             }
             next_change = t + Duration::from_secs(600 + rng.below(6 * 3600));
         }
         for r in relays.iter_mut() {
             // Completions due now.
-            let (due, later): (Vec<_>, Vec<_>) = r.in_flight.drain(..).partition(|(at, _, _)| *at <= t);
+            let (due, later): (Vec<_>, Vec<_>) =
+                r.in_flight.drain(..).partition(|(at, _, _)| *at <= t);
             r.in_flight = later;
             for (_, epoch, action) in due {
                 if epoch != r.epoch {
@@ -175,7 +184,13 @@ fn simulate(seed: u64) {
                             r.planner.handle(now, Event::InfoFailed { id });
                         } else {
                             r.disk.entry(id.clone()).or_default();
-                            r.planner.handle(now, Event::InfoHeld { shape: pkgs[&id].shape, id });
+                            r.planner.handle(
+                                now,
+                                Event::InfoHeld {
+                                    shape: pkgs[&id].shape,
+                                    id,
+                                },
+                            );
                         }
                     }
                     Action::FetchFragment { id, index, .. } => {
@@ -183,7 +198,10 @@ fn simulate(seed: u64) {
                             r.planner.handle(now, Event::FragmentFailed { id, index });
                         } else {
                             let held = r.disk.entry(id.clone()).or_default();
-                            assert!(held.insert(index), "seed {seed}: {id} fragment {index} fetched twice");
+                            assert!(
+                                held.insert(index),
+                                "seed {seed}: {id} fragment {index} fetched twice"
+                            );
                             r.planner.handle(now, Event::FragmentHeld { id, index });
                         }
                     }
@@ -206,7 +224,8 @@ fn simulate(seed: u64) {
                 r.reconnect_at = None;
                 r.connected = true;
                 r.planner.handle(now, Event::Connected);
-                r.planner.handle(now, Event::Activated(wanted(&sites[r.site])));
+                r.planner
+                    .handle(now, Event::Activated(wanted(&sites[r.site])));
             }
             // Actions.
             while let Some(action) = r.planner.poll_action(now) {
@@ -221,8 +240,16 @@ fn simulate(seed: u64) {
                             "seed {seed}: asked for {id} fragment {index}, which is held"
                         );
                         let priority = pkgs[id].priority;
-                        let open = r.config.schedule.as_ref().is_none_or(|s| s.admits(now.wall));
-                        assert!(open || priority == 0, "seed {seed}: {id} fragment {index} started outside the window at {}", now.wall);
+                        let open = r
+                            .config
+                            .schedule
+                            .as_ref()
+                            .is_none_or(|s| s.admits(now.wall));
+                        assert!(
+                            open || priority == 0,
+                            "seed {seed}: {id} fragment {index} started outside the window at {}",
+                            now.wall
+                        );
                         assert_eq!(*len, pkgs[id].shape.len(*index));
                         r.starts.push((t, *len));
                     }
@@ -257,12 +284,19 @@ fn simulate(seed: u64) {
 
     for (i, r) in relays.iter().enumerate() {
         let want = &sites[r.site];
-        assert!(r.planner.converged(), "seed {seed}: relay {i} did not converge: {:?}", r.planner.progress());
+        assert!(
+            r.planner.converged(),
+            "seed {seed}: relay {i} did not converge: {:?}",
+            r.planner.progress()
+        );
         let held: BTreeMap<PackageId, BTreeSet<u32>> = want
             .iter()
             .map(|p| (p.id.clone(), (1..=p.shape.count).collect()))
             .collect();
-        assert_eq!(r.disk, held, "seed {seed}: relay {i} holds something else than its site's set");
+        assert_eq!(
+            r.disk, held,
+            "seed {seed}: relay {i} holds something else than its site's set"
+        );
         if let Some(cap) = r.config.max_rate {
             let max_fragment = pkgs.values().map(|p| p.shape.fragment_size).max().unwrap();
             for (k, (t0, _)) in r.starts.iter().enumerate() {

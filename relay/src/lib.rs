@@ -3,6 +3,7 @@
 //! site over HTTP ([`http`]). Wiping a relay loses nothing but WAN bytes.
 
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub use config::RelayConfig;
 pub use error::RelayError;
+use sitecast_common::replication::PlannerConfig;
 use tokio::sync::watch;
 
 /// What `sitecast-relay enroll` is told.
@@ -62,6 +64,62 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
+    serve_with_clock(
+        dir,
+        listener,
+        shutdown,
+        Arc::new(clock::SystemClock::default()),
+    )
+    .await
+}
+
+/// The replication settings of a relay's configuration.
+pub fn planner_config(config: &RelayConfig) -> PlannerConfig {
+    PlannerConfig {
+        parallel: link::PARALLEL_FRAGMENTS,
+        schedule: config.schedule.clone().filter(|s| !s.is_empty()),
+        max_rate: config.max_rate.and_then(|r| r.bytes_per_sec()),
+    }
+}
+
+/// Re-reads `relay.toml` when it changes (`sitecast-relay config`), so schedule
+/// and cap take effect without a restart.
+async fn watch_config(
+    dir: PathBuf,
+    tx: watch::Sender<PlannerConfig>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let path = RelayConfig::path(&dir);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match RelayConfig::load(&dir) {
+            Ok(c) => {
+                let _ = tx.send(planner_config(&c));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "relay.toml changed but cannot be read; keeping the old settings")
+            }
+        }
+    }
+}
+
+/// [`serve`] with an injected clock (tests move the wall clock across windows).
+pub async fn serve_with_clock(
+    dir: &Path,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn clock::Clock>,
+) -> Result<(), RelayError> {
     let config = RelayConfig::load(dir)?;
     let cache = cache::Cache::open(&dir.join("cache"))?;
     let shared = Arc::new(link::Shared::open(cache)?);
@@ -84,8 +142,10 @@ pub async fn serve(
                 .await
         })
     };
+    let (planner_tx, planner_rx) = watch::channel(planner_config(&config));
+    tokio::spawn(watch_config(dir.to_owned(), planner_tx, stop_rx.clone()));
     let ca = RelayConfig::ca_path(dir);
-    let link = link::run(config, &ca, shared, stop_rx).await;
+    let link = link::run(config, &ca, shared, clock, planner_rx, stop_rx).await;
     match http.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),

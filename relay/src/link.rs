@@ -6,37 +6,38 @@
 //! renamed into the cache once its SHA-256 matches the signed info; a bad one is
 //! discarded and fetched again. Nothing is held whole in memory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use ed25519_dalek::VerifyingKey;
-use futures_util::StreamExt;
 use quinn::crypto::rustls::QuicClientConfig;
 use sha2::{Digest, Sha256};
 use sitecast_common::fragment::{sha256_hex, FragmentPlan};
-use sitecast_common::ids::{PackageId, SiteName};
+use sitecast_common::ids::PackageId;
 use sitecast_common::info::Info;
 use sitecast_common::protocol::{
-    self, ActivatedPackage, CentralMessage, HeldPackage, RelayMessage, RelayReport, Request,
-    Response,
+    self, CentralMessage, HeldPackage, RelayMessage, RelayReport, Request, Response,
 };
+use sitecast_common::replication::{Action, Event, Planner, PlannerConfig, Shape, Wanted};
 use sitecast_common::signing;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::cache::Cache;
+use crate::clock::Clock;
 use crate::config::RelayConfig;
 use crate::error::RelayError;
 
 /// Fragments in flight at once over parallel streams.
-const PARALLEL_FRAGMENTS: usize = 4;
-/// Attempts at one fragment within one pass before giving up on the package for now.
-const FRAGMENT_ATTEMPTS: u32 = 3;
+pub const PARALLEL_FRAGMENTS: usize = 4;
 /// Reports are coalesced: at most one per this interval.
 const REPORT_INTERVAL: Duration = Duration::from_millis(200);
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -58,7 +59,15 @@ pub struct Shared {
     held: Mutex<BTreeMap<PackageId, HeldState>>,
     /// Bumped when holdings change, so the link reports them.
     changed: watch::Sender<u64>,
+    window_open: AtomicBool,
+    /// The cap in bytes per second (0: none).
+    max_rate: AtomicU64,
+    /// Recent (time, bytes_from_central) samples, for the current rate.
+    samples: Mutex<VecDeque<(Instant, u64)>>,
 }
+
+/// The current rate is measured over this much recent history.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 impl Shared {
     /// Loads what the cache holds (after a restart: resume from there).
@@ -82,6 +91,9 @@ impl Shared {
             bytes_to_agents: AtomicU64::new(0),
             held: Mutex::new(held),
             changed: watch::Sender::new(0),
+            window_open: AtomicBool::new(true),
+            max_rate: AtomicU64::new(0),
+            samples: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -100,9 +112,44 @@ impl Shared {
         self.touch();
     }
 
+    /// Records what the planner says of the window and the cap (reported on change).
+    pub fn set_replication_state(&self, window_open: bool, max_rate: Option<u64>) {
+        let rate = max_rate.unwrap_or(0);
+        let was_open = self.window_open.swap(window_open, Ordering::Relaxed);
+        let was_rate = self.max_rate.swap(rate, Ordering::Relaxed);
+        if was_open != window_open || was_rate != rate {
+            self.touch();
+        }
+    }
+
+    /// Bytes per second from central over the last few seconds.
+    pub fn current_rate(&self) -> u64 {
+        let now = Instant::now();
+        let bytes = self.bytes_from_central.load(Ordering::Relaxed);
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        samples.push_back((now, bytes));
+        while samples.len() > 2
+            && samples
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            samples.pop_front();
+        }
+        match samples.front() {
+            Some((t, b)) if now.duration_since(*t) >= Duration::from_millis(100) => {
+                ((bytes - b) as f64 / now.duration_since(*t).as_secs_f64()) as u64
+            }
+            _ => 0,
+        }
+    }
+
     /// The report central gets: holdings and counters.
     pub fn report(&self) -> RelayReport {
+        let max_rate = self.max_rate.load(Ordering::Relaxed);
         RelayReport {
+            window_open: self.window_open.load(Ordering::Relaxed),
+            max_rate: (max_rate > 0).then_some(max_rate),
+            rate: self.current_rate(),
             holdings: self
                 .lock()
                 .iter()
@@ -192,6 +239,8 @@ pub async fn run(
     config: RelayConfig,
     ca: &Path,
     shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
+    planner_config: watch::Receiver<PlannerConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
     let client = client_config(ca)?;
@@ -199,7 +248,7 @@ pub async fn run(
     loop {
         let started = tokio::time::Instant::now();
         tokio::select! {
-            r = session(&config, &client, &shared) => match r {
+            r = session(&config, &client, &shared, &clock, &planner_config) => match r {
                 Ok(()) => tracing::info!("central closed the link"),
                 Err(e) => tracing::warn!(error = %e, "link to central lost"),
             },
@@ -252,6 +301,8 @@ async fn session(
     config: &RelayConfig,
     client: &quinn::ClientConfig,
     shared: &Arc<Shared>,
+    clock: &Arc<dyn Clock>,
+    config_rx: &watch::Receiver<PlannerConfig>,
 ) -> Result<(), RelayError> {
     let (host, addr) = resolve(config).await?;
     let bind: SocketAddr = if addr.is_ipv4() {
@@ -291,15 +342,30 @@ async fn session(
         }
     };
     tracing::info!(%site, central = %config.central, "connected to central");
-    let (desired_tx, desired_rx) = watch::channel(None::<Vec<ActivatedPackage>>);
+    let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
     let reporter = report_loop(send, Arc::clone(shared));
-    let worker = replicate(conn.clone(), Arc::clone(shared), keys, site, desired_rx);
+    let worker = drive(
+        conn.clone(),
+        Arc::clone(shared),
+        keys,
+        events_rx,
+        Arc::clone(clock),
+        config_rx.clone(),
+    );
     let reader = async {
         loop {
             match read_message::<CentralMessage>(&mut recv).await? {
                 CentralMessage::Activated { packages } => {
-                    tracing::debug!(count = packages.len(), "activated set received");
-                    let _ = desired_tx.send(Some(packages));
+                    tracing::debug!(count = packages.len(), %site, "activated set received");
+                    let wanted = packages
+                        .into_iter()
+                        .map(|p| Wanted {
+                            id: p.id,
+                            priority: p.priority,
+                            info_sha256: p.info_sha256,
+                        })
+                        .collect();
+                    let _ = events_tx.send(Event::Activated(wanted));
                 }
                 other => {
                     return Err::<(), _>(RelayError::Link(format!(
@@ -322,60 +388,156 @@ async fn session(
 async fn report_loop(mut send: quinn::SendStream, shared: Arc<Shared>) -> Result<(), RelayError> {
     let mut changed = shared.changed.subscribe();
     changed.mark_changed();
+    let mut last = shared.report();
     loop {
-        if changed.changed().await.is_err() {
-            return Ok(());
+        // Report on change, and every few seconds while the rate moves.
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return Ok(()) },
+            () = tokio::time::sleep(RATE_WINDOW) => {}
         }
-        write_message(&mut send, &RelayMessage::Report(shared.report())).await?;
+        let report = shared.report();
+        if report != last || report.rate > 0 {
+            write_message(&mut send, &RelayMessage::Report(report.clone())).await?;
+            last = report;
+        }
         tokio::time::sleep(REPORT_INTERVAL).await;
     }
 }
 
-async fn replicate(
+/// Drives the [`Planner`] for one connection: performs its actions (fetches run
+/// concurrently, as tasks of a `JoinSet` that dies with the connection), feeds it
+/// the results, the activated sets, configuration changes and the time.
+async fn drive(
     conn: quinn::Connection,
     shared: Arc<Shared>,
     keys: Vec<VerifyingKey>,
-    site: SiteName,
-    mut desired: watch::Receiver<Option<Vec<ActivatedPackage>>>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    clock: Arc<dyn Clock>,
+    mut config: watch::Receiver<PlannerConfig>,
 ) -> Result<(), RelayError> {
-    loop {
-        if desired.changed().await.is_err() {
-            return Ok(());
-        }
-        let Some(wanted) = desired.borrow_and_update().clone() else {
-            continue;
-        };
-        // Drop what is no longer activated for this site.
-        for id in shared.cache.packages()? {
-            if !wanted.iter().any(|p| p.id == id) {
-                tracing::info!(package = %id, %site, "dropping content no longer activated");
+    let mut planner = Planner::new(config.borrow_and_update().clone());
+    let mut plans: HashMap<PackageId, FragmentPlan> = HashMap::new();
+    let mut wanted_sha: HashMap<PackageId, String> = HashMap::new();
+    // Resume from what the cache holds, trusting only infos that still verify.
+    for id in shared.cache.packages()? {
+        let verified = shared.cache.info(&id)?.and_then(|envelope| {
+            signing::verify_info(&envelope, &keys)
+                .ok()
+                .map(|i| (envelope, i))
+        });
+        match verified {
+            Some((envelope, info)) if info.id() == &id => {
+                let held = shared.cache.fragments_held(&id)?;
+                planner.handle(
+                    clock.now(),
+                    Event::Restored {
+                        id: id.clone(),
+                        info_sha256: sha256_hex(&envelope),
+                        shape: shape_of(&info),
+                        held,
+                    },
+                );
+                plans.insert(id, info.plan().clone());
+            }
+            _ => {
+                tracing::warn!(package = %id, "cached info does not verify; dropping it");
                 let s = Arc::clone(&shared);
                 let gone = id.clone();
                 blocking(move || s.cache.remove(&gone)).await?;
                 shared.forget(&id);
             }
         }
-        let mut sorted = wanted;
-        sorted.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
-        let mut incomplete = false;
-        for package in &sorted {
-            if desired.has_changed().unwrap_or(true) {
-                break;
-            }
-            match sync_package(&conn, &shared, &keys, package, &desired).await {
-                Ok(done) => incomplete |= !done,
-                Err(e @ RelayError::Link(_)) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(package = %package.id, error = %e, "replication failed; will retry");
-                    incomplete = true;
+    }
+    planner.handle(clock.now(), Event::Connected);
+    let mut tasks: JoinSet<Result<Event, RelayError>> = JoinSet::new();
+    loop {
+        let now = clock.now();
+        shared.set_replication_state(planner.window_open(&now), planner.config().max_rate);
+        while let Some(action) = planner.poll_action(now) {
+            match action {
+                Action::Drop { id } => {
+                    tracing::info!(package = %id, "dropping content no longer activated");
+                    let s = Arc::clone(&shared);
+                    let gone = id.clone();
+                    blocking(move || s.cache.remove(&gone)).await?;
+                    shared.forget(&id);
+                    plans.remove(&id);
+                }
+                Action::FetchInfo { id } => {
+                    let (conn, shared, keys) = (conn.clone(), Arc::clone(&shared), keys.clone());
+                    let expected = wanted_sha.get(&id).cloned().unwrap_or_default();
+                    tasks.spawn(async move {
+                        fetch_verified_info(&conn, &shared, &keys, id, expected).await
+                    });
+                }
+                Action::FetchFragment { id, index, .. } => {
+                    let Some(plan) = plans.get(&id).cloned() else {
+                        tasks.spawn(async move { Ok(Event::FragmentFailed { id, index }) });
+                        continue;
+                    };
+                    let (conn, shared) = (conn.clone(), Arc::clone(&shared));
+                    tasks.spawn(async move {
+                        match fetch_fragment(&conn, &shared, &id, index, &plan).await {
+                            Ok(()) => Ok(Event::FragmentHeld { id, index }),
+                            Err(e @ RelayError::Link(_)) => Err(e),
+                            Err(e) => {
+                                tracing::warn!(package = %id, fragment = index, error = %e, "fragment discarded; it will be fetched again");
+                                Ok(Event::FragmentFailed { id, index })
+                            }
+                        }
+                    });
                 }
             }
         }
-        if incomplete && !desired.has_changed().unwrap_or(true) {
-            // Something failed (bad bytes, missing file on central): try again after a pause.
-            tokio::time::sleep(BACKOFF_MIN * 5).await;
-            desired.mark_changed();
+        // Wake at least every second so a moved wall clock (or a window opening)
+        // is noticed promptly.
+        let wait = planner
+            .poll_timeout(now)
+            .map_or(Duration::from_secs(1), |t| t.saturating_sub(now.mono))
+            .min(Duration::from_secs(1));
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => {
+                    if let Event::Activated(wanted) = &event {
+                        wanted_sha = wanted.iter().map(|w| (w.id.clone(), w.info_sha256.clone())).collect();
+                    }
+                    planner.handle(clock.now(), event);
+                }
+                None => return Ok(()),
+            },
+            Some(done) = tasks.join_next() => {
+                let event = done.map_err(|e| RelayError::Invalid(format!("fetch task failed: {e}")))??;
+                match &event {
+                    Event::InfoHeld { id, .. } => {
+                        if let Ok(Some(envelope)) = shared.cache.info(id) {
+                            if let Ok(info) = signing::verify_info(&envelope, &keys) {
+                                plans.insert(id.clone(), info.plan().clone());
+                                shared.set_info(id, sha256_hex(&envelope), BTreeSet::new());
+                            }
+                        }
+                    }
+                    Event::FragmentHeld { id, index } => shared.add_fragment(id, *index),
+                    _ => {}
+                }
+                planner.handle(clock.now(), event);
+            }
+            changed = config.changed() => {
+                if changed.is_ok() {
+                    let c = config.borrow_and_update().clone();
+                    tracing::info!(schedule = ?c.schedule.as_ref().map(ToString::to_string), max_rate = ?c.max_rate, "replication settings changed");
+                    planner.handle(clock.now(), Event::Config(c));
+                }
+            }
+            () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+fn shape_of(info: &Info) -> Shape {
+    Shape {
+        size: info.plan().size(),
+        fragment_size: info.plan().fragment_size(),
+        count: info.plan().count(),
     }
 }
 
@@ -387,98 +549,38 @@ async fn blocking<R: Send + 'static>(
         .map_err(|e| RelayError::Invalid(format!("blocking task failed: {e}")))?
 }
 
-/// Brings one package up to date; `Ok(true)` when it is held whole.
-async fn sync_package(
+/// Fetches a signed info, checks it is the one central announced and that it
+/// verifies, and stores it.
+async fn fetch_verified_info(
     conn: &quinn::Connection,
     shared: &Arc<Shared>,
     keys: &[VerifyingKey],
-    package: &ActivatedPackage,
-    desired: &watch::Receiver<Option<Vec<ActivatedPackage>>>,
-) -> Result<bool, RelayError> {
-    let id = &package.id;
-    let bad = |reason: String| RelayError::BadContent {
-        package: id.to_string(),
-        reason,
-    };
-    let cached = shared.cache.info(id)?;
-    let envelope = match cached {
-        Some(bytes) if sha256_hex(&bytes) == package.info_sha256 => bytes,
-        stale => {
-            if stale.is_some() {
-                let s = Arc::clone(shared);
-                let gone = id.clone();
-                blocking(move || s.cache.remove(&gone)).await?;
-                shared.forget(id);
-            }
-            let bytes = fetch_info(conn, shared, id).await?;
-            if sha256_hex(&bytes) != package.info_sha256 {
-                return Err(bad(
-                    "central sent an info whose SHA-256 does not match".into()
-                ));
-            }
-            bytes
+    id: PackageId,
+    expected_sha256: String,
+) -> Result<Event, RelayError> {
+    let envelope = match fetch_info(conn, shared, &id).await {
+        Ok(e) => e,
+        Err(e @ RelayError::Link(_)) => return Err(e),
+        Err(e) => {
+            tracing::warn!(package = %id, error = %e, "no info");
+            return Ok(Event::InfoFailed { id });
         }
     };
-    let info: Info = signing::verify_info(&envelope, keys)
-        .map_err(|e| bad(format!("signed info refused: {e}")))?;
-    if info.id() != id {
-        return Err(bad(format!(
-            "the signed info is for package '{}'",
-            info.id()
-        )));
-    }
-    if shared.cache.info(id)?.is_none() {
-        let s = Arc::clone(shared);
-        let (pid, bytes) = (id.clone(), envelope.clone());
-        blocking(move || s.cache.store_info(&pid, &bytes)).await?;
-    }
-    let plan = info.plan().clone();
-    let held: BTreeSet<u32> = shared
-        .cache
-        .fragments_held(id)?
-        .into_iter()
-        .filter(|n| *n >= 1 && *n <= plan.count())
-        .collect();
-    shared.set_info(id, package.info_sha256.clone(), held.clone());
-    let mut missing: Vec<u32> = (1..=plan.count()).filter(|n| !held.contains(n)).collect();
-    if !missing.is_empty() {
-        tracing::info!(package = %id, missing = missing.len(), total = plan.count(), "replicating");
-    }
-    for attempt in 1..=FRAGMENT_ATTEMPTS {
-        if missing.is_empty() {
-            break;
-        }
-        let mut failed = Vec::new();
-        let mut fetches = futures_util::stream::iter(std::mem::take(&mut missing))
-            .map(|n| {
-                let plan = &plan;
-                async move { (n, fetch_fragment(conn, shared, id, n, plan).await) }
+    let verified = signing::verify_info(&envelope, keys);
+    match verified {
+        Ok(info) if sha256_hex(&envelope) == expected_sha256 && info.id() == &id => {
+            let s = Arc::clone(shared);
+            let (pid, bytes) = (id.clone(), envelope);
+            blocking(move || s.cache.store_info(&pid, &bytes)).await?;
+            Ok(Event::InfoHeld {
+                shape: shape_of(&info),
+                id,
             })
-            .buffer_unordered(PARALLEL_FRAGMENTS);
-        while let Some((n, result)) = fetches.next().await {
-            match result {
-                Ok(()) => shared.add_fragment(id, n),
-                Err(e @ RelayError::Link(_)) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(package = %id, fragment = n, attempt, error = %e, "fragment discarded");
-                    failed.push(n);
-                }
-            }
-            if desired.has_changed().unwrap_or(true) {
-                // The activated set moved (maybe something more urgent): re-plan.
-                return Ok(false);
-            }
         }
-        missing = failed;
-    }
-    if missing.is_empty() {
-        tracing::info!(package = %id, "held whole");
-        Ok(true)
-    } else {
-        Err(bad(format!(
-            "{} fragment(s) could not be fetched intact",
-            missing.len()
-        )))
+        other => {
+            tracing::warn!(package = %id, verified = ?other.err(), "central's info does not match what it announced");
+            Ok(Event::InfoFailed { id })
+        }
     }
 }
 
