@@ -8,7 +8,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use sitecast_common::ids::ComputerId;
 use sitecast_common::signing;
-use sitecast_common::units::Size;
+use sitecast_common::units::{Duration, Rate, Size};
 
 use crate::error::AgentError;
 
@@ -30,10 +30,77 @@ pub struct AgentConfig {
     /// Most bytes one package may unpack to (zip and gzip bombs stop here).
     #[serde(default = "default_max_unpack")]
     pub max_unpack: Size,
+    /// Deadlines and back-off of every download, from relays and from central
+    /// (the `[downloads]` table).
+    #[serde(default)]
+    pub downloads: SourcePolicy,
 }
 
 fn default_max_unpack() -> Size {
     Size::from_bytes(64 << 30)
+}
+
+/// When the agent gives up on a source (relay or central) and how long it then
+/// leaves a relay alone: `agent.toml`'s `[downloads]` table, in the SPEC's
+/// duration and rate grammars; every key may be left out.
+///
+/// A download is abandoned, and the next source tried, when
+/// - connecting takes longer than `connect_timeout` (a *timeout*), or the
+///   connection is refused (*refused*);
+/// - no byte arrives for `stall_timeout`, counting the wait for the answer's
+///   headers and every gap between bytes (*stalled*);
+/// - the body *trickles*: in any full `min_rate_window` counted from the answer's
+///   headers, fewer than `min_rate × min_rate_window` bytes arrive (*stalled*;
+///   `min_rate = "0"` turns this off);
+/// - what arrives is not what the signed info says (*bad data*).
+///
+/// A relay given up on is skipped for `backoff`, doubling at each new failure up
+/// to `backoff_max`; a success forgets its failures. Back-offs live in
+/// `DIR/backoff.json`, so they survive a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcePolicy {
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+    pub min_rate: Rate,
+    pub min_rate_window: Duration,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for SourcePolicy {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(15),
+            min_rate: Rate::from_bytes_per_sec(1024),
+            min_rate_window: Duration::from_secs(10),
+            backoff: Duration::from_secs(5 * 60),
+            backoff_max: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl SourcePolicy {
+    /// Refuses settings that would make every download fail or never fail.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("stall_timeout", self.stall_timeout),
+            ("min_rate_window", self.min_rate_window),
+        ] {
+            if value.as_secs() == 0 {
+                return Err(format!("{name} must be at least 1s"));
+            }
+        }
+        if self.backoff_max < self.backoff {
+            return Err(format!(
+                "backoff_max ({}) is shorter than backoff ({})",
+                self.backoff_max, self.backoff
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The files of an agent's DIR.
@@ -63,16 +130,25 @@ impl Layout {
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
     }
+    /// Relays skipped for a while after they failed.
+    pub fn backoff(&self) -> PathBuf {
+        self.dir.join("backoff.json")
+    }
 }
 
 impl AgentConfig {
     pub fn load(layout: &Layout) -> Result<Self, AgentError> {
         let path = layout.config();
         let text = std::fs::read_to_string(&path).map_err(AgentError::io(&path))?;
-        toml::from_str(&text).map_err(|e| AgentError::Config {
-            path,
+        let config: Self = toml::from_str(&text).map_err(|e| AgentError::Config {
+            path: path.clone(),
             reason: e.to_string(),
-        })
+        })?;
+        config
+            .downloads
+            .check()
+            .map_err(|reason| AgentError::Config { path, reason })?;
+        Ok(config)
     }
 
     pub fn save(&self, layout: &Layout) -> Result<(), AgentError> {
@@ -92,5 +168,65 @@ impl AgentConfig {
                 signing::verifying_key_from_pem(pem).map_err(|e| AgentError::Invalid(e.to_string()))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const BASE: &str =
+        "central = \"https://c:8443\"\ncomputer_id = \"pc-1\"\ntoken = \"t\"\nsigning_keys = []\n";
+
+    fn load(text: &str) -> Result<AgentConfig, AgentError> {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        std::fs::write(layout.config(), text).unwrap();
+        AgentConfig::load(&layout)
+    }
+
+    #[test]
+    fn download_deadlines_default_and_read_the_unit_grammars() {
+        let plain = load(BASE).unwrap();
+        assert_eq!(plain.downloads, SourcePolicy::default());
+        assert_eq!(plain.downloads.stall_timeout.as_secs(), 15);
+        let tuned = load(&format!(
+            "{BASE}[downloads]\nstall_timeout = \"2s\"\nmin_rate = \"10KiB/s\"\nbackoff = \"1m\"\n"
+        ))
+        .unwrap();
+        assert_eq!(tuned.downloads.stall_timeout.as_secs(), 2);
+        assert_eq!(tuned.downloads.min_rate.bytes_per_sec(), Some(10 << 10));
+        assert_eq!(tuned.downloads.backoff.as_secs(), 60);
+        assert_eq!(tuned.downloads.connect_timeout.as_secs(), 10);
+        // What enroll writes reads back the same.
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        tuned.save(&layout).unwrap();
+        assert_eq!(AgentConfig::load(&layout).unwrap(), tuned);
+    }
+
+    #[test]
+    fn bad_download_settings_name_the_key() {
+        let e = load(&format!(
+            "{BASE}[downloads]\nstall_timeout = \"15 parsecs\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("15 parsecs"), "{e}");
+        let e = load(&format!("{BASE}[downloads]\nstall_timout = \"15s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stall_timout"), "{e}");
+        let e = load(&format!("{BASE}[downloads]\nstall_timeout = \"0s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stall_timeout"), "{e}");
+        let e = load(&format!(
+            "{BASE}[downloads]\nbackoff = \"2h\"\nbackoff_max = \"1h\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("backoff_max"), "{e}");
     }
 }

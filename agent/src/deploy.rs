@@ -6,22 +6,32 @@
 //!
 //! Downloads live in `DIR/downloads/<package>/` (the info and one file per verified
 //! fragment), so an interrupted deployment resumes with the fragments it has.
+//!
+//! A source that fails a download (see [`crate::config::SourcePolicy`]) is
+//! abandoned for that file and the next one tried; a relay that failed is also
+//! skipped for a while ([`crate::backoff`]) and reported to central.
 
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
+use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sitecast_common::fragment::sha256_hex;
+use sitecast_common::ids::{PackageId, RelayId};
 use sitecast_common::info::{Action, Archive, Info};
 use sitecast_common::signing::{self, VerifyError};
 use sitecast_common::status::StatusCode;
 use sitecast_common::subnet::select_relays;
-use sitecast_common::wire::{CentralFallback, PolledPackage, StatusReport};
+use sitecast_common::wire::{
+    CentralFallback, PolledPackage, ProblemKind, ProblemReport, StatusReport,
+};
 
 use crate::action::{self, status_of};
+use crate::backoff::Backoff;
 use crate::client::{Client, Source};
 use crate::error::AgentError;
 use crate::unpack::{self, UnpackLimits};
@@ -48,6 +58,64 @@ pub struct Context<'a> {
     pub work: &'a Path,
     pub limits: UnpackLimits,
     pub already_installed: bool,
+    /// Relays skipped after they failed (shared by every package of a round).
+    pub backoff: &'a Mutex<Backoff>,
+}
+
+impl Context<'_> {
+    fn backoff(&self) -> MutexGuard<'_, Backoff> {
+        // A panic elsewhere while holding the lock leaves a usable map.
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn skipped(&self, source: &Source) -> bool {
+        match source {
+            Source::Relay { id, .. } => {
+                self.backoff().skipped_until(id, Timestamp::now()).is_some()
+            }
+            Source::Central => false,
+        }
+    }
+
+    /// A source failed a download: skip it for a while and tell central, if it
+    /// is a relay. Nothing here fails the deployment: the next source is tried.
+    async fn source_failed(
+        &self,
+        package: &PackageId,
+        source: &Source,
+        kind: ProblemKind,
+        detail: String,
+    ) {
+        let Source::Relay { id, .. } = source else {
+            tracing::warn!(%package, %source, %kind, %detail, "central failed a download; trying the next source");
+            return;
+        };
+        let until = self.backoff().failed(id, kind, &detail, Timestamp::now());
+        match until {
+            Ok(until) => {
+                tracing::warn!(%package, %source, %kind, %detail, %until, "relay abandoned; skipped until then")
+            }
+            Err(e) => {
+                tracing::warn!(%package, %source, %kind, %detail, error = %e, "relay abandoned; its back-off could not be saved")
+            }
+        }
+        let report = ProblemReport {
+            package_id: Some(package.clone()),
+            kind,
+            detail,
+        };
+        if let Err(e) = self.client.report_problem(id, &report).await {
+            tracing::warn!(relay = %id, error = %e, "could not report the relay's problem to central");
+        }
+    }
+
+    fn source_succeeded(&self, source: &Source) {
+        if let Source::Relay { id, .. } = source {
+            if let Err(e) = self.backoff().succeeded(id) {
+                tracing::warn!(relay = %id, error = %e, "could not save the relay's back-off");
+            }
+        }
+    }
 }
 
 fn report(code: StatusCode) -> StatusReport {
@@ -66,25 +134,51 @@ fn report_with(code: StatusCode, output: String) -> StatusReport {
     }
 }
 
-/// The sources for fragments, in order, and whether the agent must wait instead.
-fn fragment_sources(polled: &PolledPackage, addresses: &[IpAddr], waited: Duration) -> Vec<Source> {
-    let mut sources: Vec<Source> = select_relays(addresses, &polled.relays)
-        .into_iter()
-        .map(|r| Source::Relay {
-            id: r.id.clone(),
-            url: r.url.clone(),
-        })
-        .collect();
+/// Where a package's fragments may come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sources {
+    /// In the order to try them (none: wait).
+    sources: Vec<Source>,
+    /// Relays of this computer's subnets skipped after recent failures, and until when.
+    skipped: Vec<(RelayId, Timestamp)>,
+}
+
+/// The sources for fragments, in order: the relays of this computer's subnets
+/// by the same-subnet rule (less those being skipped), then central if the
+/// package's `central_fallback` allows it. `waited` counts from when this agent
+/// first saw the package.
+fn fragment_sources(
+    polled: &PolledPackage,
+    addresses: &[IpAddr],
+    waited: Duration,
+    skipped_until: &dyn Fn(&RelayId) -> Option<Timestamp>,
+) -> Sources {
+    let serving = select_relays(addresses, &polled.relays);
+    // No relay serves this computer at all: central is its relay. (Relays being
+    // skipped still serve it: they do not make central fair game.)
+    let unserved = serving.is_empty() && !polled.relay_pending;
     let central = match polled.central_fallback {
         CentralFallback::Always => true,
-        CentralFallback::After(d) => sources.is_empty() && waited.as_secs() >= d.as_secs(),
-        // No relay serves this computer at all: central is its relay.
-        CentralFallback::Never => sources.is_empty() && !polled.relay_pending,
+        // After that long, central is the next source when the relays lack the
+        // package or fail; before, only if no relay serves this computer.
+        CentralFallback::After(d) => unserved || waited.as_secs() >= d.as_secs(),
+        CentralFallback::Never => unserved,
     };
+    let mut sources = Vec::new();
+    let mut skipped = Vec::new();
+    for relay in serving {
+        match skipped_until(&relay.id) {
+            Some(until) => skipped.push((relay.id.clone(), until)),
+            None => sources.push(Source::Relay {
+                id: relay.id.clone(),
+                url: relay.url.clone(),
+            }),
+        }
+    }
     if central {
         sources.push(Source::Central);
     }
-    sources
+    Sources { sources, skipped }
 }
 
 /// Deploys one package and reports how it ended. Errors are only those of
@@ -101,11 +195,27 @@ pub async fn deploy(
             .await?;
         return Ok(Outcome::Done(StatusCode::ErrAlreadySetup));
     }
-    let sources = fragment_sources(polled, ctx.addresses, waited);
+    let now = Timestamp::now();
+    let Sources { sources, skipped } = {
+        let backoff = ctx.backoff();
+        fragment_sources(polled, ctx.addresses, waited, &|id| {
+            backoff.skipped_until(id, now)
+        })
+    };
     if sources.is_empty() {
-        return Ok(Outcome::Waiting(
-            "the relay of this subnet does not hold the package yet".into(),
-        ));
+        if skipped.is_empty() {
+            return Ok(Outcome::Waiting(
+                "the relay of this subnet does not hold the package yet".into(),
+            ));
+        }
+        let list = skipped
+            .iter()
+            .map(|(id, until)| format!("{id} until {until}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Ok(Outcome::Waiting(format!(
+            "every relay of this subnet failed recently and is skipped: {list}"
+        )));
     }
     let dir = ctx.downloads.join(id.as_str());
     tokio::fs::create_dir_all(&dir)
@@ -186,13 +296,26 @@ async fn signed_info(
         None => {
             let mut found = None;
             for source in sources {
+                if ctx.skipped(source) {
+                    continue;
+                }
                 match ctx.client.info(source, &polled.id).await {
                     Ok(bytes) if sha256_hex(&bytes) == polled.info_sha256 => {
+                        ctx.source_succeeded(source);
                         found = Some(bytes);
                         break;
                     }
-                    Ok(_) => {
-                        tracing::warn!(package = %polled.id, %source, "served an info that is not the one central announced; trying the next source")
+                    Ok(bytes) => {
+                        let detail = format!(
+                            "{source}: served an info whose SHA-256 is {}, central announced {}",
+                            sha256_hex(&bytes),
+                            polled.info_sha256
+                        );
+                        ctx.source_failed(&polled.id, source, ProblemKind::BadData, detail)
+                            .await;
+                    }
+                    Err(AgentError::Source { kind, detail }) => {
+                        ctx.source_failed(&polled.id, source, kind, detail).await;
                     }
                     Err(e) => {
                         tracing::warn!(package = %polled.id, %source, error = %e, "no info from this source")
@@ -274,6 +397,10 @@ async fn fetch_fragment(
         .map_err(|e| AgentError::Invalid(e.to_string()))?;
     let tmp = dir.join(format!(".{index}.part"));
     for source in sources {
+        // A relay that failed an earlier fragment of this round is skipped too.
+        if ctx.skipped(source) {
+            continue;
+        }
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(AgentError::io(&tmp))?;
@@ -289,13 +416,23 @@ async fn fetch_fragment(
                 tokio::fs::rename(&tmp, &target)
                     .await
                     .map_err(AgentError::io(&target))?;
+                ctx.source_succeeded(source);
                 return Ok(true);
             }
-            Ok(digest) => tracing::warn!(
-                package = %info.id(), fragment = index, %source,
-                expected = %hex::encode(expected), actual = %hex::encode(digest),
-                "bad fragment discarded; trying the next source"
-            ),
+            Ok(digest) => {
+                let detail = format!(
+                    "{source}: fragment {index} has SHA-256 {}, the signed info says {}; discarded",
+                    hex::encode(digest),
+                    hex::encode(expected)
+                );
+                ctx.source_failed(info.id(), source, ProblemKind::BadData, detail)
+                    .await;
+            }
+            Err(AgentError::Source { kind, detail }) => {
+                ctx.source_failed(info.id(), source, kind, detail).await;
+            }
+            // Not the source's fault (a local write failed, central refused):
+            // no back-off, no report; the next source may still do.
             Err(e) => {
                 tracing::warn!(package = %info.id(), fragment = index, %source, error = %e, "fragment not fetched")
             }
@@ -471,4 +608,127 @@ async fn finish(
     let code = report.code;
     ctx.client.report(&polled.id, &report).await?;
     Ok(Outcome::Done(code))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sitecast_common::wire::RelayRef;
+
+    const ME: &str = "10.1.2.7";
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn relay(id: &str, subnet: &str) -> RelayRef {
+        RelayRef {
+            id: id.parse().unwrap(),
+            url: format!("http://{id}"),
+            subnets: vec![subnet.parse().unwrap()],
+        }
+    }
+
+    fn polled(relays: Vec<RelayRef>, pending: bool, fallback: &str) -> PolledPackage {
+        PolledPackage {
+            id: "app-1".parse().unwrap(),
+            priority: 5,
+            info_sha256: "0".repeat(64),
+            relays,
+            relay_pending: pending,
+            central_fallback: fallback.parse().unwrap(),
+        }
+    }
+
+    /// The sources as names ("central" or the relay id), with nothing skipped.
+    fn names(p: &PolledPackage, waited: Duration) -> Vec<String> {
+        names_skipping(p, waited, &[])
+    }
+
+    fn names_skipping(p: &PolledPackage, waited: Duration, skip: &[&str]) -> Vec<String> {
+        let until: Timestamp = "2100-01-01T00:00:00Z".parse().unwrap();
+        let found = fragment_sources(p, &[ME.parse().unwrap()], waited, &|id| {
+            skip.contains(&id.as_str()).then_some(until)
+        });
+        assert_eq!(
+            found
+                .skipped
+                .iter()
+                .map(|(id, _)| id.to_string())
+                .collect::<Vec<_>>(),
+            skip.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
+        );
+        found
+            .sources
+            .iter()
+            .map(|s| match s {
+                Source::Relay { id, .. } => id.to_string(),
+                Source::Central => "central".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn relays_of_my_subnets_longest_prefix_first_and_central_only_if_allowed() {
+        let relays = vec![
+            relay("relay-wide", "10.1.0.0/16"),
+            relay("relay-floor", "10.1.2.0/24"),
+            relay("relay-elsewhere", "10.2.0.0/16"),
+        ];
+        let never = polled(relays.clone(), false, "never");
+        assert_eq!(names(&never, HOUR), ["relay-floor", "relay-wide"]);
+        let always = polled(relays.clone(), false, "always");
+        assert_eq!(
+            names(&always, Duration::ZERO),
+            ["relay-floor", "relay-wide", "central"]
+        );
+        // after: central becomes the next source once the agent has waited that long.
+        let after = polled(relays, false, "after:2h");
+        assert_eq!(names(&after, HOUR), ["relay-floor", "relay-wide"]);
+        assert_eq!(
+            names(&after, 2 * HOUR),
+            ["relay-floor", "relay-wide", "central"]
+        );
+    }
+
+    #[test]
+    fn a_pending_relay_means_waiting_unless_the_fallback_allows_central() {
+        let pending = |fallback| polled(vec![], true, fallback);
+        assert!(names(&pending("never"), 100 * HOUR).is_empty());
+        assert!(names(&pending("after:2h"), HOUR).is_empty());
+        assert!(names(&pending("after:2h"), 2 * HOUR - Duration::from_secs(1)).is_empty());
+        assert_eq!(names(&pending("after:2h"), 2 * HOUR), ["central"]);
+        assert_eq!(names(&pending("always"), Duration::ZERO), ["central"]);
+    }
+
+    #[test]
+    fn an_unserved_computer_uses_central_whatever_the_fallback() {
+        for fallback in ["never", "always", "after:2h"] {
+            let p = polled(
+                vec![relay("relay-elsewhere", "10.2.0.0/16")],
+                false,
+                fallback,
+            );
+            assert_eq!(names(&p, Duration::ZERO), ["central"], "{fallback}");
+        }
+    }
+
+    #[test]
+    fn relays_in_back_off_are_skipped_but_do_not_open_central() {
+        let relays = vec![
+            relay("relay-wide", "10.1.0.0/16"),
+            relay("relay-floor", "10.1.2.0/24"),
+        ];
+        let never = polled(relays.clone(), false, "never");
+        assert_eq!(
+            names_skipping(&never, HOUR, &["relay-floor"]),
+            ["relay-wide"]
+        );
+        // Every relay skipped: wait, as when every one of them failed.
+        assert!(names_skipping(&never, HOUR, &["relay-floor", "relay-wide"]).is_empty());
+        let after = polled(relays, false, "after:2h");
+        assert!(names_skipping(&after, HOUR, &["relay-floor", "relay-wide"]).is_empty());
+        assert_eq!(
+            names_skipping(&after, 3 * HOUR, &["relay-floor", "relay-wide"]),
+            ["central"]
+        );
+    }
 }

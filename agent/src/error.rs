@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use sitecast_common::wire::ProblemKind;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("{path}: {source}")]
@@ -20,6 +22,9 @@ pub enum AgentError {
     Http(String),
     #[error("central answered {status}: {message}")]
     Api { status: u16, message: String },
+    /// A source (relay or central) failed a download; `detail` names the source.
+    #[error("{detail}")]
+    Source { kind: ProblemKind, detail: String },
 }
 
 impl AgentError {

@@ -4,6 +4,7 @@
 //! ([`action`]) anything.
 
 pub mod action;
+pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod deploy;
@@ -91,6 +92,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         tags: opts.tags,
         signing_keys: answer.signing_keys.into_iter().map(|k| k.pem).collect(),
         max_unpack: sitecast_common::units::Size::from_bytes(64 << 30),
+        downloads: config::SourcePolicy::default(),
     };
     config.keys()?;
     config.save(&layout)?;
@@ -109,10 +111,21 @@ pub async fn once(dir: &Path) -> Result<Round, AgentError> {
     let layout = Layout::new(dir);
     let config = AgentConfig::load(&layout)?;
     let keys = config.keys()?;
-    let client = client::Client::new(&config.central, &config.token, &layout.ca(), config.bind)?;
+    let client = client::Client::new(
+        &config.central,
+        &config.token,
+        &layout.ca(),
+        config.bind,
+        client::Deadlines::from(&config.downloads),
+    )?;
     let addrs = addresses(config.bind);
     let poll = client.poll(&addrs).await?;
     let mut history = history::History::load(&layout.history())?;
+    let backoff = std::sync::Mutex::new(backoff::Backoff::load(
+        &layout.backoff(),
+        config.downloads.backoff.into(),
+        config.downloads.backoff_max.into(),
+    ));
     let mut outcomes = Vec::new();
     for polled in &poll.packages {
         let waited = waited_since(&layout, &polled.id)?;
@@ -128,6 +141,7 @@ pub async fn once(dir: &Path) -> Result<Round, AgentError> {
                 ..Default::default()
             },
             already_installed: history.contains(&polled.id),
+            backoff: &backoff,
         };
         let outcome = deploy::deploy(&ctx, polled, waited).await?;
         match &outcome {
@@ -188,5 +202,36 @@ pub async fn run(
             () = tokio::time::sleep(wait) => {}
             () = &mut shutdown => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `central_fallback = after:…` counts from the first poll that listed the
+    /// package, and that moment survives a restart (it is in DIR).
+    #[test]
+    fn waiting_counts_from_when_the_package_was_first_seen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let id: PackageId = "app-1".parse().unwrap();
+        assert!(waited_since(&layout, &id).unwrap() < Duration::from_secs(5));
+        let path = first_seen_path(&layout, &id);
+        let first = std::fs::read_to_string(&path).unwrap();
+        // A later poll (or a restarted agent) does not move the first sighting.
+        assert!(waited_since(&layout, &id).unwrap() < Duration::from_secs(5));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+        let two_hours_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+        std::fs::write(&path, two_hours_ago.to_string()).unwrap();
+        let waited = waited_since(&layout, &id).unwrap();
+        assert!(
+            waited >= Duration::from_secs(7200) && waited < Duration::from_secs(7300),
+            "{waited:?}"
+        );
+        // Another package has its own clock.
+        let other: PackageId = "app-2".parse().unwrap();
+        assert!(waited_since(&layout, &other).unwrap() < Duration::from_secs(5));
     }
 }

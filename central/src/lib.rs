@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod init;
+pub mod jitter;
 pub mod packaging;
 pub mod quic;
 pub mod server;

@@ -41,6 +41,9 @@ pub struct RelayRecord {
     pub bytes_from_central: u64,
     #[serde(default)]
     pub bytes_to_agents: u64,
+    /// What agents reported about this relay.
+    #[serde(default)]
+    pub problems: wire::RelayProblems,
 }
 
 /// What a relay holds of one package: the info it has and how many fragments.
@@ -178,6 +181,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<AssignmentRecord>;
     fn assignments_of(&self, package: &PackageId) -> Result<Vec<AssignmentRecord>>;
+
+    /// Counts a problem an agent had with a relay; false if there is no such relay.
+    fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool>;
 }
 
 /// The sled implementation of [`Store`].
@@ -624,5 +630,24 @@ impl Store for SledStore {
                 decode(&k, &v)
             })
             .collect()
+    }
+
+    fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool> {
+        // Compare-and-swap, as for reports: a relay's report arriving at the same
+        // moment must not lose the problem, nor the problem the report.
+        loop {
+            let Some(old) = self.relays.get(id.as_str())? else {
+                return Ok(false);
+            };
+            let mut relay: RelayRecord = decode(id.as_str().as_bytes(), &old)?;
+            relay.problems.record(problem.clone());
+            let swapped =
+                self.relays
+                    .compare_and_swap(id.as_str(), Some(&old), Some(encode(&relay)))?;
+            if swapped.is_ok() {
+                self.flush()?;
+                return Ok(true);
+            }
+        }
     }
 }

@@ -471,6 +471,12 @@ impl Central {
             .await
     }
 
+    async fn report_problem(&self, agent: &Agent, relay: &str, body: Value) -> Reply {
+        let path = format!("/api/v1/agent/relays/{relay}/problems");
+        self.send_json(Method::POST, &path, Some(agent.token.as_str()), &body)
+            .await
+    }
+
     /// The stats entry of one computer.
     async fn stat_of(&self, package: &str, agent: &Agent) -> Value {
         let stats = self.stats(package).await;
@@ -624,6 +630,7 @@ async fn relays_are_added_listed_and_deleted() {
             "holdings": [],
             "bytes_from_central": 0,
             "bytes_to_agents": 0,
+            "problems": {"count": 0, "counts": {}, "last": null},
         }])
     );
 
@@ -1587,7 +1594,9 @@ async fn a_poll_notifies_waiting_assignments_in_priority_order() {
         .poll(&agent, &["10.1.0.5", "10.7.0.5"])
         .await
         .ok(StatusCode::OK);
-    assert_eq!(poll["poll_interval_s"], 60);
+    // 60 s, jittered by up to 20 % either way.
+    let interval = poll["poll_interval_s"].as_u64().unwrap();
+    assert!((48..=72).contains(&interval), "{interval}");
     // Priority 0 first; no relay holds anything yet.
     assert_eq!(
         poll["packages"],
@@ -1849,6 +1858,209 @@ async fn bad_status_reports_name_the_code() {
 }
 
 // ---------------------------------------------------------------------------
+// Relay problems and poll jitter
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn agents_report_relay_problems_and_the_relay_listing_counts_them() {
+    let c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    let (relay, _) = c
+        .given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.2:8080")
+        .await;
+    let (other, _) = c
+        .given_relay("paris", &["10.1.2.0/24"], "http://10.1.2.2:8080")
+        .await;
+    let pkg = c.given_command_package("app", "5").await;
+    let pid = pkg["id"].as_str().unwrap();
+    let pc1 = c.given_agent("pc1", &["10.1.0.5"]).await;
+    let pc2 = c.given_agent("pc2", &["10.1.0.6"]).await;
+
+    let r = c
+        .report_problem(
+            &pc1,
+            &relay,
+            json!({"package_id": pid, "kind": "refused", "detail": "connection refused"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert!(r.body.is_empty());
+    c.set_time(T1);
+    // The package is optional.
+    let r = c
+        .report_problem(
+            &pc2,
+            &relay,
+            json!({"kind": "stalled", "detail": "no byte"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = c
+        .report_problem(&pc2, &relay, json!({"kind": "stalled", "detail": "again"}))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+
+    let relays = c.list_relays().await.ok(StatusCode::OK);
+    let view = |id: &str| {
+        relays
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["problems"]
+            .clone()
+    };
+    assert_eq!(
+        view(&relay),
+        json!({
+            "count": 3,
+            "counts": {"refused": 1, "stalled": 2},
+            "last": {
+                "kind": "stalled",
+                "detail": "again",
+                "computer_id": pc2.id,
+                "package_id": null,
+                "at": T1,
+            },
+        })
+    );
+    assert_eq!(
+        view(&other),
+        json!({"count": 0, "counts": {}, "last": null})
+    );
+}
+
+#[tokio::test]
+async fn a_problem_detail_is_cut_to_one_kib_on_one_line() {
+    let c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    let (relay, _) = c
+        .given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.2:8080")
+        .await;
+    let pc = c.given_agent("pc1", &["10.1.0.5"]).await;
+    let long = format!("stalled\n{}", "é".repeat(2000));
+    let r = c
+        .report_problem(&pc, &relay, json!({"kind": "bad_data", "detail": long}))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let relays = c.list_relays().await.ok(StatusCode::OK);
+    let detail = relays[0]["problems"]["last"]["detail"].as_str().unwrap();
+    assert!(
+        detail.len() <= 1024 && detail.len() >= 1020,
+        "{}",
+        detail.len()
+    );
+    assert!(detail.starts_with("stalled é"), "{detail}");
+    assert!(!detail.contains('\n'));
+}
+
+#[tokio::test]
+async fn bad_problem_reports_name_the_field() {
+    let c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    let (relay, _) = c
+        .given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.2:8080")
+        .await;
+    let pc = c.given_agent("pc1", &["10.1.0.5"]).await;
+    c.report_problem(&pc, &relay, json!({"kind": "slow", "detail": "x"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["kind", "slow"]);
+    c.report_problem(&pc, &relay, json!({"detail": "x"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["kind"]);
+    c.report_problem(
+        &pc,
+        &relay,
+        json!({"kind": "refused", "package_id": "Not An Id"}),
+    )
+    .await
+    .err_naming(StatusCode::BAD_REQUEST, &["package_id"]);
+    for unknown in ["relay-gone-abcdef", "Not_An_Id!"] {
+        c.report_problem(&pc, unknown, json!({"kind": "refused", "detail": "x"}))
+            .await
+            .err_naming(StatusCode::NOT_FOUND, &["relay", unknown]);
+    }
+    let mut big = json!({"kind": "refused", "detail": "x"}).to_string();
+    big.push_str(&" ".repeat(70_000));
+    c.send(
+        Method::POST,
+        &format!("/api/v1/agent/relays/{relay}/problems"),
+        Some(pc.token.as_str()),
+        Body::from(big),
+    )
+    .await
+    .err(StatusCode::PAYLOAD_TOO_LARGE);
+    // An admin does not report problems; nothing was counted.
+    c.send_json(
+        Method::POST,
+        &format!("/api/v1/agent/relays/{relay}/problems"),
+        Some(c.admin.as_str()),
+        &json!({"kind": "refused", "detail": "x"}),
+    )
+    .await
+    .err_naming(StatusCode::FORBIDDEN, &["agent"]);
+    assert_eq!(
+        c.list_relays().await.ok(StatusCode::OK)[0]["problems"],
+        json!({"count": 0, "counts": {}, "last": null})
+    );
+}
+
+#[tokio::test]
+async fn each_poll_gets_the_interval_jittered_within_twenty_percent() {
+    let c = Central::start_with_config(|toml| {
+        toml.replace("poll_interval = \"1m\"", "poll_interval = \"100s\"")
+    })
+    .await;
+    let agent = c.given_agent("pc1", &["10.1.0.5"]).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let poll = c.poll(&agent, &[]).await.ok(StatusCode::OK);
+        let s = poll["poll_interval_s"].as_u64().unwrap();
+        assert!((80..=120).contains(&s), "{s} is not within 100s ± 20 %");
+        seen.insert(s);
+    }
+    // 41 values drawn 200 times: all equal would be a broken generator
+    // (a fair one does that once in 41^199).
+    assert!(seen.len() > 1, "every poll got {seen:?}");
+}
+
+#[tokio::test]
+async fn the_jitter_comes_from_the_injected_generator() {
+    use sitecast_central::jitter::Random;
+    struct Top;
+    impl Random for Top {
+        fn up_to(&self, max: u64) -> u64 {
+            max
+        }
+    }
+    let c = Central::start().await;
+    let agent = c.given_agent("pc1", &["10.1.0.5"]).await;
+    // A second router over another DIR, with the generator pinned to its top.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("central");
+    init::init(&dir, &InitOptions::default()).unwrap();
+    let mut central =
+        api::Central::open(init::load(&dir).unwrap(), Arc::clone(&c.clock) as _).unwrap();
+    central.random = Arc::new(Top);
+    let pinned = Central {
+        admin: init::read_token(&init::Layout::new(&dir).admin_token()).unwrap(),
+        enroll_token: init::read_token(&init::Layout::new(&dir).enroll_token()).unwrap(),
+        layout: init::Layout::new(&dir),
+        app: api::app(Arc::new(central)),
+        clock: Arc::clone(&c.clock),
+        _tmp: tmp,
+    };
+    let pc = pinned.given_agent("pc1", &[]).await;
+    for _ in 0..5 {
+        let poll = pinned.poll(&pc, &[]).await.ok(StatusCode::OK);
+        assert_eq!(poll["poll_interval_s"], 72, "60s + 20 %");
+    }
+    // The default generator is the OS's.
+    let poll = c.poll(&agent, &[]).await.ok(StatusCode::OK);
+    assert!((48..=72).contains(&poll["poll_interval_s"].as_u64().unwrap()));
+}
+
+// ---------------------------------------------------------------------------
 // Tokens
 // ---------------------------------------------------------------------------
 
@@ -1882,8 +2094,12 @@ fn admin_routes(package: &str, relay: &str) -> Vec<(Method, String)> {
 }
 
 /// Every agent route (enroll takes its token in the body).
-fn agent_routes(package: &str) -> Vec<(Method, String)> {
+fn agent_routes(package: &str, relay: &str) -> Vec<(Method, String)> {
     vec![
+        (
+            Method::POST,
+            format!("/api/v1/agent/relays/{relay}/problems"),
+        ),
         (Method::POST, "/api/v1/agent/poll".into()),
         (
             Method::GET,
@@ -1915,6 +2131,8 @@ fn body_for(method: &Method, path: &str) -> Body {
         json!({"all": true})
     } else if path.ends_with("/status") {
         json!({"code": "SUCCESS"})
+    } else if path.ends_with("/problems") {
+        json!({"kind": "stalled", "detail": "no byte for 15s"})
     } else {
         json!({"addresses": []})
     };
@@ -1937,7 +2155,7 @@ async fn routes_refuse_missing_malformed_unknown_and_misplaced_tokens() {
 
     let unknown = "f".repeat(64);
     let mut all = admin_routes(&pid, &relay);
-    all.extend(agent_routes(&pid));
+    all.extend(agent_routes(&pid, &relay));
     for (method, path) in &all {
         // No Authorization header.
         let r = c
@@ -1986,7 +2204,7 @@ async fn routes_refuse_missing_malformed_unknown_and_misplaced_tokens() {
                 .err_naming(StatusCode::FORBIDDEN, &["admin"]);
         }
     }
-    for (method, path) in agent_routes(&pid) {
+    for (method, path) in agent_routes(&pid, &relay) {
         for token in [c.admin.as_str(), relay_token.as_str()] {
             c.send(method.clone(), &path, Some(token), body_for(&method, &path))
                 .await
@@ -2017,6 +2235,10 @@ async fn routes_refuse_missing_malformed_unknown_and_misplaced_tokens() {
     assert_eq!(
         c.stats(&pid).await["counts"],
         json!({"WAITING_NOTIFICATION": 1})
+    );
+    assert_eq!(
+        c.list_relays().await.ok(StatusCode::OK)[0]["problems"]["count"],
+        0
     );
 }
 

@@ -529,7 +529,10 @@ fn relay_add_prints_id_and_token_and_relay_list_shows_it() {
     assert_ne!(created["token"].as_str().unwrap(), token);
 
     let list = c.human(&["relay", "list"]);
-    shows(&list, &["RELAY", "SITE", "SUBNETS", "URL", "LAST SEEN"]);
+    shows(
+        &list,
+        &["RELAY", "SITE", "SUBNETS", "URL", "LAST SEEN", "PROBLEMS"],
+    );
     shows(
         row(&list, &id),
         &["paris", "127.1.0.0/16", "http://127.1.0.1:8080", "never"],

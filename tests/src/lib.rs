@@ -6,7 +6,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -14,6 +15,7 @@ use sitecast_central::api::{app, Central as CentralState};
 use sitecast_central::clock::SystemClock;
 use sitecast_central::init::{self, InitOptions, Layout};
 use sitecast_central::{quic, server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 /// How long any condition may take before a test fails.
@@ -263,6 +265,78 @@ impl Central {
         self.get("/status").await
     }
 
+    /// Registers a relay on central at `url` (nothing is started); returns its id.
+    pub async fn register_relay(&self, site: &str, subnets: &[&str], url: &str) -> String {
+        let created = self
+            .post(
+                "/relays",
+                json!({"site": site, "subnets": subnets, "url": url}),
+            )
+            .await;
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Makes central believe `relay` holds these packages whole, as its report
+    /// over QUIC would (for relays that are not real: fakes, refusers).
+    pub async fn pretend_holds(&self, relay: &str, packages: &[&str]) {
+        let mut holdings = Vec::new();
+        for id in packages {
+            let p = self.get(&format!("/packages/{id}")).await;
+            holdings.push(json!({
+                "package_id": id,
+                "info_sha256": p["info_sha256"],
+                "held": p["fragments"],
+            }));
+        }
+        // Built from JSON so fields the protocol may gain (with defaults) do not matter here.
+        let report: sitecast_common::protocol::RelayReport = serde_json::from_value(json!({
+            "holdings": holdings,
+            "bytes_from_central": 0,
+            "bytes_to_agents": 0,
+        }))
+        .unwrap();
+        self.state
+            .store
+            .record_relay_report(
+                &relay.parse().unwrap(),
+                Some(&report),
+                self.state.clock.now(),
+            )
+            .unwrap();
+    }
+
+    /// The signed info of a package, byte for byte.
+    pub async fn info_bytes(&self, package: &str) -> Vec<u8> {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/packages/{package}/info", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        resp.bytes().await.unwrap().to_vec()
+    }
+
+    /// Registers a relay on central whose HTTP side is a [`FakeRelay`] on `ip`
+    /// answering as `behave` says.
+    pub async fn fake_relay(
+        &self,
+        site: &str,
+        subnets: &[&str],
+        ip: &str,
+        behave: impl Fn(&str) -> Reply + Send + Sync + 'static,
+    ) -> FakeRelay {
+        let mut fake = FakeRelay::start(ip, behave).await;
+        fake.id = self.register_relay(site, subnets, &fake.url).await;
+        fake
+    }
+
+    /// A relay's `problems` in `GET /relays`.
+    pub async fn problems(&self, relay: &str) -> Value {
+        self.relay_view(relay).await["problems"].clone()
+    }
+
     pub async fn stats(&self, package: &str) -> Value {
         self.get(&format!("/packages/{package}/stats")).await
     }
@@ -323,6 +397,19 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// Changes the agent's `[downloads]` deadlines and back-off in `agent.toml`.
+    pub fn tune_downloads(&self, change: impl FnOnce(&mut sitecast_agent::config::SourcePolicy)) {
+        let layout = sitecast_agent::Layout::new(&self.dir);
+        let mut config = sitecast_agent::AgentConfig::load(&layout).unwrap();
+        change(&mut config.downloads);
+        config.save(&layout).unwrap();
+    }
+
+    /// Where the agent keeps a package's partial download.
+    pub fn download_dir(&self, package: &str) -> PathBuf {
+        self.dir.join("downloads").join(package)
+    }
+
     pub async fn once(&self) -> sitecast_agent::Round {
         sitecast_agent::once(&self.dir).await.unwrap()
     }
@@ -415,4 +502,161 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// How a [`FakeRelay`] answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// `200` with these bytes, at once.
+    Bytes(Vec<u8>),
+    /// `200` announcing these bytes, then one byte every `Duration`.
+    Trickle(Vec<u8>, Duration),
+    /// `200` headers announcing this many bytes, then nothing, until the agent hangs up.
+    Stall(usize),
+    /// No answer at all, until the agent hangs up.
+    Silent,
+    /// This status with a JSON error body.
+    Status(u16),
+}
+
+/// A relay's HTTP side that misbehaves on purpose: a tiny HTTP/1.1 server (one
+/// request per connection) on a loopback address, answering each path as told,
+/// logging the paths asked and counting the body bytes it wrote.
+pub struct FakeRelay {
+    /// Its id on central (empty until registered).
+    pub id: String,
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    pub body_bytes: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeRelay {
+    pub async fn start(ip: &str, behave: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let body_bytes = Arc::new(AtomicU64::new(0));
+        let behave = Arc::new(behave);
+        let (log, count) = (Arc::clone(&requests), Arc::clone(&body_bytes));
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (log, count, behave) =
+                    (Arc::clone(&log), Arc::clone(&count), Arc::clone(&behave));
+                tokio::spawn(async move {
+                    let _ = serve_one(socket, &log, &count, behave.as_ref()).await;
+                });
+            }
+        });
+        FakeRelay {
+            id: String::new(),
+            url,
+            requests,
+            body_bytes,
+            task,
+        }
+    }
+
+    /// The paths asked so far, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn bytes_served(&self) -> u64 {
+        self.body_bytes.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_one(
+    mut socket: tokio::net::TcpStream,
+    log: &Mutex<Vec<String>>,
+    count: &AtomicU64,
+    behave: &(dyn Fn(&str) -> Reply + Send + Sync),
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 || head.len() > 64 << 10 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+    log.lock().unwrap().push(path.clone());
+    let ok = |len: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+        )
+    };
+    match behave(&path) {
+        Reply::Bytes(body) => {
+            socket.write_all(ok(body.len()).as_bytes()).await?;
+            socket.write_all(&body).await?;
+            count.fetch_add(body.len() as u64, Ordering::SeqCst);
+        }
+        Reply::Trickle(body, every) => {
+            socket.write_all(ok(body.len()).as_bytes()).await?;
+            for byte in body {
+                socket.write_all(&[byte]).await?;
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(every).await;
+            }
+        }
+        Reply::Stall(len) => {
+            socket.write_all(ok(len).as_bytes()).await?;
+            // Hold the connection until the agent gives up on it.
+            while socket.read(&mut buf).await? > 0 {}
+        }
+        Reply::Silent => while socket.read(&mut buf).await? > 0 {},
+        Reply::Status(code) => {
+            let body = json!({"error": format!("fake relay says {code}")}).to_string();
+            socket
+                .write_all(
+                    format!(
+                        "HTTP/1.1 {code} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+        }
+    }
+    socket.shutdown().await
+}
+
+/// What a well-behaved relay answers for `path`, given a package's signed info
+/// and data: the info, or fragment `n` (numbered from 1).
+pub fn package_reply(
+    path: &str,
+    info: &[u8],
+    data: &[u8],
+    fragment_size: usize,
+) -> Option<Vec<u8>> {
+    let rest = path.strip_prefix("/v1/packages/")?;
+    let (_, what) = rest.split_once('/')?;
+    if what == "info" {
+        return Some(info.to_vec());
+    }
+    let n: usize = what.strip_prefix("fragments/")?.parse().ok()?;
+    let start = n.checked_sub(1)?.checked_mul(fragment_size)?;
+    (start < data.len()).then(|| data[start..data.len().min(start + fragment_size)].to_vec())
+}
+
+/// The fragment number a path asks for, if it asks for one.
+pub fn fragment_of(path: &str) -> Option<u32> {
+    path.rsplit_once("/fragments/")?.1.parse().ok()
+}
+
+/// A port on `ip` that nothing listens on (connections to it are refused).
+pub async fn closed_port(ip: &str) -> u16 {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    listener.local_addr().unwrap().port()
 }

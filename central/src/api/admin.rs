@@ -113,6 +113,7 @@ pub async fn add_relay(
         holdings: BTreeMap::new(),
         bytes_from_central: 0,
         bytes_to_agents: 0,
+        problems: Default::default(),
     };
     let digest = tokens::digest(&token);
     c.blocking(move |c| c.store.add_relay(&record, digest))
@@ -140,6 +141,7 @@ pub(super) fn relay_view(record: RelayRecord, packages: &[Package]) -> Relay {
         holdings,
         bytes_from_central: record.bytes_from_central,
         bytes_to_agents: record.bytes_to_agents,
+        problems: record.problems,
     }
 }
 

@@ -9,11 +9,11 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sitecast_common::ids::{slug, ComputerId, PackageId};
+use sitecast_common::ids::{slug, ComputerId, PackageId, RelayId};
 use sitecast_common::subnet::best_prefix;
 use sitecast_common::wire::{
     ComputerStat, EnrollRequest, EnrollResponse, PollRequest, PollResponse, PolledPackage,
-    RelayRef, StatusReport,
+    ProblemReport, RelayProblem, RelayRef, StatusReport,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
@@ -23,6 +23,7 @@ use super::error::ApiError;
 use super::extract::{Agent, ApiJson, ApiPath};
 use super::Central;
 use crate::error::CentralError;
+use crate::jitter;
 use crate::store::ComputerRecord;
 use crate::tokens;
 
@@ -158,7 +159,8 @@ pub async fn poll(
     }
     packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
     Ok(Json(PollResponse {
-        poll_interval_s: c.config.poll_interval.as_secs(),
+        // Jittered, so agents started together drift apart instead of polling in bursts.
+        poll_interval_s: jitter::poll_interval(c.config.poll_interval.as_secs(), c.random.as_ref()),
         packages,
     }))
 }
@@ -256,9 +258,64 @@ pub async fn status(
     Ok(Json(computer_stat(&c, a)?))
 }
 
+/// Longest problem detail kept (the start says what happened; the rest is noise).
+pub const PROBLEM_DETAIL: usize = 1024;
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// An agent gave up on a relay (refused, timed out, stalled, bad data): central
+/// counts it on the relay's record so admins see failing relays in `relay list`.
+pub async fn relay_problem(
+    Agent(me): Agent,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(report): ApiJson<ProblemReport>,
+) -> Result<StatusCode, ApiError> {
+    let relay: RelayId = id.parse().map_err(|_| ApiError::not_found("relay", &id))?;
+    // Control characters would garble the admin's table; the detail is free text.
+    let detail: String = head(report.detail.trim(), PROBLEM_DETAIL)
+        .chars()
+        .map(|ch| if ch.is_control() { ' ' } else { ch })
+        .collect();
+    let problem = RelayProblem {
+        kind: report.kind,
+        detail,
+        computer_id: me.clone(),
+        package_id: report.package_id,
+        at: c.clock.now(),
+    };
+    let shown = relay.clone();
+    let kind = problem.kind;
+    if !c
+        .blocking(move |c| c.store.record_relay_problem(&relay, &problem))
+        .await?
+    {
+        return Err(ApiError::not_found("relay", shown));
+    }
+    tracing::info!(relay = %shown, computer = %me, %kind, "an agent reported a relay problem");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::tail;
+    use super::{head, tail};
+
+    #[test]
+    fn head_cuts_at_char_boundaries() {
+        assert_eq!(head("hello", 10), "hello");
+        assert_eq!(head("hello", 3), "hel");
+        assert_eq!(head("héllo", 2), "h");
+    }
 
     #[test]
     fn tail_cuts_at_char_boundaries() {

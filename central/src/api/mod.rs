@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::config::CentralConfig;
 use crate::error::CentralError;
 use crate::init::Loaded;
+use crate::jitter::{OsRandom, Random};
 use crate::packaging::PackageFiles;
 use crate::store::{SledStore, Store};
 use crate::tokens;
@@ -46,6 +47,8 @@ pub struct Central {
     pub fragment_bytes_to_agents: AtomicU64,
     /// Info and fragment bytes central sent to relays over QUIC.
     pub bytes_to_relays: AtomicU64,
+    /// Draws the jitter of each poll's interval (replaceable in tests).
+    pub random: Arc<dyn Random>,
 }
 
 impl Central {
@@ -72,6 +75,7 @@ impl Central {
             changes: tokio::sync::watch::Sender::new(0),
             fragment_bytes_to_agents: AtomicU64::new(0),
             bytes_to_relays: AtomicU64::new(0),
+            random: Arc::new(OsRandom),
         })
     }
 
@@ -120,7 +124,8 @@ pub fn app(state: Arc<Central>) -> Router {
         .route("/agent/poll", post(agent::poll))
         .route("/agent/packages/{id}/info", get(agent::info))
         .route("/agent/packages/{id}/fragments/{n}", get(agent::fragment))
-        .route("/agent/packages/{id}/status", post(agent::status));
+        .route("/agent/packages/{id}/status", post(agent::status))
+        .route("/agent/relays/{id}/problems", post(agent::relay_problem));
     Router::new()
         .nest("/api/v1", api)
         .fallback(not_found)

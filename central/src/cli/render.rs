@@ -3,7 +3,9 @@
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use jiff::Timestamp;
 use sitecast_common::info::ActionDoc;
-use sitecast_common::wire::{Assigned, Computer, Package, Relay, RelayCreated, Site, Stats};
+use sitecast_common::wire::{
+    Assigned, Computer, Package, Relay, RelayCreated, RelayProblems, Site, Stats,
+};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -61,8 +63,37 @@ pub fn relay_created(r: &RelayCreated) -> String {
     )
 }
 
+/// A relay's problems in a table cell: the count per kind, then the last one.
+fn problems(p: &RelayProblems) -> String {
+    let Some(last) = &p.last else {
+        return "-".into();
+    };
+    let counts = p
+        .counts
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let detail: String = last.detail.chars().take(60).collect();
+    format!(
+        "{} ({counts})\nlast: {} {} from {}\n{detail}",
+        p.count,
+        last.kind,
+        when(Some(last.at)),
+        last.computer_id
+    )
+}
+
 pub fn relays(relays: &[Relay]) -> String {
-    let mut t = table(&["RELAY", "SITE", "SUBNETS", "URL", "LAST SEEN", "HOLDINGS"]);
+    let mut t = table(&[
+        "RELAY",
+        "SITE",
+        "SUBNETS",
+        "URL",
+        "LAST SEEN",
+        "HOLDINGS",
+        "PROBLEMS",
+    ]);
     for r in relays {
         let holdings = r
             .holdings
@@ -77,6 +108,7 @@ pub fn relays(relays: &[Relay]) -> String {
             r.url.clone(),
             when(r.last_seen),
             holdings,
+            problems(&r.problems),
         ]);
     }
     t.to_string()
@@ -215,8 +247,32 @@ pub fn computers(list: &[Computer]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::bytes;
+    use super::*;
+    use sitecast_common::wire::{ProblemKind, RelayProblem};
+
+    #[test]
+    fn relay_problems_show_counts_and_the_last_one() {
+        let mut p = RelayProblems::default();
+        assert_eq!(problems(&p), "-");
+        for kind in [ProblemKind::Refused, ProblemKind::Stalled] {
+            p.record(RelayProblem {
+                kind,
+                detail: "no byte for 15s".into(),
+                computer_id: "pc-1".parse().unwrap(),
+                package_id: None,
+                at: "2025-03-01T09:00:00Z".parse().unwrap(),
+            });
+        }
+        let cell = problems(&p);
+        assert!(cell.starts_with("2 (refused 1, stalled 1)"), "{cell}");
+        assert!(
+            cell.contains("last: stalled 2025-03-01 09:00:00 from pc-1"),
+            "{cell}"
+        );
+        assert!(cell.contains("no byte for 15s"), "{cell}");
+    }
 
     #[test]
     fn human_bytes() {
