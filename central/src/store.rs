@@ -44,6 +44,9 @@ pub struct RelayRecord {
     /// What agents reported about this relay.
     #[serde(default)]
     pub problems: wire::RelayProblems,
+    /// Replication state, as the relay last reported.
+    #[serde(default)]
+    pub replication: wire::ReplicationState,
 }
 
 /// What a relay holds of one package: the info it has and how many fragments.
@@ -360,6 +363,11 @@ impl Store for SledStore {
                     .collect();
                 relay.bytes_from_central = r.bytes_from_central;
                 relay.bytes_to_agents = r.bytes_to_agents;
+                relay.replication = wire::ReplicationState {
+                    window_open: r.window_open,
+                    max_rate: r.max_rate,
+                    rate: r.rate,
+                };
             }
             let swapped =
                 self.relays

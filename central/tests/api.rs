@@ -631,6 +631,7 @@ async fn relays_are_added_listed_and_deleted() {
             "bytes_from_central": 0,
             "bytes_to_agents": 0,
             "problems": {"count": 0, "counts": {}, "last": null},
+            "replication": {"window_open": true, "max_rate": null, "rate": 0},
         }])
     );
 
@@ -717,14 +718,14 @@ async fn relay_listing_shows_holdings_of_activated_packages() {
         Value::Array(h)
     };
     let mut expected_paris = vec![
-        json!({"package_id": p, "held": 0, "total": 3, "complete": false}),
-        json!({"package_id": a, "held": 0, "total": 10, "complete": false}),
+        json!({"package_id": p, "held": 0, "total": 3, "complete": false, "eta_s": null}),
+        json!({"package_id": a, "held": 0, "total": 10, "complete": false, "eta_s": null}),
     ];
     expected_paris.sort_by_key(|x| x["package_id"].as_str().unwrap().to_owned());
     assert_eq!(holdings(&paris_relay), Value::Array(expected_paris));
     assert_eq!(
         holdings(&lyon_relay),
-        json!([{"package_id": a, "held": 0, "total": 10, "complete": false}])
+        json!([{"package_id": a, "held": 0, "total": 10, "complete": false, "eta_s": null}])
     );
     assert!(!relays
         .to_string()
@@ -834,11 +835,11 @@ async fn poll_lists_only_relays_of_activated_sites_that_hold_the_whole_package()
     };
     assert_eq!(
         holdings_of(&whole),
-        json!([{"package_id": pid, "held": 3, "total": 3, "complete": true}])
+        json!([{"package_id": pid, "held": 3, "total": 3, "complete": true, "eta_s": 0}])
     );
     assert_eq!(
         holdings_of(&partial),
-        json!([{"package_id": pid, "held": 2, "total": 3, "complete": false}])
+        json!([{"package_id": pid, "held": 2, "total": 3, "complete": false, "eta_s": null}])
     );
     // Lyon holds it but the package is not activated there: not shown.
     assert_eq!(holdings_of(&elsewhere), json!([]));

@@ -932,7 +932,7 @@ fn package_activate_for_sites_and_for_all_sites_with_fallback() {
     assert_eq!(relays[0]["id"], relay["id"]);
     assert_eq!(
         relays[0]["holdings"],
-        json!([{"package_id": id, "held": 0, "total": 0, "complete": false}])
+        json!([{"package_id": id, "held": 0, "total": 0, "complete": false, "eta_s": null}])
     );
     shows(
         row(&c.human(&["relay", "list"]), relay["id"].as_str().unwrap()),

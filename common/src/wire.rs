@@ -70,6 +70,30 @@ pub struct Relay {
     /// What agents reported about this relay (refused, timed out, stalled, bad data).
     #[serde(default)]
     pub problems: RelayProblems,
+    /// Window, cap and current rate, as the relay last reported.
+    #[serde(default)]
+    pub replication: ReplicationState,
+}
+
+/// Where a relay's replication stands: whether its schedule admits fragment
+/// bytes now, its cap, and the rate it measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationState {
+    pub window_open: bool,
+    /// Bytes per second (`None`: unlimited).
+    pub max_rate: Option<u64>,
+    /// Bytes per second received from central recently.
+    pub rate: u64,
+}
+
+impl Default for ReplicationState {
+    fn default() -> Self {
+        Self {
+            window_open: true,
+            max_rate: None,
+            rate: 0,
+        }
+    }
 }
 
 /// Central's own counters (`GET /status`), since it started.
@@ -93,6 +117,10 @@ pub struct Holding {
     /// The relay holds the current signed info and every fragment: agents may use it.
     #[serde(default)]
     pub complete: bool,
+    /// Seconds until the relay holds it all at its current rate (`None`: complete,
+    /// or not moving).
+    #[serde(default)]
+    pub eta_s: Option<u64>,
 }
 
 /// Query parameters of `POST /packages` (the body is the raw file).

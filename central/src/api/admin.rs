@@ -114,6 +114,7 @@ pub async fn add_relay(
         bytes_from_central: 0,
         bytes_to_agents: 0,
         problems: Default::default(),
+        replication: Default::default(),
     };
     let digest = tokens::digest(&token);
     c.blocking(move |c| c.store.add_relay(&record, digest))
@@ -122,16 +123,35 @@ pub async fn add_relay(
 }
 
 pub(super) fn relay_view(record: RelayRecord, packages: &[Package]) -> Relay {
-    let holdings = packages
+    let mut activated: Vec<&Package> = packages
         .iter()
         .filter(|p| p.activation.all_sites || p.activation.sites.contains(&record.site))
-        .map(|p| Holding {
-            package_id: p.id.clone(),
-            held: record.fragments_held(p),
-            complete: record.holds_whole(p),
-            total: p.fragments,
+        .collect();
+    // The relay replicates in priority order, so a package waits for those before it.
+    activated.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
+    let rate = record.replication.rate;
+    let mut queued = 0u64;
+    let mut holdings: Vec<Holding> = activated
+        .into_iter()
+        .map(|p| {
+            let held = record.fragments_held(p);
+            let complete = record.holds_whole(p);
+            let missing = u64::from(p.fragments.saturating_sub(held));
+            queued += (missing * p.fragment_size).min(p.size);
+            Holding {
+                package_id: p.id.clone(),
+                held,
+                total: p.fragments,
+                complete,
+                eta_s: if complete {
+                    Some(0)
+                } else {
+                    (rate > 0).then(|| queued.div_ceil(rate))
+                },
+            }
         })
         .collect();
+    holdings.sort_by(|a, b| a.package_id.cmp(&b.package_id));
     Relay {
         id: record.id,
         site: record.site,
@@ -142,6 +162,7 @@ pub(super) fn relay_view(record: RelayRecord, packages: &[Package]) -> Relay {
         bytes_from_central: record.bytes_from_central,
         bytes_to_agents: record.bytes_to_agents,
         problems: record.problems,
+        replication: record.replication,
     }
 }
 

@@ -44,6 +44,27 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// Bytes per second in decimal units, as caps are usually written (`20MB/s`).
+pub fn rate(bytes_per_sec: u64) -> String {
+    let b = bytes_per_sec as f64;
+    if b >= 1e6 {
+        format!("{:.1} MB/s", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB/s", b / 1e3)
+    } else {
+        format!("{bytes_per_sec} B/s")
+    }
+}
+
+/// Seconds as `1h02m`, `3m05s` or `42s`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
 pub fn sites(sites: &[Site]) -> String {
     let mut t = table(&["SITE", "SUBNETS", "CREATED"]);
     for s in sites {
@@ -91,6 +112,7 @@ pub fn relays(relays: &[Relay]) -> String {
         "SUBNETS",
         "URL",
         "LAST SEEN",
+        "REPLICATION",
         "HOLDINGS",
         "PROBLEMS",
     ]);
@@ -98,15 +120,36 @@ pub fn relays(relays: &[Relay]) -> String {
         let holdings = r
             .holdings
             .iter()
-            .map(|h| format!("{} {}/{}", h.package_id, h.held, h.total))
+            .map(|h| {
+                let state = if h.complete {
+                    "complete".to_owned()
+                } else {
+                    h.eta_s
+                        .map_or_else(|| "waiting".to_owned(), |s| format!("eta {}", duration(s)))
+                };
+                format!("{} {}/{} {state}", h.package_id, h.held, h.total)
+            })
             .collect::<Vec<_>>()
             .join("\n");
+        let replication = format!(
+            "window {}\ncap {}\nrate {}",
+            if r.replication.window_open {
+                "open"
+            } else {
+                "closed"
+            },
+            r.replication
+                .max_rate
+                .map_or_else(|| "none".to_owned(), rate),
+            rate(r.replication.rate),
+        );
         t.add_row(vec![
             r.id.to_string(),
             r.site.to_string(),
             join(&r.subnets),
             r.url.clone(),
             when(r.last_seen),
+            replication,
             holdings,
             problems(&r.problems),
         ]);
@@ -272,6 +315,15 @@ mod tests {
             "{cell}"
         );
         assert!(cell.contains("no byte for 15s"), "{cell}");
+    }
+
+    #[test]
+    fn rates_and_durations() {
+        assert_eq!(super::rate(20_000_000), "20.0 MB/s");
+        assert_eq!(super::rate(512), "512 B/s");
+        assert_eq!(super::duration(3725), "1h02m");
+        assert_eq!(super::duration(185), "3m05s");
+        assert_eq!(super::duration(7), "7s");
     }
 
     #[test]
