@@ -228,7 +228,13 @@ pub fn client_config(ca: &Path) -> Result<quinn::ClientConfig, RelayError> {
                 .map_err(|e| RelayError::Tls(format!("{e}")))?,
         ))
         .stream_receive_window((8u32 << 20).into())
-        .receive_window((32u32 << 20).into());
+        .receive_window((32u32 << 20).into())
+        .mtu_discovery_config(Some({
+            // Up to jumbo frames where the path allows: fewer packets per byte.
+            let mut mtu = quinn::MtuDiscoveryConfig::default();
+            mtu.upper_bound(8952);
+            mtu
+        }));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -658,9 +664,13 @@ async fn fetch_fragment(
         )));
     }
     let tmp = shared.cache.temp_path(id, index);
-    let mut file = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(RelayError::io(&tmp))?;
+    // Buffered: each tokio file write is a hop to the blocking pool.
+    let mut file = tokio::io::BufWriter::with_capacity(
+        1 << 20,
+        tokio::fs::File::create(&tmp)
+            .await
+            .map_err(RelayError::io(&tmp))?,
+    );
     let result = async {
         let mut hasher = Sha256::new();
         let mut left = len;
@@ -683,7 +693,11 @@ async fn fetch_fragment(
                 .bytes_from_central
                 .fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
         }
-        file.sync_all().await.map_err(RelayError::io(&tmp))?;
+        file.flush().await.map_err(RelayError::io(&tmp))?;
+        file.get_ref()
+            .sync_all()
+            .await
+            .map_err(RelayError::io(&tmp))?;
         let actual: [u8; 32] = hasher.finalize().into();
         let expected = plan.digest(index).map_err(|e| bad(e.to_string()))?;
         if &actual != expected {
