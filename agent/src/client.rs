@@ -131,6 +131,44 @@ impl Pace {
     }
 }
 
+impl Pace {
+    /// Time the agent itself spent not reading (see [`Throttle`]): the source is
+    /// not judged on it.
+    pub fn pause(&mut self, by: Duration) {
+        self.end += by;
+    }
+}
+
+/// The cycle's `max_rate` within one transfer: the body is read no faster than
+/// `rate` bytes per second on average since its headers arrived. The source just
+/// waits (TCP flow control); the stall and trickle rules do not count our waits.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    rate: u64,
+    start: Instant,
+    bytes: u64,
+}
+
+impl Throttle {
+    pub fn new(start: Instant, max_rate: Option<u64>) -> Option<Self> {
+        let rate = max_rate.filter(|rate| *rate > 0)?;
+        Some(Self {
+            rate,
+            start,
+            bytes: 0,
+        })
+    }
+
+    /// Counts `bytes` more read at `now`; how long to wait before reading on.
+    pub fn delay(&mut self, bytes: u64, now: Instant) -> Duration {
+        self.bytes = self.bytes.saturating_add(bytes);
+        let secs = self.bytes / self.rate;
+        let nanos = (self.bytes % self.rate).saturating_mul(1_000_000_000) / self.rate;
+        let due = self.start + Duration::from_secs(secs) + Duration::from_nanos(nanos);
+        due.saturating_duration_since(now)
+    }
+}
+
 fn source_error(kind: ProblemKind, detail: String) -> AgentError {
     AgentError::Source { kind, detail }
 }
@@ -171,6 +209,7 @@ struct Transfer<'a> {
     stream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     stall: Duration,
     pace: Option<Pace>,
+    throttle: Option<Throttle>,
 }
 
 impl Transfer<'_> {
@@ -189,6 +228,15 @@ impl Transfer<'_> {
                         pace.close_windows(Instant::now())
                             .map_err(|got| trickled(source, pace, got))?;
                         pace.add(chunk.len() as u64);
+                    }
+                    if let Some(throttle) = &mut self.throttle {
+                        let wait = throttle.delay(chunk.len() as u64, Instant::now());
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
+                            if let Some(pace) = &mut self.pace {
+                                pace.pause(wait);
+                            }
+                        }
                     }
                     return Ok(Some(chunk));
                 }
@@ -238,6 +286,8 @@ pub struct Client {
     central: String,
     token: String,
     deadlines: Deadlines,
+    /// The cycle's `max_rate`: no download is read faster (bytes per second).
+    max_rate: Option<u64>,
 }
 
 fn http_client(
@@ -319,7 +369,14 @@ impl Client {
             central: central.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
             deadlines,
+            max_rate: None,
         })
+    }
+
+    /// Reads no download faster than `max_rate` bytes per second (`None`: no cap).
+    pub fn with_max_rate(mut self, max_rate: Option<u64>) -> Self {
+        self.max_rate = max_rate.filter(|rate| *rate > 0);
+        self
     }
 
     /// Tells central a relay failed. Bounded by the download deadlines, so a
@@ -450,6 +507,7 @@ impl Client {
             stream: Box::pin(resp.bytes_stream()),
             stall: d.stall,
             pace: Pace::new(Instant::now(), d.window, d.min_rate),
+            throttle: Throttle::new(Instant::now(), self.max_rate),
         })
     }
 
@@ -555,6 +613,29 @@ mod tests {
         // A zero window would judge every instant: it is one second at least.
         let pace = Pace::new(Instant::now(), Duration::ZERO, Some(10));
         assert_eq!(pace.map(|p| p.need()), Some(10));
+    }
+
+    #[test]
+    fn the_throttle_holds_reads_to_max_rate_on_average() {
+        let t0 = Instant::now();
+        assert!(Throttle::new(t0, None).is_none());
+        assert!(Throttle::new(t0, Some(0)).is_none());
+        let mut throttle = Throttle::new(t0, Some(1000)).unwrap();
+        // 500 bytes at once: they are due at 0.5 s.
+        assert_eq!(throttle.delay(500, t0), Duration::from_millis(500));
+        // Read late enough: no wait.
+        assert_eq!(throttle.delay(500, t0 + 2 * S), Duration::ZERO);
+        // 3000 bytes in all are due at 3 s.
+        assert_eq!(throttle.delay(2000, t0 + 2 * S), S);
+    }
+
+    #[test]
+    fn waits_of_our_own_are_not_held_against_the_source() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(t0, 10 * S, Some(1024)).unwrap();
+        pace.pause(5 * S);
+        assert_eq!(pace.deadline(), t0 + 15 * S);
+        assert_eq!(pace.close_windows(t0 + 12 * S), Ok(()));
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! `agent.toml` and the agent's directory: identity, pinned keys, and where
-//! downloads, work directories and the history live.
+//! `agent.toml` and the agent's directory: identity, pinned keys, download
+//! deadlines (`[downloads]`), the download cycle (`[cycle]`), and where downloads,
+//! work directories and the history live.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
+use sitecast_common::deployment::CycleConfig;
 use sitecast_common::ids::ComputerId;
 use sitecast_common::signing;
 use sitecast_common::units::{Duration, Rate, Size};
@@ -34,6 +36,28 @@ pub struct AgentConfig {
     /// (the `[downloads]` table).
     #[serde(default)]
     pub downloads: SourcePolicy,
+    /// OCS's download cycle (the `[cycle]` table): `period_length`, `cycle_latency`,
+    /// `frag_latency`, `period_latency`, `timeout`, `max_rate`; see
+    /// [`sitecast_common::deployment`] for what each one does.
+    #[serde(default)]
+    pub cycle: CycleConfig,
+}
+
+/// The longest period `[cycle]` accepts. Priorities go from 0 to 10, so longer
+/// periods only slow every package down; the agent also uses a priority above
+/// this bound for packages that have no source for now (never served, but
+/// still timed out).
+pub const MAX_PERIOD_LENGTH: u32 = 100;
+
+/// Refuses a `[cycle]` the agent cannot follow.
+pub fn check_cycle(cycle: &CycleConfig) -> Result<(), String> {
+    if !(1..=MAX_PERIOD_LENGTH).contains(&cycle.period_length) {
+        return Err(format!(
+            "period_length must be between 1 and {MAX_PERIOD_LENGTH} cycles, not {}",
+            cycle.period_length
+        ));
+    }
+    Ok(())
 }
 
 fn default_max_unpack() -> Size {
@@ -147,6 +171,7 @@ impl AgentConfig {
         config
             .downloads
             .check()
+            .and_then(|()| check_cycle(&config.cycle))
             .map_err(|reason| AgentError::Config { path, reason })?;
         Ok(config)
     }
@@ -204,6 +229,50 @@ mod tests {
         let layout = Layout::new(tmp.path());
         tuned.save(&layout).unwrap();
         assert_eq!(AgentConfig::load(&layout).unwrap(), tuned);
+    }
+
+    #[test]
+    fn the_cycle_table_defaults_to_the_spec_and_reads_the_unit_grammars() {
+        let plain = load(BASE).unwrap();
+        assert_eq!(plain.cycle, CycleConfig::default());
+        assert_eq!(plain.cycle.period_length, 10);
+        assert_eq!(plain.cycle.cycle_latency.as_secs(), 60);
+        assert_eq!(plain.cycle.frag_latency.as_secs(), 0);
+        assert_eq!(plain.cycle.period_latency.as_secs(), 0);
+        assert_eq!(plain.cycle.timeout.as_secs(), 7 * 86_400);
+        assert_eq!(plain.cycle.max_rate, None);
+        let tuned = load(&format!(
+            "{BASE}[cycle]\nperiod_length = 2\ncycle_latency = \"0s\"\ntimeout = \"1s\"\nmax_rate = \"512KiB/s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(tuned.cycle.period_length, 2);
+        assert_eq!(tuned.cycle.cycle_latency.as_secs(), 0);
+        assert_eq!(tuned.cycle.timeout.as_secs(), 1);
+        assert_eq!(tuned.cycle.max_rate, Some(512 << 10));
+        assert_eq!(tuned.cycle.frag_latency.as_secs(), 0);
+        // What enroll writes reads back the same, with and without a rate.
+        for config in [plain, tuned] {
+            let tmp = tempfile::tempdir().unwrap();
+            let layout = Layout::new(tmp.path());
+            config.save(&layout).unwrap();
+            assert_eq!(AgentConfig::load(&layout).unwrap(), config);
+        }
+    }
+
+    #[test]
+    fn bad_cycle_settings_name_the_key() {
+        for (text, word) in [
+            ("period_length = 0", "period_length"),
+            ("period_length = 101", "period_length"),
+            ("cycle_latency = \"soon\"", "soon"),
+            ("max_rate = \"fast\"", "fast"),
+            ("cycle_latncy = \"1s\"", "cycle_latncy"),
+        ] {
+            let e = load(&format!("{BASE}[cycle]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(word), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! One package's deployment on this computer: choose sources by the same-subnet
-//! rule, fetch and verify the signed info, fetch and verify every fragment (a bad
-//! one is fetched again from the next source), rebuild, verify the whole digest,
-//! unpack, run the action, clean up. Nothing is unpacked or run before the
-//! signature, every fragment and the whole file have been verified.
+//! One package's deployment on this computer, cut into the steps the download
+//! cycle ([`crate::cycle`]) drives: choose sources by the same-subnet rule
+//! ([`sources`]); fetch and verify the signed info, then one missing fragment at a
+//! time, each verified before it counts (a bad one is fetched again from the next
+//! source) ([`fetch_step`]); rebuild, verify the whole digest, unpack, run the
+//! action and clean up ([`install_step`]); or give up with `ERR_TIMEOUT`
+//! ([`timeout_report`]). Nothing is unpacked or run before the signature, every
+//! fragment and the whole file have been verified.
 //!
 //! Downloads live in `DIR/downloads/<package>/` (the info and one file per verified
 //! fragment), so an interrupted deployment resumes with the fragments it has.
@@ -11,6 +14,7 @@
 //! abandoned for that file and the next one tried; a relay that failed is also
 //! skipped for a while ([`crate::backoff`]) and reported to central.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -21,11 +25,12 @@ use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sitecast_common::fragment::sha256_hex;
-use sitecast_common::ids::{PackageId, RelayId};
+use sitecast_common::ids::{ComputerId, PackageId, RelayId};
 use sitecast_common::info::{Action, Archive, Info};
 use sitecast_common::signing::{self, VerifyError};
 use sitecast_common::status::StatusCode;
 use sitecast_common::subnet::select_relays;
+use sitecast_common::units;
 use sitecast_common::wire::{
     CentralFallback, PolledPackage, ProblemKind, ProblemReport, StatusReport,
 };
@@ -39,6 +44,9 @@ use crate::unpack::{self, UnpackLimits};
 /// How often `DOWNLOADING` progress goes to central.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
+/// The signed info's file in a package's download directory.
+const INFO_FILE: &str = "info.dsse.json";
+
 /// What became of one package this time round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -48,21 +56,20 @@ pub enum Outcome {
     Waiting(String),
 }
 
-/// What a deployment needs from the agent.
-pub struct Context<'a> {
-    pub computer_id: &'a sitecast_common::ids::ComputerId,
-    pub client: &'a Client,
-    pub keys: &'a [VerifyingKey],
-    pub addresses: &'a [IpAddr],
-    pub downloads: &'a Path,
-    pub work: &'a Path,
+/// What every deployment needs from the agent.
+pub struct Context {
+    pub computer_id: ComputerId,
+    pub client: Client,
+    pub keys: Vec<VerifyingKey>,
+    pub addresses: Vec<IpAddr>,
+    pub downloads: PathBuf,
+    pub work: PathBuf,
     pub limits: UnpackLimits,
-    pub already_installed: bool,
-    /// Relays skipped after they failed (shared by every package of a round).
-    pub backoff: &'a Mutex<Backoff>,
+    /// Relays skipped after they failed (shared by every package).
+    pub backoff: Mutex<Backoff>,
 }
 
-impl Context<'_> {
+impl Context {
     fn backoff(&self) -> MutexGuard<'_, Backoff> {
         // A panic elsewhere while holding the lock leaves a usable map.
         self.backoff.lock().unwrap_or_else(|e| e.into_inner())
@@ -116,6 +123,19 @@ impl Context<'_> {
             }
         }
     }
+
+    /// Sends a `DOWNLOADING` report; a failure only delays the next one.
+    async fn progress(&self, package: &mut Package) {
+        package.last_progress = Some(Instant::now());
+        let done = Some(package.held.len() as u32);
+        let report = StatusReport {
+            fragments_done: done,
+            ..report(StatusCode::Downloading)
+        };
+        if let Err(e) = self.client.report(package.id(), &report).await {
+            tracing::warn!(package = %package.id(), error = %e, "could not report progress to central");
+        }
+    }
 }
 
 fn report(code: StatusCode) -> StatusReport {
@@ -134,13 +154,166 @@ fn report_with(code: StatusCode, output: String) -> StatusReport {
     }
 }
 
-/// Where a package's fragments may come from.
+/// A package this agent was told to deploy, as far as it has got: the poll's
+/// entry, when the agent first saw it, and, once fetched (or found in DIR), its
+/// verified info and the verified fragments on disk.
+pub struct Package {
+    polled: PolledPackage,
+    first_seen: Timestamp,
+    dir: PathBuf,
+    info: Option<Info>,
+    /// Fragments verified and on disk.
+    held: BTreeSet<u32>,
+    last_progress: Option<Instant>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Package {
+    /// A package as a poll listed it. What an earlier run left in DIR (the signed
+    /// info, verified again, and its fragments) is taken up at once.
+    pub fn new(ctx: &Context, polled: PolledPackage, first_seen: Timestamp) -> Self {
+        let dir = ctx.downloads.join(polled.id.as_str());
+        let mut package = Package {
+            polled,
+            first_seen,
+            dir,
+            info: None,
+            held: BTreeSet::new(),
+            last_progress: None,
+            bar: None,
+        };
+        package.resume(ctx);
+        package
+    }
+
+    pub fn id(&self) -> &PackageId {
+        &self.polled.id
+    }
+
+    pub fn polled(&self) -> &PolledPackage {
+        &self.polled
+    }
+
+    /// When this agent first saw the package (it survives restarts).
+    pub fn first_seen(&self) -> Timestamp {
+        self.first_seen
+    }
+
+    /// A later poll listed the package again.
+    pub fn update(&mut self, ctx: &Context, polled: PolledPackage) {
+        let changed = polled.info_sha256 != self.polled.info_sha256;
+        self.polled = polled;
+        if changed {
+            self.info = None;
+            self.held.clear();
+            self.resume(ctx);
+        }
+    }
+
+    /// Fragments still to fetch. Before the info is known, that is at least one
+    /// (the info is fetched first, by the same kind of step).
+    pub fn missing(&self) -> u32 {
+        match &self.info {
+            Some(info) => info.plan().count().saturating_sub(self.held.len() as u32),
+            None => 1,
+        }
+    }
+
+    /// A typical fragment's size (0 while the info is unknown).
+    pub fn fragment_len(&self) -> u64 {
+        self.info
+            .as_ref()
+            .map_or(0, |info| info.plan().fragment_size())
+    }
+
+    /// Takes up a signed info left in DIR, if it is the one central announced
+    /// and its signature holds, and the fragments next to it.
+    fn resume(&mut self, ctx: &Context) {
+        let Ok(bytes) = std::fs::read(self.dir.join(INFO_FILE)) else {
+            return;
+        };
+        if sha256_hex(&bytes) != self.polled.info_sha256 {
+            return;
+        }
+        match signing::verify_info(&bytes, &ctx.keys) {
+            Ok(info) if info.id() == self.id() => self.know(info),
+            // Fetched again by the next step, which reports what is wrong.
+            _ => {}
+        }
+    }
+
+    fn know(&mut self, info: Info) {
+        let count = info.plan().count();
+        self.held = (1..=count)
+            .filter(|n| self.dir.join(n.to_string()).exists())
+            .collect();
+        self.info = Some(info);
+    }
+
+    fn first_missing(&self) -> Option<u32> {
+        let count = self.info.as_ref()?.plan().count();
+        (1..=count).find(|n| !self.held.contains(n))
+    }
+}
+
+/// Where a package's fragments may come from now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Sources {
+pub struct Sources {
     /// In the order to try them (none: wait).
-    sources: Vec<Source>,
+    pub sources: Vec<Source>,
     /// Relays of this computer's subnets skipped after recent failures, and until when.
-    skipped: Vec<(RelayId, Timestamp)>,
+    pub skipped: Vec<(RelayId, Timestamp)>,
+    /// When the sources may change without a new poll: a skipped relay's
+    /// back-off ends, or `central_fallback = after:…` opens central.
+    pub changes_at: Option<Timestamp>,
+}
+
+impl Sources {
+    /// Why there is no source, for logs and the `once` summary.
+    pub fn why_none(&self) -> String {
+        if self.skipped.is_empty() {
+            return "the relay of this subnet does not hold the package yet".into();
+        }
+        let list = self
+            .skipped
+            .iter()
+            .map(|(id, until)| format!("{id} until {until}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("every relay of this subnet failed recently and is skipped: {list}")
+    }
+}
+
+/// The package's fragment sources at `now`: the relays of this computer's
+/// subnets by the same-subnet rule, less those in back-off, then central if the
+/// package's `central_fallback` allows it (`after:` counted from the first sighting).
+pub fn sources(ctx: &Context, package: &Package, now: Timestamp) -> Sources {
+    let waited = now
+        .duration_since(package.first_seen)
+        .try_into()
+        .unwrap_or(Duration::ZERO);
+    let mut found = {
+        let backoff = ctx.backoff();
+        fragment_sources(&package.polled, &ctx.addresses, waited, &|id| {
+            backoff.skipped_until(id, now)
+        })
+    };
+    let central_later = match package.polled.central_fallback {
+        CentralFallback::After(d) if !found.sources.contains(&Source::Central) => {
+            jiff::SignedDuration::try_from(Duration::from(d))
+                .ok()
+                .and_then(|d| package.first_seen.checked_add(d).ok())
+        }
+        _ => None,
+    };
+    found.changes_at = found
+        .skipped
+        .iter()
+        .map(|(_, until)| *until)
+        .chain(central_later)
+        .filter(|at| *at > now)
+        .min();
+    found
 }
 
 /// The sources for fragments, in order: the relays of this computer's subnets
@@ -178,119 +351,156 @@ fn fragment_sources(
     if central {
         sources.push(Source::Central);
     }
-    Sources { sources, skipped }
+    Sources {
+        sources,
+        skipped,
+        changes_at: None,
+    }
 }
 
-/// Deploys one package and reports how it ended. Errors are only those of
-/// talking to central; everything else becomes a status code.
-pub async fn deploy(
-    ctx: &Context<'_>,
-    polled: &PolledPackage,
-    waited: Duration,
-) -> Result<Outcome, AgentError> {
-    let id = &polled.id;
-    if ctx.already_installed {
-        ctx.client
-            .report(id, &report(StatusCode::ErrAlreadySetup))
-            .await?;
-        return Ok(Outcome::Done(StatusCode::ErrAlreadySetup));
+/// How one fetch step ended.
+#[derive(Debug)]
+pub enum Step {
+    /// The signed info or one fragment is in, verified: this many bytes moved.
+    Fetched(u64),
+    /// Nothing could be fetched now (why); the package waits for a later cycle.
+    Wait(String),
+    /// The package is over: this final report (already cleaned up) is to be sent.
+    Final(StatusReport),
+}
+
+/// One step of a package's download: its signed info if it is not known yet,
+/// otherwise its first missing fragment, from the sources in order.
+pub async fn fetch_step(ctx: &Context, package: &mut Package) -> Step {
+    let found = sources(ctx, package, Timestamp::now());
+    if found.sources.is_empty() {
+        return Step::Wait(found.why_none());
     }
-    let now = Timestamp::now();
-    let Sources { sources, skipped } = {
-        let backoff = ctx.backoff();
-        fragment_sources(polled, ctx.addresses, waited, &|id| {
-            backoff.skipped_until(id, now)
-        })
-    };
-    if sources.is_empty() {
-        if skipped.is_empty() {
-            return Ok(Outcome::Waiting(
-                "the relay of this subnet does not hold the package yet".into(),
-            ));
+    if let Err(e) = tokio::fs::create_dir_all(&package.dir).await {
+        return Step::Wait(format!("{}: {e}", package.dir.display()));
+    }
+    let Some(info) = package.info.clone() else {
+        // The signed info: central may always serve it (infos are small).
+        let mut info_sources = found.sources;
+        if !info_sources.contains(&Source::Central) {
+            info_sources.push(Source::Central);
         }
-        let list = skipped
-            .iter()
-            .map(|(id, until)| format!("{id} until {until}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Ok(Outcome::Waiting(format!(
-            "every relay of this subnet failed recently and is skipped: {list}"
-        )));
-    }
-    let dir = ctx.downloads.join(id.as_str());
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(AgentError::io(&dir))?;
-
-    // The signed info: central may always serve it (infos are small).
-    let mut info_sources = sources.clone();
-    if !info_sources.contains(&Source::Central) {
-        info_sources.push(Source::Central);
-    }
-    let info = match signed_info(ctx, polled, &dir, &info_sources).await? {
-        Ok(info) => info,
-        Err(final_or_wait) => return finish(ctx, polled, final_or_wait, &dir).await,
+        return match signed_info(ctx, &package.polled, &package.dir, &info_sources).await {
+            Ok(Ok((info, bytes))) => {
+                package.know(info);
+                Step::Fetched(bytes)
+            }
+            Ok(Err(None)) => {
+                Step::Wait("no source delivered the signed info central announced".into())
+            }
+            Ok(Err(Some(report))) => Step::Final(settle(package, report).await),
+            Err(e) => Step::Wait(e.to_string()),
+        };
     };
-
-    // Fragments, each verified before it counts.
-    let plan = info.plan();
-    let mut done = count_held(&dir, plan.count());
-    let mut last_progress = Instant::now();
-    ctx.client
-        .report(
-            id,
-            &StatusReport {
-                fragments_done: Some(done),
-                ..report(StatusCode::Downloading)
-            },
+    let Some(index) = package.first_missing() else {
+        return Step::Fetched(0);
+    };
+    if package.last_progress.is_none() {
+        // The first fetch of this package by this process: say it is downloading.
+        ctx.progress(package).await;
+    }
+    let bar = package.bar.get_or_insert_with(|| {
+        progress_bar(
+            info.id().as_str(),
+            info.plan().count(),
+            package.held.len() as u32,
         )
-        .await?;
-    let bar = progress_bar(id.as_str(), plan.count(), done);
-    for index in 1..=plan.count() {
-        let path = dir.join(index.to_string());
-        if path.exists() {
-            continue;
+    });
+    match fetch_fragment(ctx, &info, index, &package.dir, &found.sources).await {
+        Ok(Some(bytes)) => {
+            bar.inc(1);
+            package.held.insert(index);
+            if package
+                .last_progress
+                .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY)
+            {
+                ctx.progress(package).await;
+            }
+            Step::Fetched(bytes)
         }
-        if !fetch_fragment(ctx, &info, index, &dir, &sources).await? {
-            bar.abandon();
-            return Ok(Outcome::Waiting(format!(
-                "no source could deliver fragment {index} intact"
-            )));
-        }
-        done += 1;
-        bar.inc(1);
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            ctx.client
-                .report(
-                    id,
-                    &StatusReport {
-                        fragments_done: Some(done),
-                        ..report(StatusCode::Downloading)
-                    },
-                )
-                .await?;
-        }
+        Ok(None) => Step::Wait(format!("no source could deliver fragment {index} intact")),
+        Err(e) => Step::Wait(format!("fragment {index}: {e}")),
     }
-
-    bar.finish_and_clear();
-    let status = install(ctx, &info, &dir).await;
-    finish(ctx, polled, Some(status), &dir).await
 }
 
-/// Fetches, checks and stores the signed info. `Err` carries the final report
-/// or `None` to wait.
+/// Rebuilds, verifies, unpacks, runs and cleans up a package whose fragments are
+/// all in; returns the final report to send.
+pub async fn install_step(ctx: &Context, package: &mut Package) -> StatusReport {
+    if let Some(bar) = &package.bar {
+        bar.finish_and_clear();
+    }
+    let report = match package.info.clone() {
+        Some(info) if package.first_missing().is_none() => install(ctx, &info, &package.dir).await,
+        _ => report_with(
+            StatusCode::ErrBuild,
+            "installing a package whose download is not complete".into(),
+        ),
+    };
+    settle(package, report).await
+}
+
+/// The package waited longer than the cycle's `timeout` (since `first_seen`):
+/// the `ERR_TIMEOUT` report, download cleaned up. `why` is what it waited for.
+pub async fn timeout_report(
+    package: &mut Package,
+    timeout: units::Duration,
+    why: Option<&str>,
+) -> StatusReport {
+    let mut text = format!(
+        "not downloaded within the download timeout (timeout = {timeout}) since this agent \
+         first saw the package at {}",
+        package
+            .first_seen
+            .round(jiff::Unit::Second)
+            .unwrap_or(package.first_seen)
+    );
+    if let Some(info) = &package.info {
+        let count = info.plan().count();
+        text.push_str(&format!("; {} of {count} fragments in", package.held.len()));
+    }
+    if let Some(why) = why {
+        text.push_str(&format!("; last: {why}"));
+    }
+    settle(package, report_with(StatusCode::ErrTimeout, text)).await
+}
+
+/// Removes the package's download; a success that cannot clean up is `ERR_CLEAN`.
+async fn settle(package: &mut Package, report: StatusReport) -> StatusReport {
+    if let Some(bar) = package.bar.take() {
+        bar.finish_and_clear();
+    }
+    match tokio::fs::remove_dir_all(&package.dir).await {
+        Err(e)
+            if e.kind() != std::io::ErrorKind::NotFound && report.code == StatusCode::Success =>
+        {
+            report_with(
+                StatusCode::ErrClean,
+                format!("{}: {e}", package.dir.display()),
+            )
+        }
+        _ => report,
+    }
+}
+
+/// Fetches, checks and stores the signed info, with the bytes fetched (0 when
+/// the copy in DIR was the one). `Err` carries the final report or `None` to wait.
 async fn signed_info(
-    ctx: &Context<'_>,
+    ctx: &Context,
     polled: &PolledPackage,
     dir: &Path,
     sources: &[Source],
-) -> Result<Result<Info, Option<StatusReport>>, AgentError> {
-    let path = dir.join("info.dsse.json");
+) -> Result<Result<(Info, u64), Option<StatusReport>>, AgentError> {
+    let path = dir.join(INFO_FILE);
     let cached = tokio::fs::read(&path)
         .await
         .ok()
         .filter(|b| sha256_hex(b) == polled.info_sha256);
+    let mut fetched = 0;
     let envelope = match cached {
         Some(bytes) => bytes,
         None => {
@@ -328,12 +538,13 @@ async fn signed_info(
             let p = path.clone();
             let b = bytes.clone();
             blocking(move || crate::fsutil::write_atomically(&p, &b)).await?;
+            fetched = bytes.len() as u64;
             bytes
         }
     };
     // The digest matched what central announced; the signature is what makes it trusted.
-    match signing::verify_info(&envelope, ctx.keys) {
-        Ok(info) if info.id() == &polled.id => Ok(Ok(info)),
+    match signing::verify_info(&envelope, &ctx.keys) {
+        Ok(info) if info.id() == &polled.id => Ok(Ok((info, fetched))),
         Ok(info) => Ok(Err(Some(report_with(
             StatusCode::ErrBadId,
             format!(
@@ -374,20 +585,15 @@ fn progress_bar(package: &str, count: u32, done: u32) -> indicatif::ProgressBar 
     bar
 }
 
-fn count_held(dir: &Path, count: u32) -> u32 {
-    (1..=count)
-        .filter(|n| dir.join(n.to_string()).exists())
-        .count() as u32
-}
-
-/// Fetches one fragment from the first source that delivers it intact.
+/// Fetches one fragment from the first source that delivers it intact; its
+/// length, or `None` when no source did.
 async fn fetch_fragment(
-    ctx: &Context<'_>,
+    ctx: &Context,
     info: &Info,
     index: u32,
     dir: &Path,
     sources: &[Source],
-) -> Result<bool, AgentError> {
+) -> Result<Option<u64>, AgentError> {
     let plan = info.plan();
     let (_, len) = plan
         .range(index)
@@ -397,7 +603,7 @@ async fn fetch_fragment(
         .map_err(|e| AgentError::Invalid(e.to_string()))?;
     let tmp = dir.join(format!(".{index}.part"));
     for source in sources {
-        // A relay that failed an earlier fragment of this round is skipped too.
+        // A relay that failed an earlier fragment is skipped too.
         if ctx.skipped(source) {
             continue;
         }
@@ -417,7 +623,7 @@ async fn fetch_fragment(
                     .await
                     .map_err(AgentError::io(&target))?;
                 ctx.source_succeeded(source);
-                return Ok(true);
+                return Ok(Some(len));
             }
             Ok(digest) => {
                 let detail = format!(
@@ -440,7 +646,7 @@ async fn fetch_fragment(
         drop(file);
         let _ = tokio::fs::remove_file(&tmp).await;
     }
-    Ok(false)
+    Ok(None)
 }
 
 async fn blocking<R: Send + 'static>(
@@ -488,7 +694,7 @@ fn plain_name(info: &Info) -> String {
 }
 
 /// Rebuilds, verifies, unpacks and runs; returns the report to send.
-async fn install(ctx: &Context<'_>, info: &Info, dir: &Path) -> StatusReport {
+async fn install(ctx: &Context, info: &Info, dir: &Path) -> StatusReport {
     let plan = info.plan().clone();
     let package = dir.join("package");
     let (d, p) = (dir.to_owned(), package.clone());
@@ -584,30 +790,6 @@ async fn install(ctx: &Context<'_>, info: &Info, dir: &Path) -> StatusReport {
         }
     }
     status
-}
-
-/// Reports a final status (or leaves the package waiting) and cleans the download.
-async fn finish(
-    ctx: &Context<'_>,
-    polled: &PolledPackage,
-    report: Option<StatusReport>,
-    dir: &Path,
-) -> Result<Outcome, AgentError> {
-    let Some(report) = report else {
-        return Ok(Outcome::Waiting(
-            "no source delivered the signed info central announced".into(),
-        ));
-    };
-    let code = report.code;
-    let mut report = report;
-    if let Err(e) = tokio::fs::remove_dir_all(dir).await {
-        if code == StatusCode::Success {
-            report = report_with(StatusCode::ErrClean, format!("{}: {e}", dir.display()));
-        }
-    }
-    let code = report.code;
-    ctx.client.report(&polled.id, &report).await?;
-    Ok(Outcome::Done(code))
 }
 
 #[cfg(test)]

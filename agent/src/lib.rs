@@ -1,17 +1,20 @@
 //! The Sitecast agent, on every managed computer: enrolls with central, polls
-//! for work, and deploys each package ([`deploy`]) from the relay of its own
-//! subnet, verifying everything before it unpacks ([`unpack`]) or runs
-//! ([`action`]) anything.
+//! for work, and follows OCS's download cycle ([`cycle`], driving
+//! `sitecast_common::deployment::DownloadCycle`) to deploy each package
+//! ([`deploy`]) from the relay of its own subnet, verifying everything before it
+//! unpacks ([`unpack`]) or runs ([`action`]) anything.
 
 pub mod action;
 pub mod backoff;
 pub mod client;
 pub mod config;
+pub mod cycle;
 pub mod deploy;
 pub mod error;
 pub mod fsutil;
 pub mod history;
 pub mod unpack;
+mod worker;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -93,6 +96,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         signing_keys: answer.signing_keys.into_iter().map(|k| k.pem).collect(),
         max_unpack: sitecast_common::units::Size::from_bytes(64 << 30),
         downloads: config::SourcePolicy::default(),
+        cycle: sitecast_common::deployment::CycleConfig::default(),
     };
     config.keys()?;
     config.save(&layout)?;
@@ -103,135 +107,39 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
 #[derive(Debug, Clone)]
 pub struct Round {
     pub poll_interval: Duration,
+    /// Each package of the poll, in its order (priority, then id).
     pub outcomes: Vec<(PackageId, Outcome)>,
 }
 
-/// Polls once and works through the packages in priority order.
+/// Polls once and works through what it can now, in priority order: the
+/// download cycle without latencies (see [`cycle::Mode::Once`]). A package that
+/// has no source, or whose fetch fails, is left waiting for a later round.
 pub async fn once(dir: &Path) -> Result<Round, AgentError> {
-    let layout = Layout::new(dir);
-    let config = AgentConfig::load(&layout)?;
-    let keys = config.keys()?;
-    let client = client::Client::new(
-        &config.central,
-        &config.token,
-        &layout.ca(),
-        config.bind,
-        client::Deadlines::from(&config.downloads),
-    )?;
-    let addrs = addresses(config.bind);
-    let poll = client.poll(&addrs).await?;
-    let mut history = history::History::load(&layout.history())?;
-    let backoff = std::sync::Mutex::new(backoff::Backoff::load(
-        &layout.backoff(),
-        config.downloads.backoff.into(),
-        config.downloads.backoff_max.into(),
-    ));
-    let mut outcomes = Vec::new();
-    for polled in &poll.packages {
-        let waited = waited_since(&layout, &polled.id)?;
-        let ctx = deploy::Context {
-            computer_id: &config.computer_id,
-            client: &client,
-            keys: &keys,
-            addresses: &addrs,
-            downloads: &layout.downloads(),
-            work: &layout.work(),
-            limits: unpack::UnpackLimits {
-                max_bytes: config.max_unpack.bytes(),
-                ..Default::default()
-            },
-            already_installed: history.contains(&polled.id),
-            backoff: &backoff,
-        };
-        let outcome = deploy::deploy(&ctx, polled, waited).await?;
-        match &outcome {
-            Outcome::Done(code) => {
-                tracing::info!(package = %polled.id, status = %code, "deployment finished");
-                if *code == sitecast_common::status::StatusCode::Success {
-                    history.record(&polled.id, jiff::Timestamp::now())?;
-                }
-                let _ = std::fs::remove_file(first_seen_path(&layout, &polled.id));
-            }
-            Outcome::Waiting(why) => tracing::info!(package = %polled.id, %why, "waiting"),
-        }
-        outcomes.push((polled.id.clone(), outcome));
-    }
+    let (mut worker, config) = worker::Worker::open(dir)?;
+    cycle::drive(
+        &mut worker,
+        config,
+        cycle::Mode::Once,
+        std::future::pending(),
+    )
+    .await?;
+    let poll_interval = worker.poll_interval();
     Ok(Round {
-        poll_interval: Duration::from_secs(poll.poll_interval_s.max(1)),
-        outcomes,
+        poll_interval,
+        outcomes: worker.round().await?,
     })
 }
 
-fn first_seen_path(layout: &Layout, id: &PackageId) -> PathBuf {
-    layout.downloads().join(format!("{id}.first-seen"))
-}
-
-/// How long this package has been waiting, for `central_fallback = after:…`.
-fn waited_since(layout: &Layout, id: &PackageId) -> Result<Duration, AgentError> {
-    let path = first_seen_path(layout, id);
-    let now = jiff::Timestamp::now();
-    let first = match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse::<jiff::Timestamp>().unwrap_or(now),
-        Err(_) => {
-            std::fs::create_dir_all(layout.downloads())
-                .map_err(AgentError::io(layout.downloads()))?;
-            fsutil::write_atomically(&path, now.to_string().as_bytes())?;
-            now
-        }
-    };
-    Ok(Duration::from_secs(
-        now.duration_since(first).as_secs().max(0) as u64,
-    ))
-}
-
-/// Polls forever (until `shutdown`), sleeping the interval central asks for.
+/// Follows the download cycle (`agent.toml`'s `[cycle]`) until `shutdown`:
+/// polls central at the interval it hands out, and downloads and installs as
+/// the cycle decides (see [`cycle`]). A fetch in flight is abandoned at
+/// shutdown (the download resumes next time); an install runs to its end.
 pub async fn run(
     dir: &Path,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
-    tokio::pin!(shutdown);
-    loop {
-        let wait = match once(dir).await {
-            Ok(round) => round.poll_interval,
-            Err(e) => {
-                tracing::warn!(error = %e, "poll failed");
-                Duration::from_secs(30)
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = &mut shutdown => return Ok(()),
-        }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// `central_fallback = after:…` counts from the first poll that listed the
-    /// package, and that moment survives a restart (it is in DIR).
-    #[test]
-    fn waiting_counts_from_when_the_package_was_first_seen() {
-        let tmp = tempfile::tempdir().unwrap();
-        let layout = Layout::new(tmp.path());
-        let id: PackageId = "app-1".parse().unwrap();
-        assert!(waited_since(&layout, &id).unwrap() < Duration::from_secs(5));
-        let path = first_seen_path(&layout, &id);
-        let first = std::fs::read_to_string(&path).unwrap();
-        // A later poll (or a restarted agent) does not move the first sighting.
-        assert!(waited_since(&layout, &id).unwrap() < Duration::from_secs(5));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
-        let two_hours_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
-        std::fs::write(&path, two_hours_ago.to_string()).unwrap();
-        let waited = waited_since(&layout, &id).unwrap();
-        assert!(
-            waited >= Duration::from_secs(7200) && waited < Duration::from_secs(7300),
-            "{waited:?}"
-        );
-        // Another package has its own clock.
-        let other: PackageId = "app-2".parse().unwrap();
-        assert!(waited_since(&layout, &other).unwrap() < Duration::from_secs(5));
-    }
+    let (mut worker, config) = worker::Worker::open(dir)?;
+    cycle::drive(&mut worker, config, cycle::Mode::Run, shutdown).await?;
+    worker.flush().await;
+    Ok(())
 }

@@ -37,12 +37,12 @@ enum Command {
         #[arg(long)]
         hostname: Option<String>,
     },
-    /// Poll once, deploy what was given, report and exit.
+    /// Poll once, deploy what can be deployed now in priority order, report and exit.
     Once {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Poll forever.
+    /// Poll central and follow the download cycle (`[cycle]` in agent.toml) until interrupted.
     Run {
         #[arg(long)]
         dir: PathBuf,

@@ -660,3 +660,61 @@ pub async fn closed_port(ip: &str) -> u16 {
     let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
     listener.local_addr().unwrap().port()
 }
+
+impl Agent {
+    /// Changes the agent's `[cycle]` (the download cycle) in `agent.toml`.
+    pub fn tune_cycle(&self, change: impl FnOnce(&mut sitecast_common::deployment::CycleConfig)) {
+        let layout = sitecast_agent::Layout::new(&self.dir);
+        let mut config = sitecast_agent::AgentConfig::load(&layout).unwrap();
+        change(&mut config.cycle);
+        config.save(&layout).unwrap();
+    }
+
+    /// Starts `sitecast_agent::run` on this agent's DIR, in the background.
+    pub fn run(&self) -> RunningAgent {
+        let (stop, rx) = watch::channel(false);
+        let dir = self.dir.clone();
+        let task = tokio::spawn(async move { sitecast_agent::run(&dir, stop_signal(&rx)).await });
+        RunningAgent {
+            stop,
+            task: Some(task),
+        }
+    }
+}
+
+/// An agent following its download cycle (`sitecast-agent run`) in-process.
+pub struct RunningAgent {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<Result<(), sitecast_agent::AgentError>>>,
+}
+
+impl RunningAgent {
+    /// Shuts the agent down, as SIGINT would, and returns how `run` ended.
+    pub async fn stop(mut self) -> Result<(), sitecast_agent::AgentError> {
+        let _ = self.stop.send(true);
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("the agent did not stop")
+            .unwrap()
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Waits until a package's stats count `at_least` computers with `status`;
+/// returns those stats.
+pub async fn wait_status(c: &Central, package: &str, status: &str, at_least: u64) -> Value {
+    wait_until(&format!("{at_least} × {status} for {package}"), || async {
+        c.stats(package).await["counts"][status]
+            .as_u64()
+            .unwrap_or(0)
+            >= at_least
+    })
+    .await;
+    c.stats(package).await
+}
