@@ -184,6 +184,14 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<AssignmentRecord>;
     fn assignments_of(&self, package: &PackageId) -> Result<Vec<AssignmentRecord>>;
+    /// Removes, atomically, the package's assignments whose status is one of
+    /// `statuses` (OCS "Validate success", "Unaffect not notified"); returns
+    /// the removed ones.
+    fn remove_assignments(
+        &self,
+        package: &PackageId,
+        statuses: &[StatusCode],
+    ) -> Result<Vec<AssignmentRecord>>;
 
     /// Counts a problem an agent had with a relay; false if there is no such relay.
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool>;
@@ -638,6 +646,42 @@ impl Store for SledStore {
                 decode(&k, &v)
             })
             .collect()
+    }
+
+    fn remove_assignments(
+        &self,
+        package: &PackageId,
+        statuses: &[StatusCode],
+    ) -> Result<Vec<AssignmentRecord>> {
+        // Transactions cannot scan: list the package's keys first, then check
+        // each status again inside the transaction, so a report or an
+        // assignment landing in between is never lost nor wrongly removed.
+        let keys = self
+            .assignments
+            .scan_prefix(format!("{package}/").as_bytes())
+            .keys()
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let removed = (&self.assignments, &self.by_computer)
+            .transaction(|(assignments, by_computer)| {
+                let mut removed = Vec::new();
+                for key in &keys {
+                    let Some(v) = assignments.get(key)? else {
+                        continue;
+                    };
+                    let a: AssignmentRecord =
+                        decode(key, &v).map_err(ConflictableTransactionError::Abort)?;
+                    if !statuses.contains(&a.status) {
+                        continue;
+                    }
+                    assignments.remove(key.as_ref())?;
+                    by_computer.remove(pair(a.computer_id.as_str(), package.as_str()))?;
+                    removed.push(a);
+                }
+                Ok(removed)
+            })
+            .map_err(tx_error)?;
+        self.flush()?;
+        Ok(removed)
     }
 
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool> {

@@ -2472,3 +2472,285 @@ fn the_store_never_merges_two_computers_that_draw_the_same_id() {
         .unwrap()
         .is_none());
 }
+
+// ---------------------------------------------------------------------------
+// Validation (OCS "Validate success", "Unaffect not notified", "Validate all")
+// ---------------------------------------------------------------------------
+
+/// One agent per status a package's statistics can show after a deployment.
+struct EveryStatus {
+    package: String,
+    waiting: Agent,
+    notified: Agent,
+    success: Agent,
+    already: Agent,
+    failed: Agent,
+}
+
+impl Central {
+    async fn validate(&self, id: &str, body: Value) -> Reply {
+        self.admin_post(&format!("/api/v1/packages/{id}/validate"), &body)
+            .await
+    }
+
+    /// A package assigned to five computers, one in each of `WAITING_NOTIFICATION`
+    /// (never polled), `NOTIFIED`, `SUCCESS`, `ERR_ALREADY_SETUP` and `ERR_EXIT_CODE`.
+    async fn given_every_status(&self) -> EveryStatus {
+        let pkg = self.given_command_package("app", "5").await;
+        let package = pkg["id"].as_str().unwrap().to_owned();
+        let waiting = self.given_agent("pc-waiting", &["10.1.0.1"]).await;
+        let notified = self.given_agent("pc-notified", &["10.1.0.2"]).await;
+        let success = self.given_agent("pc-success", &["10.1.0.3"]).await;
+        let already = self.given_agent("pc-already", &["10.1.0.4"]).await;
+        let failed = self.given_agent("pc-failed", &["10.1.0.5"]).await;
+        self.assign(&package, json!({"all": true}))
+            .await
+            .ok(StatusCode::OK);
+        for (agent, report) in [
+            (&notified, None),
+            (
+                &success,
+                Some(json!({"code": "SUCCESS", "exit_code": 0, "output": "ok"})),
+            ),
+            (&already, Some(json!({"code": "ERR_ALREADY_SETUP"}))),
+            (
+                &failed,
+                Some(json!({"code": "ERR_EXIT_CODE", "exit_code": 3, "output": "no"})),
+            ),
+        ] {
+            self.poll(agent, &[]).await.ok(StatusCode::OK);
+            if let Some(body) = report {
+                self.report(agent, &package, body).await.ok(StatusCode::OK);
+            }
+        }
+        EveryStatus {
+            package,
+            waiting,
+            notified,
+            success,
+            already,
+            failed,
+        }
+    }
+}
+
+#[tokio::test]
+async fn stats_list_the_computers_in_each_status() {
+    let c = Central::start().await;
+    let s = c.given_every_status().await;
+    let stats = c.stats(&s.package).await;
+    assert_eq!(
+        stats["counts"],
+        json!({"WAITING_NOTIFICATION": 1, "NOTIFIED": 1, "SUCCESS": 1,
+               "ERR_ALREADY_SETUP": 1, "ERR_EXIT_CODE": 1})
+    );
+    assert_eq!(
+        stats["by_status"],
+        json!({
+            "WAITING_NOTIFICATION": [s.waiting.id],
+            "NOTIFIED": [s.notified.id],
+            "SUCCESS": [s.success.id],
+            "ERR_ALREADY_SETUP": [s.already.id],
+            "ERR_EXIT_CODE": [s.failed.id],
+        })
+    );
+    assert_eq!(stats["computers"].as_array().unwrap().len(), 5);
+
+    // Several computers in one status are all listed; no assignment, no lists.
+    let other = c.given_command_package("other", "5").await;
+    let other = other["id"].as_str().unwrap();
+    assert_eq!(c.stats(other).await["by_status"], json!({}));
+    c.assign(other, json!({"all": true}))
+        .await
+        .ok(StatusCode::OK);
+    let listed = c.stats(other).await;
+    assert_eq!(
+        ids(&listed["by_status"]["WAITING_NOTIFICATION"]),
+        sorted(&[
+            &s.waiting.id,
+            &s.notified.id,
+            &s.success.id,
+            &s.already.id,
+            &s.failed.id
+        ])
+    );
+}
+
+#[tokio::test]
+async fn validate_success_clears_only_computers_where_the_package_is_in_place() {
+    let mut c = Central::start().await;
+    let s = c.given_every_status().await;
+    let r = c
+        .validate(&s.package, json!({"what": "success"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(
+        r,
+        json!({"package_id": s.package, "removed": {"SUCCESS": 1, "ERR_ALREADY_SETUP": 1},
+               "remaining": 3})
+    );
+    let stats = c.stats(&s.package).await;
+    assert_eq!(
+        stats["counts"],
+        json!({"WAITING_NOTIFICATION": 1, "NOTIFIED": 1, "ERR_EXIT_CODE": 1})
+    );
+    assert_eq!(
+        stats["by_status"],
+        json!({
+            "WAITING_NOTIFICATION": [s.waiting.id],
+            "NOTIFIED": [s.notified.id],
+            "ERR_EXIT_CODE": [s.failed.id],
+        })
+    );
+    let listed: Vec<&str> = stats["computers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["computer_id"].as_str().unwrap())
+        .collect();
+    assert!(!listed.contains(&s.success.id.as_str()), "{stats}");
+    assert!(!listed.contains(&s.already.id.as_str()), "{stats}");
+
+    // The waiting computer still gets the package; validating again removes nothing.
+    let poll = c.poll(&s.waiting, &[]).await.ok(StatusCode::OK);
+    assert_eq!(poll["packages"][0]["id"], s.package.as_str());
+    let again = c
+        .validate(&s.package, json!({"what": "success"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(
+        again,
+        json!({"package_id": s.package, "removed": {}, "remaining": 3})
+    );
+
+    // What was acknowledged survives a restart.
+    c.restart_with_db(|_| {});
+    assert_eq!(
+        c.stats(&s.package).await["counts"],
+        json!({"NOTIFIED": 2, "ERR_EXIT_CODE": 1})
+    );
+}
+
+#[tokio::test]
+async fn validate_not_notified_unassigns_computers_that_never_polled() {
+    let c = Central::start().await;
+    let s = c.given_every_status().await;
+    let r = c
+        .validate(&s.package, json!({"what": "not_notified"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(
+        r,
+        json!({"package_id": s.package, "removed": {"WAITING_NOTIFICATION": 1},
+               "remaining": 4})
+    );
+    let stats = c.stats(&s.package).await;
+    assert_eq!(
+        stats["counts"],
+        json!({"NOTIFIED": 1, "SUCCESS": 1, "ERR_ALREADY_SETUP": 1, "ERR_EXIT_CODE": 1})
+    );
+    assert_eq!(stats["by_status"].get("WAITING_NOTIFICATION"), None);
+
+    // The unassigned computer will not get the package; the notified one still does.
+    assert_eq!(
+        c.poll(&s.waiting, &[]).await.ok(StatusCode::OK)["packages"],
+        json!([])
+    );
+    let poll = c.poll(&s.notified, &[]).await.ok(StatusCode::OK);
+    assert_eq!(poll["packages"][0]["id"], s.package.as_str());
+}
+
+#[tokio::test]
+async fn validate_all_is_success_plus_not_notified() {
+    let c = Central::start().await;
+    let s = c.given_every_status().await;
+    let r = c
+        .validate(&s.package, json!({"what": "all"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(
+        r,
+        json!({"package_id": s.package,
+               "removed": {"WAITING_NOTIFICATION": 1, "SUCCESS": 1, "ERR_ALREADY_SETUP": 1},
+               "remaining": 2})
+    );
+    let stats = c.stats(&s.package).await;
+    assert_eq!(stats["counts"], json!({"NOTIFIED": 1, "ERR_EXIT_CODE": 1}));
+    assert_eq!(
+        stats["by_status"],
+        json!({"NOTIFIED": [s.notified.id], "ERR_EXIT_CODE": [s.failed.id]})
+    );
+    assert_eq!(
+        c.poll(&s.waiting, &[]).await.ok(StatusCode::OK)["packages"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn a_validated_computer_can_be_assigned_again_and_starts_waiting() {
+    let c = Central::start().await;
+    let s = c.given_every_status().await;
+    c.validate(&s.package, json!({"what": "all"}))
+        .await
+        .ok(StatusCode::OK);
+    c.set_time(T1);
+    let r = c
+        .assign(
+            &s.package,
+            json!({"computers": [s.success.id, s.waiting.id, s.notified.id]}),
+        )
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(ids(&r["assigned"]), sorted(&[&s.success.id, &s.waiting.id]));
+    assert_eq!(ids(&r["unchanged"]), sorted(&[&s.notified.id]));
+    for agent in [&s.success, &s.waiting] {
+        let st = c.stat_of(&s.package, agent).await;
+        assert_eq!(st["status"], "WAITING_NOTIFICATION", "{st}");
+        assert_eq!(st["exit_code"], Value::Null, "{st}");
+        assert_eq!(st["output"], Value::Null, "{st}");
+        assert_eq!(time_of(&st["updated_at"]), ts(T1));
+    }
+    let poll = c.poll(&s.success, &[]).await.ok(StatusCode::OK);
+    assert_eq!(poll["packages"][0]["id"], s.package.as_str());
+    assert_eq!(
+        c.stat_of(&s.package, &s.success).await["status"],
+        "NOTIFIED"
+    );
+}
+
+#[tokio::test]
+async fn bad_validations_name_what_and_change_nothing() {
+    let c = Central::start().await;
+    let s = c.given_every_status().await;
+    let before = c.stats(&s.package).await;
+
+    c.validate(&s.package, json!({"what": "everything"}))
+        .await
+        .err_naming(
+            StatusCode::BAD_REQUEST,
+            &["what", "everything", "success", "not_notified", "all"],
+        );
+    c.validate(&s.package, json!({"what": "SUCCESS"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["what", "SUCCESS"]);
+    c.validate(&s.package, json!({}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["what"]);
+
+    // An unknown package is 404, naming it.
+    c.validate("no-such-package", json!({"what": "all"}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["no-such-package"]);
+
+    // An agent's token is refused on this admin route; no token is 401.
+    let path = format!("/api/v1/packages/{}/validate", s.package);
+    let body = json!({"what": "all"});
+    c.send_json(Method::POST, &path, Some(s.success.token.as_str()), &body)
+        .await
+        .err(StatusCode::FORBIDDEN);
+    c.send_json(Method::POST, &path, None, &body)
+        .await
+        .err(StatusCode::UNAUTHORIZED);
+
+    assert_eq!(c.stats(&s.package).await, before);
+}

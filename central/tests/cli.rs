@@ -1540,3 +1540,114 @@ fn environment_variables_locate_central() {
     );
     assert!(!help.contains(&c.token), "{help}");
 }
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+impl Central {
+    /// Enrolls a computer through the agent API; returns its id and token.
+    fn enroll_agent(&self, hostname: &str, address: &str) -> (String, String) {
+        self.rt().block_on(async {
+            let resp = self
+                .http
+                .post(format!("{}/api/v1/agent/enroll", self.url))
+                .json(&json!({
+                    "enroll_token": self.enroll_token,
+                    "hostname": hostname,
+                    "os": "linux",
+                    "addresses": [address],
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            let v: Value = resp.json().await.unwrap();
+            (
+                v["computer_id"].as_str().unwrap().to_owned(),
+                v["token"].as_str().unwrap().to_owned(),
+            )
+        })
+    }
+
+    /// An agent's POST to an agent route, which must succeed.
+    fn agent_post(&self, token: &str, path: &str, body: Value) {
+        self.rt().block_on(async {
+            let resp = self
+                .http
+                .post(format!("{}/api/v1{path}", self.url))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            assert!(status.is_success(), "POST {path}: {status}");
+        })
+    }
+}
+
+#[test]
+fn package_validate_clears_success_and_unassigns_the_not_notified() {
+    let c = Central::start();
+    let id = c.command_package("patch");
+    let (done, done_token) = c.enroll_agent("ws-done", "127.1.0.5");
+    let (waiting, _) = c.enroll_agent("ws-waiting", "127.1.0.6");
+    let (notified, notified_token) = c.enroll_agent("ws-notified", "127.1.0.7");
+    ok(c.run(&["package", "assign", &id, "--all"]));
+    for token in [&done_token, &notified_token] {
+        c.agent_post(token, "/agent/poll", json!({"addresses": []}));
+    }
+    c.agent_post(
+        &done_token,
+        &format!("/agent/packages/{id}/status"),
+        json!({"code": "SUCCESS", "exit_code": 0}),
+    );
+    let s = c.json_is_get(&["package", "stats", &id], &format!("/packages/{id}/stats"));
+    assert_eq!(
+        s["by_status"],
+        json!({"WAITING_NOTIFICATION": [waiting], "NOTIFIED": [notified], "SUCCESS": [done]})
+    );
+
+    // Exactly one of --success, --not-notified, --all.
+    fail(c.run(&["package", "validate", &id]), &["--success"]);
+    fail(
+        c.run(&["package", "validate", &id, "--success", "--all"]),
+        &["--success", "--all"],
+    );
+    fail(
+        c.run(&["package", "validate", &id, "--not-notified", "--success"]),
+        &["--not-notified"],
+    );
+    assert_eq!(
+        c.get(&format!("/packages/{id}/stats"))["by_status"],
+        s["by_status"]
+    );
+
+    let text = c.human(&["package", "validate", &id, "--success"]);
+    assert_eq!(
+        text,
+        format!("validated package {id}: removed 1 SUCCESS; 2 remaining\n")
+    );
+
+    let v = c.json(&["package", "validate", &id, "--not-notified"]);
+    assert_eq!(
+        v,
+        json!({"package_id": id, "removed": {"WAITING_NOTIFICATION": 1}, "remaining": 1})
+    );
+
+    let text = c.human(&["package", "validate", &id, "--all"]);
+    assert_eq!(
+        text,
+        format!("validated package {id}: removed nothing; 1 remaining\n")
+    );
+    let s = c.get(&format!("/packages/{id}/stats"));
+    assert_eq!(s["counts"], json!({"NOTIFIED": 1}));
+    assert_eq!(s["by_status"], json!({"NOTIFIED": [notified]}));
+
+    // An unknown package is named.
+    fail(
+        c.run(&["package", "validate", "no-such-package", "--all"]),
+        &["no-such-package"],
+    );
+}

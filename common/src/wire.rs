@@ -204,6 +204,9 @@ pub struct Stats {
     pub package_id: PackageId,
     pub counts: BTreeMap<StatusCode, u64>,
     pub computers: Vec<ComputerStat>,
+    /// The computers in each status, by id (OCS: click a status line's number).
+    #[serde(default)]
+    pub by_status: BTreeMap<StatusCode, Vec<ComputerId>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +218,26 @@ pub struct ComputerStat {
     pub output: Option<String>,
     pub fragments_done: Option<u32>,
     pub updated_at: Timestamp,
+}
+
+/// Body of `POST /packages/{id}/validate`: `what` is `success` (OCS "Validate
+/// success": clear the lines of computers where the package is in place),
+/// `not_notified` ("Unaffect not notified": cancel assignments still
+/// `WAITING_NOTIFICATION`) or `all` (both).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidateRequest {
+    #[serde(default)]
+    pub what: Option<String>,
+}
+
+/// Answer of `POST /packages/{id}/validate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validated {
+    pub package_id: PackageId,
+    /// Assignments removed, per status they had (statuses with none are left out).
+    pub removed: BTreeMap<StatusCode, u64>,
+    /// Assignments of the package left afterwards.
+    pub remaining: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,11 +17,12 @@ use sitecast_common::fragment::{sha256_hex, MAX_FRAGMENT_SIZE};
 use sitecast_common::ids::{slug, ComputerId, PackageId, RelayId, SiteName};
 use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, SCHEMA};
 use sitecast_common::signing;
+use sitecast_common::status::StatusCode as Status;
 use sitecast_common::units::Size;
 use sitecast_common::wire::{
     Activation, ActivationRequest, Assigned, AssignmentRequest, CentralFallback, CentralStatus,
     ComputerStat, Holding, Package, Relay, RelayCreated, RelayRequest, Site, SiteRequest, Stats,
-    UploadParams,
+    UploadParams, ValidateRequest, Validated,
 };
 
 use super::error::ApiError;
@@ -619,15 +620,74 @@ pub async fn stats(
 ) -> Result<Json<Stats>, ApiError> {
     let package = find_package(&c, &id)?;
     let mut counts = BTreeMap::new();
+    let mut by_status: BTreeMap<Status, Vec<ComputerId>> = BTreeMap::new();
     let mut computers = Vec::new();
     for a in c.store.assignments_of(&package.id)? {
         *counts.entry(a.status).or_insert(0) += 1;
+        by_status
+            .entry(a.status)
+            .or_default()
+            .push(a.computer_id.clone());
         computers.push(computer_stat(&c, a)?);
     }
     Ok(Json(Stats {
         package_id: package.id,
         counts,
         computers,
+        by_status,
+    }))
+}
+
+/// The statuses `POST /packages/{id}/validate` clears for each `what`.
+fn validated_statuses(what: Option<&str>) -> Result<&'static [Status], ApiError> {
+    const SUCCESS: &[Status] = &[Status::Success, Status::ErrAlreadySetup];
+    const NOT_NOTIFIED: &[Status] = &[Status::WaitingNotification];
+    const ALL: &[Status] = &[
+        Status::Success,
+        Status::ErrAlreadySetup,
+        Status::WaitingNotification,
+    ];
+    match what.map(str::trim) {
+        Some("success") => Ok(SUCCESS),
+        Some("not_notified") => Ok(NOT_NOTIFIED),
+        Some("all") => Ok(ALL),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "bad what: '{other}' is not one of success, not_notified, all"
+        ))),
+        None => Err(ApiError::bad_request(
+            "bad what: missing (one of success, not_notified, all)",
+        )),
+    }
+}
+
+/// OCS "Validate success" (the package is in place: clear those lines of the
+/// statistics), "Unaffect not notified" (cancel assignments no agent has
+/// picked up yet) and "Validate all" (both).
+pub async fn validate(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<ValidateRequest>,
+) -> Result<Json<Validated>, ApiError> {
+    let package = find_package(&c, &id)?;
+    let statuses = validated_statuses(req.what.as_deref())?;
+    let pid = package.id.clone();
+    let (removed, remaining) = c
+        .blocking(move |c| {
+            let removed = c.store.remove_assignments(&pid, statuses)?;
+            let remaining = c.store.assignments_of(&pid)?.len() as u64;
+            Ok((removed, remaining))
+        })
+        .await?;
+    let mut counts = BTreeMap::new();
+    for a in &removed {
+        *counts.entry(a.status).or_insert(0) += 1;
+    }
+    tracing::info!(id = %package.id, removed = removed.len(), remaining, "package validated");
+    Ok(Json(Validated {
+        package_id: package.id,
+        removed: counts,
+        remaining,
     }))
 }
 

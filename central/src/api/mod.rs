@@ -118,6 +118,7 @@ pub fn app(state: Arc<Central>) -> Router {
         .route("/packages/{id}/activations", post(admin::activate))
         .route("/packages/{id}/assignments", post(admin::assign))
         .route("/packages/{id}/stats", get(admin::stats))
+        .route("/packages/{id}/validate", post(admin::validate))
         .route("/computers", get(admin::list_computers))
         .route("/status", get(admin::status))
         .route("/agent/enroll", post(agent::enroll))

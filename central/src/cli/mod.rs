@@ -10,12 +10,12 @@ mod render;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use futures_util::StreamExt;
 use sitecast_common::ids::{IdError, PackageId};
 use sitecast_common::wire::{
     ActivationRequest, Assigned, AssignmentRequest, Computer, Package, Relay, RelayCreated,
-    RelayRequest, Site, SiteRequest, Stats,
+    RelayRequest, Site, SiteRequest, Stats, ValidateRequest, Validated,
 };
 
 pub use client::{Answer, Client};
@@ -159,6 +159,21 @@ pub enum PackageCommand {
     Stats {
         id: String,
     },
+    /// Clear the statistics of computers where the package is in place
+    /// (--success), cancel assignments not yet notified (--not-notified), or both (--all).
+    #[command(group(ArgGroup::new("what").required(true).args(["success", "not_notified", "all"])))]
+    Validate {
+        id: String,
+        /// Remove the lines of computers with SUCCESS or ERR_ALREADY_SETUP.
+        #[arg(long)]
+        success: bool,
+        /// Unassign computers still WAITING_NOTIFICATION.
+        #[arg(long)]
+        not_notified: bool,
+        /// Both.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -266,6 +281,29 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
         Command::Package(PackageCommand::Stats { id }) => {
             client.get(&package_path(id, "/stats")?).await?
         }
+        Command::Package(PackageCommand::Validate {
+            id,
+            success,
+            not_notified,
+            all,
+        }) => {
+            let what =
+                match (success, not_notified, all) {
+                    (true, false, false) => "success",
+                    (false, true, false) => "not_notified",
+                    (false, false, true) => "all",
+                    _ => return Err(CentralError::Invalid(
+                        "say what to validate: exactly one of --success, --not-notified or --all"
+                            .into(),
+                    )),
+                };
+            let req = ValidateRequest {
+                what: Some(what.into()),
+            };
+            client
+                .post_json(&package_path(id, "/validate")?, &req)
+                .await?
+        }
         Command::Computer(ComputerCommand::List) => client.get("/computers").await?,
     };
     let io = |e: std::io::Error| CentralError::io("standard output")(e);
@@ -294,6 +332,9 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
             render::assigned(&answer.json::<Assigned>()?)
         }
         Command::Package(PackageCommand::Stats { .. }) => render::stats(&answer.json::<Stats>()?),
+        Command::Package(PackageCommand::Validate { .. }) => {
+            render::validated(&answer.json::<Validated>()?)
+        }
         Command::Package(_) => render::package(&answer.json::<Package>()?),
         Command::Computer(_) => render::computers(&answer.json::<Vec<Computer>>()?),
     };

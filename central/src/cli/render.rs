@@ -4,7 +4,7 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use jiff::Timestamp;
 use sitecast_common::info::ActionDoc;
 use sitecast_common::wire::{
-    Assigned, Computer, Package, Relay, RelayCreated, RelayProblems, Site, Stats,
+    Assigned, Computer, Package, Relay, RelayCreated, RelayProblems, Site, Stats, Validated,
 };
 
 fn table(header: &[&str]) -> Table {
@@ -247,6 +247,22 @@ pub fn assigned(a: &Assigned) -> String {
         ));
     }
     text
+}
+
+pub fn validated(v: &Validated) -> String {
+    let removed = if v.removed.is_empty() {
+        "nothing".to_owned()
+    } else {
+        v.removed
+            .iter()
+            .map(|(code, n)| format!("{n} {code}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "validated package {}: removed {removed}; {} remaining",
+        v.package_id, v.remaining
+    )
 }
 
 pub fn stats(s: &Stats) -> String {
