@@ -7,14 +7,16 @@
 //! ([`timeout_report`]). Nothing is unpacked or run before the signature, every
 //! fragment and the whole file have been verified.
 //!
-//! Downloads live in `DIR/downloads/<package>/` (the info and one file per verified
-//! fragment), so an interrupted deployment resumes with the fragments it has.
+//! Downloads live in `DIR/downloads/<package>/` (the info, one file per verified
+//! fragment, and `sources.json`: the fragment bytes taken from each source, which
+//! the final report gives central for its per-site statistics), so an interrupted
+//! deployment resumes with the fragments it has and keeps counting.
 //!
 //! A source that fails a download (see [`crate::config::SourcePolicy`]) is
 //! abandoned for that file and the next one tried; a relay that failed is also
 //! skipped for a while ([`crate::backoff`]) and reported to central.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ use sitecast_common::status::StatusCode;
 use sitecast_common::subnet::select_relays;
 use sitecast_common::units;
 use sitecast_common::wire::{
-    CentralFallback, PolledPackage, ProblemKind, ProblemReport, StatusReport,
+    CentralFallback, PolledPackage, ProblemKind, ProblemReport, SourceBytes, StatusReport,
 };
 
 use crate::action::{self, status_of};
@@ -46,6 +48,10 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// The signed info's file in a package's download directory.
 const INFO_FILE: &str = "info.dsse.json";
+
+/// The fragment bytes per source in a package's download directory (a JSON list
+/// of [`SourceBytes`]). Not a number, so never taken for a fragment.
+const SOURCES_FILE: &str = "sources.json";
 
 /// What became of one package this time round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +150,7 @@ fn report(code: StatusCode) -> StatusReport {
         exit_code: None,
         output: None,
         fragments_done: None,
+        sources: Vec::new(),
     }
 }
 
@@ -164,6 +171,8 @@ pub struct Package {
     info: Option<Info>,
     /// Fragments verified and on disk.
     held: BTreeSet<u32>,
+    /// Fragment bytes taken from each source (`None`: central), as in `sources.json`.
+    sources: BTreeMap<Option<RelayId>, u64>,
     last_progress: Option<Instant>,
     bar: Option<indicatif::ProgressBar>,
 }
@@ -179,6 +188,7 @@ impl Package {
             dir,
             info: None,
             held: BTreeSet::new(),
+            sources: BTreeMap::new(),
             last_progress: None,
             bar: None,
         };
@@ -206,6 +216,7 @@ impl Package {
         if changed {
             self.info = None;
             self.held.clear();
+            self.sources.clear();
             self.resume(ctx);
         }
     }
@@ -247,7 +258,37 @@ impl Package {
         self.held = (1..=count)
             .filter(|n| self.dir.join(n.to_string()).exists())
             .collect();
+        self.sources = load_sources(&self.dir.join(SOURCES_FILE));
         self.info = Some(info);
+    }
+
+    /// Counts a verified fragment's bytes for its source and writes the counts
+    /// down, so a resumed download goes on counting. A failed write only makes
+    /// the statistics short: the download goes on.
+    async fn count(&mut self, relay: Option<RelayId>, bytes: u64) {
+        *self.sources.entry(relay).or_insert(0) += bytes;
+        let list = self.source_bytes();
+        let path = self.dir.join(SOURCES_FILE);
+        let written = blocking(move || {
+            let json = serde_json::to_vec(&list)
+                .map_err(|e| AgentError::Invalid(format!("source counts: {e}")))?;
+            crate::fsutil::write_atomically(&path, &json)
+        })
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(package = %self.id(), error = %e, "could not save the bytes per source");
+        }
+    }
+
+    /// The counts as the final report carries them (central first, then relays by id).
+    fn source_bytes(&self) -> Vec<SourceBytes> {
+        self.sources
+            .iter()
+            .map(|(relay_id, bytes)| SourceBytes {
+                relay_id: relay_id.clone(),
+                bytes: *bytes,
+            })
+            .collect()
     }
 
     fn first_missing(&self) -> Option<u32> {
@@ -412,9 +453,12 @@ pub async fn fetch_step(ctx: &Context, package: &mut Package) -> Step {
         )
     });
     match fetch_fragment(ctx, &info, index, &package.dir, &found.sources).await {
-        Ok(Some(bytes)) => {
+        Ok(Some((bytes, relay))) => {
             bar.inc(1);
             package.held.insert(index);
+            // After the rename: a crash in between leaves a fragment uncounted
+            // rather than one counted twice.
+            package.count(relay, bytes).await;
             if package
                 .last_progress
                 .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY)
@@ -469,12 +513,14 @@ pub async fn timeout_report(
     settle(package, report_with(StatusCode::ErrTimeout, text)).await
 }
 
-/// Removes the package's download; a success that cannot clean up is `ERR_CLEAN`.
+/// Removes the package's download; a success that cannot clean up is
+/// `ERR_CLEAN`. The report carries the bytes taken from each source.
 async fn settle(package: &mut Package, report: StatusReport) -> StatusReport {
     if let Some(bar) = package.bar.take() {
         bar.finish_and_clear();
     }
-    match tokio::fs::remove_dir_all(&package.dir).await {
+    let sources = package.source_bytes();
+    let report = match tokio::fs::remove_dir_all(&package.dir).await {
         Err(e)
             if e.kind() != std::io::ErrorKind::NotFound && report.code == StatusCode::Success =>
         {
@@ -484,7 +530,22 @@ async fn settle(package: &mut Package, report: StatusReport) -> StatusReport {
             )
         }
         _ => report,
+    };
+    StatusReport { sources, ..report }
+}
+
+/// The counts a resumed download starts from: none if the file is missing or
+/// unreadable (the statistics are short, nothing else suffers).
+fn load_sources(path: &Path) -> BTreeMap<Option<RelayId>, u64> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return BTreeMap::new();
+    };
+    let list: Vec<SourceBytes> = serde_json::from_slice(&bytes).unwrap_or_default();
+    let mut counts = BTreeMap::new();
+    for s in list {
+        *counts.entry(s.relay_id).or_insert(0u64) += s.bytes;
     }
+    counts
 }
 
 /// Fetches, checks and stores the signed info, with the bytes fetched (0 when
@@ -586,14 +647,15 @@ fn progress_bar(package: &str, count: u32, done: u32) -> indicatif::ProgressBar 
 }
 
 /// Fetches one fragment from the first source that delivers it intact; its
-/// length, or `None` when no source did.
+/// length and the relay it came from (`None`: central), or `None` when no
+/// source delivered it.
 async fn fetch_fragment(
     ctx: &Context,
     info: &Info,
     index: u32,
     dir: &Path,
     sources: &[Source],
-) -> Result<Option<u64>, AgentError> {
+) -> Result<Option<(u64, Option<RelayId>)>, AgentError> {
     let plan = info.plan();
     let (_, len) = plan
         .range(index)
@@ -623,7 +685,11 @@ async fn fetch_fragment(
                     .await
                     .map_err(AgentError::io(&target))?;
                 ctx.source_succeeded(source);
-                return Ok(Some(len));
+                let relay = match source {
+                    Source::Relay { id, .. } => Some(id.clone()),
+                    Source::Central => None,
+                };
+                return Ok(Some((len, relay)));
             }
             Ok(digest) => {
                 let detail = format!(
@@ -781,6 +847,8 @@ async fn install(ctx: &Context, info: &Info, dir: &Path) -> StatusReport {
                 outcome.output
             }),
             fragments_done: None,
+            // Filled in by `settle`.
+            sources: Vec::new(),
         },
         Err(e) => report_with(StatusCode::ErrExecute, e.to_string()),
     };
@@ -846,6 +914,25 @@ mod tests {
                 Source::Central => "central".to_owned(),
             })
             .collect()
+    }
+
+    /// A resumed download starts from the counts in DIR; a missing or garbled
+    /// file only starts them afresh.
+    #[test]
+    fn source_counts_are_read_back_from_the_download_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(SOURCES_FILE);
+        assert!(load_sources(&path).is_empty());
+        std::fs::write(
+            &path,
+            r#"[{"relay_id":null,"bytes":5},{"relay_id":"relay-a","bytes":7},{"relay_id":"relay-a","bytes":1}]"#,
+        )
+        .unwrap();
+        let counts = load_sources(&path);
+        assert_eq!(counts[&None], 5);
+        assert_eq!(counts[&Some("relay-a".parse().unwrap())], 8);
+        std::fs::write(&path, "not json").unwrap();
+        assert!(load_sources(&path).is_empty());
     }
 
     #[test]

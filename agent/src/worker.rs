@@ -221,6 +221,7 @@ impl Performer for Worker {
                     exit_code: None,
                     output: None,
                     fragments_done: None,
+                    sources: Vec::new(),
                 };
                 self.conclude(&id, report).await;
                 continue;

@@ -15,6 +15,7 @@ pub mod jitter;
 pub mod packaging;
 pub mod quic;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod tokens;
 

@@ -108,6 +108,10 @@ pub struct AssignmentRecord {
     pub fragments_done: Option<u32>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Fragment bytes per source, from the agent's final report (records
+    /// written before this field existed have none).
+    #[serde(default)]
+    pub sources: Vec<wire::SourceBytes>,
 }
 
 /// Who a bearer token belongs to.
@@ -556,6 +560,7 @@ impl Store for SledStore {
                         fragments_done: None,
                         created_at: now,
                         updated_at: now,
+                        sources: Vec::new(),
                     };
                     assignments.insert(key, encode(&record))?;
                     by_computer.insert(pair(c.as_str(), package.as_str()), &[])?;
@@ -631,6 +636,10 @@ impl Store for SledStore {
         }
         if report.fragments_done.is_some() {
             a.fragments_done = report.fragments_done;
+        }
+        // Only final reports carry them; progress reports leave them be.
+        if !report.sources.is_empty() {
+            a.sources = report.sources.clone();
         }
         a.updated_at = now;
         self.assignments.insert(&key, encode(&a))?;

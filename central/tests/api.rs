@@ -2754,3 +2754,130 @@ async fn bad_validations_name_what_and_change_nothing() {
 
     assert_eq!(c.stats(&s.package).await, before);
 }
+
+#[tokio::test]
+async fn a_package_can_carry_its_uninstall_procedure() {
+    let c = Central::start().await;
+    let pkg = c
+        .upload(
+            &[
+                ("name", "tool"),
+                ("version", "2"),
+                ("action", "execute"),
+                ("command", "install-tool"),
+                ("uninstall_command", "remove-tool --quiet"),
+                ("uninstall_success_exit_codes", "0,3010"),
+            ],
+            None,
+        )
+        .await
+        .ok(StatusCode::CREATED);
+    assert_eq!(
+        pkg["uninstall"],
+        json!({"command": "remove-tool --quiet", "success_exit_codes": [0, 3010]})
+    );
+    let pid = pkg["id"].as_str().unwrap();
+    // The procedure is in the signed info, which is what agents act on.
+    let public = sitecast_common::signing::verifying_key_from_pem(
+        &std::fs::read_to_string(c.layout.signing_pub()).unwrap(),
+    )
+    .unwrap();
+    let info =
+        sitecast_common::signing::verify_info(&c.package_info(pid).await.body, &[public]).unwrap();
+    let uninstall = info.uninstall().unwrap();
+    assert_eq!(uninstall.command, "remove-tool --quiet");
+    assert_eq!(uninstall.success_exit_codes, vec![0, 3010]);
+
+    c.upload(
+        &[
+            ("name", "tool"),
+            ("version", "3"),
+            ("action", "execute"),
+            ("command", "x"),
+            ("uninstall_command", "y"),
+            ("uninstall_success_exit_codes", "0,ok"),
+        ],
+        None,
+    )
+    .await
+    .err_naming(
+        StatusCode::BAD_REQUEST,
+        &["uninstall_success_exit_codes", "ok"],
+    );
+    c.upload(
+        &[
+            ("name", "tool"),
+            ("version", "4"),
+            ("action", "execute"),
+            ("command", "x"),
+            ("uninstall_success_exit_codes", "0"),
+        ],
+        None,
+    )
+    .await
+    .err_naming(
+        StatusCode::BAD_REQUEST,
+        &["uninstall_success_exit_codes", "uninstall_command"],
+    );
+}
+
+#[tokio::test]
+async fn final_reports_carry_the_bytes_per_source_and_stats_sum_them_per_site() {
+    let c = Central::start().await;
+    c.given_site("paris", &["10.1.0.0/16"]).await;
+    let (relay, _) = c
+        .given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.1:8080")
+        .await;
+    let pkg = c
+        .given_package(&launch_params("app", &[]), Some(&data(100)))
+        .await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let b = c.given_agent("pc-b", &["10.9.0.5"]).await;
+    c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+
+    let reply = c
+        .report(
+            &a,
+            id,
+            json!({"code": "SUCCESS", "sources": [{"relay_id": relay, "bytes": 100}]}),
+        )
+        .await
+        .ok(StatusCode::OK);
+    let from_relay = json!([{"relay_id": relay, "bytes": 100}]);
+    assert_eq!(reply["sources"], from_relay);
+    c.report(
+        &b,
+        id,
+        json!({"code": "SUCCESS", "sources": [{"relay_id": null, "bytes": 100}]}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    // A report without sources (older agents, progress) keeps what was reported.
+    c.report(&a, id, json!({"code": "SUCCESS"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(c.stat_of(id, &a).await["sources"], from_relay);
+    assert_eq!(
+        c.stat_of(id, &b).await["sources"],
+        json!([{"relay_id": null, "bytes": 100}])
+    );
+    assert_eq!(
+        c.stats(id).await["sites"],
+        json!([
+            {"site": "paris", "computers": 1, "bytes_from_relays": 100,
+             "bytes_from_central": 0, "relays": {relay.as_str(): 1}},
+            {"site": null, "computers": 1, "bytes_from_relays": 0,
+             "bytes_from_central": 100, "relays": {}},
+        ])
+    );
+
+    // A source that is not a relay id is refused, naming the field.
+    c.report(
+        &a,
+        id,
+        json!({"code": "SUCCESS", "sources": [{"relay_id": "../x", "bytes": 1}]}),
+    )
+    .await
+    .err_naming(StatusCode::BAD_REQUEST, &["sources"]);
+}

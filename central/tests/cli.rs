@@ -1026,6 +1026,13 @@ fn package_assign_to_computers_subnet_and_all_then_stats() {
     let s = c.json_is_get(&["package", "stats", &id], &format!("/packages/{id}/stats"));
     assert_eq!(s["counts"], json!({"WAITING_NOTIFICATION": 3}));
     assert_eq!(s["computers"].as_array().unwrap().len(), 3);
+    // No relay serves them: one site line, "-", nothing downloaded yet.
+    shows(&stats, &["SITE", "FROM RELAYS", "FROM CENTRAL"]);
+    assert_eq!(
+        s["sites"],
+        json!([{"site": null, "computers": 3, "bytes_from_relays": 0,
+                "bytes_from_central": 0, "relays": {}}])
+    );
 
     // Several --computer flags, to a second package.
     let other = c.command_package("other");

@@ -139,6 +139,10 @@ pub struct UploadParams {
     pub success_exit_codes: Option<String>,
     /// Seconds the command may run before it is killed.
     pub command_timeout_s: Option<String>,
+    /// The command that removes what the package installed (uninstall jobs run it).
+    pub uninstall_command: Option<String>,
+    /// Exit codes of the uninstall command that mean success, e.g. `0,3010`.
+    pub uninstall_success_exit_codes: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +164,9 @@ pub struct Package {
     pub info_sha256: String,
     pub created_at: Timestamp,
     pub activation: Activation,
+    /// How uninstall jobs remove the package, if it says.
+    #[serde(default)]
+    pub uninstall: Option<crate::info::UninstallDoc>,
 }
 
 /// Which sites' relays replicate a package, and whether agents may fall back to central.
@@ -207,6 +214,35 @@ pub struct Stats {
     /// The computers in each status, by id (OCS: click a status line's number).
     #[serde(default)]
     pub by_status: BTreeMap<StatusCode, Vec<ComputerId>>,
+    /// Per site (OCS's per-server statistics): where the computers' bytes came
+    /// from. Named sites by name, then the computers no relay's subnet contains.
+    #[serde(default)]
+    pub sites: Vec<SiteStat>,
+}
+
+/// One site's share of a package's deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteStat {
+    /// The site of the relay whose subnets contain one of the computer's
+    /// addresses (longest prefix); `None`: no relay's subnet does.
+    pub site: Option<SiteName>,
+    /// Computers of this site assigned the package.
+    pub computers: u64,
+    /// Fragment bytes they reported taking from relays.
+    pub bytes_from_relays: u64,
+    /// Fragment bytes they reported taking from central.
+    pub bytes_from_central: u64,
+    /// The computers each relay served (a computer that failed over to another
+    /// relay counts for both).
+    pub relays: BTreeMap<RelayId, u64>,
+}
+
+/// Fragment bytes an agent took from one source for one package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceBytes {
+    /// The relay; `None` is central.
+    pub relay_id: Option<RelayId>,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +254,9 @@ pub struct ComputerStat {
     pub output: Option<String>,
     pub fragments_done: Option<u32>,
     pub updated_at: Timestamp,
+    /// Fragment bytes per source, as the agent's final report gave them.
+    #[serde(default)]
+    pub sources: Vec<SourceBytes>,
 }
 
 /// Body of `POST /packages/{id}/validate`: `what` is `success` (OCS "Validate
@@ -327,6 +366,9 @@ pub struct StatusReport {
     pub output: Option<String>,
     #[serde(default)]
     pub fragments_done: Option<u32>,
+    /// Fragment bytes taken from each source (final reports; empty otherwise).
+    #[serde(default)]
+    pub sources: Vec<SourceBytes>,
 }
 
 /// Whether an agent whose relays lack a package may download it from central

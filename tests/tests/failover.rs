@@ -367,6 +367,13 @@ async fn an_agent_stopped_mid_download_fetches_only_the_missing_fragments() {
         .collect();
     assert_eq!(asked, [4, 5, 6, 7, 8]);
     assert_eq!(c.status().await["fragment_bytes_to_agents"], 0);
+    // The bytes per source were counted across the restart: all of them, once.
+    let stats = c.stats(&pid).await;
+    assert_eq!(
+        stats["computers"][0]["sources"],
+        json!([{"relay_id": fake.id, "bytes": data.len()}]),
+        "{stats}"
+    );
     // Nothing went wrong with the relay: it was neither reported nor skipped.
     assert_eq!(c.problems(&fake.id).await["count"], 0);
 }

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use ipnet::IpNet;
 use sitecast_common::fragment::{sha256_hex, MAX_FRAGMENT_SIZE};
 use sitecast_common::ids::{slug, ComputerId, PackageId, RelayId, SiteName};
-use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, SCHEMA};
+use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, UninstallDoc, SCHEMA};
 use sitecast_common::signing;
 use sitecast_common::status::StatusCode as Status;
 use sitecast_common::units::Size;
@@ -30,6 +30,7 @@ use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
 use super::Central;
 use crate::error::CentralError;
 use crate::packaging::{UploadError, UploadSink};
+use crate::stats;
 use crate::store::{AssignmentRecord, RelayRecord};
 use crate::tokens;
 
@@ -271,18 +272,22 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         .map(str::parse::<Archive>)
         .transpose()
         .map_err(info_error)?;
-    let success_exit_codes = match params.success_exit_codes.as_deref() {
-        None => vec![0],
-        Some(list) => list
-            .split(',')
-            .map(|c| {
-                c.trim().parse::<i32>().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "bad success_exit_codes: '{c}' is not an exit code"
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()?,
+    let success_exit_codes =
+        exit_codes("success_exit_codes", params.success_exit_codes.as_deref())?;
+    let uninstall = match params.uninstall_command.as_deref() {
+        Some(command) => Some(UninstallDoc {
+            command: command.to_owned(),
+            success_exit_codes: exit_codes(
+                "uninstall_success_exit_codes",
+                params.uninstall_success_exit_codes.as_deref(),
+            )?,
+        }),
+        None if params.uninstall_success_exit_codes.is_some() => {
+            return Err(ApiError::bad_request(
+                "bad uninstall_success_exit_codes: given without uninstall_command",
+            ))
+        }
+        None => None,
     };
     let command_timeout_s = match params.command_timeout_s.as_deref() {
         None => sitecast_common::info::DEFAULT_COMMAND_TIMEOUT_S,
@@ -311,7 +316,7 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         notify: None,
         done_action_text: None,
         supersedes: None,
-        uninstall: None,
+        uninstall,
         issued_at: "2000-01-01T00:00:00Z".into(),
     };
     Info::try_from(doc.clone()).map_err(info_error)?;
@@ -319,6 +324,21 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         doc,
         explicit_archive,
     })
+}
+
+/// A comma-separated list of exit codes (`0,3010`); `[0]` when absent.
+fn exit_codes(field: &str, list: Option<&str>) -> Result<Vec<i32>, ApiError> {
+    match list {
+        None => Ok(vec![0]),
+        Some(list) => list
+            .split(',')
+            .map(|c| {
+                c.trim().parse::<i32>().map_err(|_| {
+                    ApiError::bad_request(format!("bad {field}: '{c}' is not an exit code"))
+                })
+            })
+            .collect(),
+    }
 }
 
 fn new_package_id(name: &str, version: &str) -> Result<PackageId, ApiError> {
@@ -354,6 +374,7 @@ fn package_view(info: &Info, info_sha256: String, created_at: jiff::Timestamp) -
         info_sha256,
         created_at,
         activation: Activation::default(),
+        uninstall: doc.uninstall,
     }
 }
 
@@ -622,19 +643,31 @@ pub async fn stats(
     let mut counts = BTreeMap::new();
     let mut by_status: BTreeMap<Status, Vec<ComputerId>> = BTreeMap::new();
     let mut computers = Vec::new();
+    let mut lines = Vec::new();
     for a in c.store.assignments_of(&package.id)? {
         *counts.entry(a.status).or_insert(0) += 1;
         by_status
             .entry(a.status)
             .or_default()
             .push(a.computer_id.clone());
+        lines.push(stats::Line {
+            addresses: c
+                .store
+                .computer(&a.computer_id)?
+                .map(|c| c.addresses)
+                .unwrap_or_default(),
+            sources: a.sources.clone(),
+        });
         computers.push(computer_stat(&c, a)?);
     }
+    // Sites as the relays' subnets draw them now.
+    let relays: Vec<stats::SiteRelay> = c.store.relays()?.iter().map(Into::into).collect();
     Ok(Json(Stats {
         package_id: package.id,
         counts,
         computers,
         by_status,
+        sites: stats::by_site(&lines, &relays),
     }))
 }
 
@@ -706,6 +739,7 @@ pub(super) fn computer_stat(c: &Central, a: AssignmentRecord) -> Result<Computer
         output: a.output,
         fragments_done: a.fragments_done,
         updated_at: a.updated_at,
+        sources: a.sources,
     })
 }
 

@@ -113,6 +113,12 @@ pub struct CreateArgs {
     /// Exit codes that mean success, e.g. 0,3010.
     #[arg(long)]
     pub success_codes: Option<String>,
+    /// The command that removes what the package installed.
+    #[arg(long)]
+    pub uninstall_command: Option<String>,
+    /// Exit codes of the uninstall command that mean success, e.g. 0,3010.
+    #[arg(long, requires = "uninstall_command")]
+    pub uninstall_success_codes: Option<String>,
     /// Seconds the command may run before it is killed (default 3600).
     #[arg(long)]
     pub command_timeout: Option<String>,
@@ -366,6 +372,11 @@ async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralErr
         ("success_exit_codes", &args.success_codes),
         ("archive", &args.archive),
         ("command_timeout_s", &args.command_timeout),
+        ("uninstall_command", &args.uninstall_command),
+        (
+            "uninstall_success_exit_codes",
+            &args.uninstall_success_codes,
+        ),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -464,6 +475,40 @@ mod tests {
             "sitecast", "--json", "package", "activate", "p", "--site", "a", "--site", "b"
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn uninstall_codes_need_an_uninstall_command() {
+        let base = [
+            "sitecast",
+            "package",
+            "create",
+            "--name",
+            "n",
+            "--version",
+            "1",
+            "--action",
+            "execute",
+            "--command",
+            "x",
+        ];
+        let with =
+            |extra: &[&'static str]| Cli::try_parse_from(base.iter().chain(extra.iter()).copied());
+        assert!(with(&["--uninstall-success-codes", "0"]).is_err());
+        let ok = with(&[
+            "--uninstall-command",
+            "rm -rf /opt/n",
+            "--uninstall-success-codes",
+            "0,3010",
+        ])
+        .unwrap();
+        match ok.command {
+            Command::Package(PackageCommand::Create(args)) => {
+                assert_eq!(args.uninstall_command.as_deref(), Some("rm -rf /opt/n"));
+                assert_eq!(args.uninstall_success_codes.as_deref(), Some("0,3010"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

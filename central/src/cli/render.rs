@@ -288,7 +288,28 @@ pub fn stats(s: &Stats) -> String {
             output,
         ]);
     }
-    format!("package {}\n{counts}\n{t}", s.package_id)
+    let mut text = format!("package {}\n{counts}\n{t}", s.package_id);
+    if !s.sites.is_empty() {
+        text.push('\n');
+        text.push_str(&sites_table(s));
+    }
+    text
+}
+
+/// Where each site's bytes came from (`-`: computers no relay serves).
+fn sites_table(s: &Stats) -> String {
+    let mut t = table(&["SITE", "COMPUTERS", "FROM RELAYS", "FROM CENTRAL"]);
+    for site in &s.sites {
+        t.add_row(vec![
+            site.site
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string),
+            site.computers.to_string(),
+            bytes(site.bytes_from_relays),
+            bytes(site.bytes_from_central),
+        ]);
+    }
+    t.to_string()
 }
 
 pub fn computers(list: &[Computer]) -> String {
@@ -340,6 +361,39 @@ mod tests {
         assert_eq!(super::duration(3725), "1h02m");
         assert_eq!(super::duration(185), "3m05s");
         assert_eq!(super::duration(7), "7s");
+    }
+
+    #[test]
+    fn stats_end_with_where_each_sites_bytes_came_from() {
+        let s: Stats = serde_json::from_value(serde_json::json!({
+            "package_id": "app-1",
+            "counts": {"SUCCESS": 3},
+            "computers": [],
+            "sites": [
+                {"site": "paris", "computers": 2, "bytes_from_relays": 8388608,
+                 "bytes_from_central": 0, "relays": {"relay-paris-1": 2}},
+                {"site": null, "computers": 1, "bytes_from_relays": 0,
+                 "bytes_from_central": 4194304, "relays": {}},
+            ],
+        }))
+        .unwrap();
+        let text = stats(&s);
+        for header in ["SITE", "FROM RELAYS", "FROM CENTRAL"] {
+            assert!(text.contains(header), "{text}");
+        }
+        let paris = text.lines().find(|l| l.contains("paris")).unwrap();
+        assert!(
+            paris.contains("8.0 MiB") && paris.contains("0 B"),
+            "{paris}"
+        );
+        let none = text.lines().find(|l| l.contains("4.0 MiB")).unwrap();
+        assert!(none.contains(" - "), "{none}");
+        // Older centrals send no sites: no empty table.
+        let old: Stats = serde_json::from_value(serde_json::json!({
+            "package_id": "app-1", "counts": {}, "computers": [],
+        }))
+        .unwrap();
+        assert!(!stats(&old).contains("FROM RELAYS"));
     }
 
     #[test]
