@@ -52,6 +52,8 @@ pub struct Central {
     pub admin_token: String,
     pub enroll_token: String,
     stop: watch::Sender<bool>,
+    /// The QUIC endpoint's own stop signal and task, so tests can restart it.
+    quic_task: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Central {
@@ -81,7 +83,12 @@ impl Central {
             app(Arc::clone(&state)),
             stop_signal(&rx),
         ));
-        tokio::spawn(quic::run(endpoint, Arc::clone(&state), stop_signal(&rx)));
+        let (quic_stop, quic_rx) = watch::channel(false);
+        let quic_task = tokio::spawn(quic::run(
+            endpoint,
+            Arc::clone(&state),
+            stop_signal(&quic_rx),
+        ));
         let ca = std::fs::read(layout.ca_cert()).unwrap();
         let http = reqwest::Client::builder()
             .use_rustls_tls()
@@ -99,7 +106,37 @@ impl Central {
             admin_token,
             enroll_token,
             stop,
+            quic_task: Some((quic_stop, quic_task)),
         }
+    }
+
+    /// Stops central's QUIC endpoint (relays lose their link), then serves it
+    /// again on the same address: relays must reconnect by themselves.
+    pub async fn restart_quic(&mut self) {
+        if let Some((stop, task)) = self.quic_task.take() {
+            let _ = stop.send(true);
+            task.await.unwrap();
+        }
+        let config =
+            quic::server_config(&self.layout.server_cert(), &self.layout.server_key()).unwrap();
+        // The old socket closes once its last connection task has ended.
+        let deadline = Instant::now() + DEADLINE;
+        let endpoint = loop {
+            match quic::endpoint(config.clone(), self.quic) {
+                Ok(e) => break e,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "cannot rebind QUIC: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(quic::run(
+            endpoint,
+            Arc::clone(&self.state),
+            stop_signal(&rx),
+        ));
+        self.quic_task = Some((stop, task));
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -345,6 +382,9 @@ impl Central {
 impl Drop for Central {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some((stop, _)) = &self.quic_task {
+            let _ = stop.send(true);
+        }
     }
 }
 
