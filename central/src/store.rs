@@ -197,6 +197,17 @@ pub trait Store: Send + Sync + 'static {
         statuses: &[StatusCode],
     ) -> Result<Vec<AssignmentRecord>>;
 
+    /// The computer's assignments, through the `computer/package` index.
+    fn assignments_on(&self, computer: &ComputerId) -> Result<Vec<AssignmentRecord>>;
+    /// Forgets one computer's assignment of one package (OCO "Remove
+    /// assignment"), from both trees at once, running nothing on the computer;
+    /// returns it, or `None` if there was none.
+    fn remove_assignment(
+        &self,
+        package: &PackageId,
+        computer: &ComputerId,
+    ) -> Result<Option<AssignmentRecord>>;
+
     /// Counts a problem an agent had with a relay; false if there is no such relay.
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool>;
 }
@@ -687,6 +698,45 @@ impl Store for SledStore {
                     removed.push(a);
                 }
                 Ok(removed)
+            })
+            .map_err(tx_error)?;
+        self.flush()?;
+        Ok(removed)
+    }
+
+    fn assignments_on(&self, computer: &ComputerId) -> Result<Vec<AssignmentRecord>> {
+        let mut out = Vec::new();
+        for kv in self
+            .by_computer
+            .scan_prefix(format!("{computer}/").as_bytes())
+        {
+            let (k, _) = kv?;
+            let package = String::from_utf8_lossy(&k[computer.as_str().len() + 1..]).into_owned();
+            // An index entry whose record is gone (never written apart) is skipped.
+            if let Some(a) = Self::get(&self.assignments, &pair(&package, computer.as_str()))? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_assignment(
+        &self,
+        package: &PackageId,
+        computer: &ComputerId,
+    ) -> Result<Option<AssignmentRecord>> {
+        let key = pair(package.as_str(), computer.as_str());
+        let index = pair(computer.as_str(), package.as_str());
+        let removed = (&self.assignments, &self.by_computer)
+            .transaction(|(assignments, by_computer)| {
+                // The index entry goes even without a record, so none is left dangling.
+                by_computer.remove(index.as_slice())?;
+                match assignments.remove(key.as_slice())? {
+                    Some(v) => decode(&key, &v)
+                        .map(Some)
+                        .map_err(ConflictableTransactionError::Abort),
+                    None => Ok(None),
+                }
             })
             .map_err(tx_error)?;
         self.flush()?;

@@ -1658,3 +1658,107 @@ fn package_validate_clears_success_and_unassigns_the_not_notified() {
         &["no-such-package"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// A computer's packages (OCO's computer page, "Remove assignment")
+// ---------------------------------------------------------------------------
+
+#[test]
+fn computer_show_lists_packages_and_remove_assignment_forgets_one() {
+    let c = Central::start();
+    let zlib = c.command_package("zlib");
+    let app = c.command_package("app");
+    let (ws1, ws1_token) = c.enroll_agent("ws-1", "127.1.0.5");
+    let (ws2, _) = c.enroll_agent("ws-2", "127.1.0.6");
+    ok(c.run(&["package", "assign", &zlib, "--all"]));
+    ok(c.run(&["package", "assign", &app, "--computer", &ws1]));
+    c.agent_post(&ws1_token, "/agent/poll", json!({"addresses": []}));
+    for (id, body) in [
+        (&zlib, json!({"code": "SUCCESS", "exit_code": 0})),
+        (&app, json!({"code": "ERR_EXIT_CODE", "exit_code": 2})),
+    ] {
+        c.agent_post(&ws1_token, &format!("/agent/packages/{id}/status"), body);
+    }
+
+    let shown = c.json_is_get(&["computer", "show", &ws1], &format!("/computers/{ws1}"));
+    assert_eq!(shown["hostname"], "ws-1");
+    let packages: Vec<(&str, bool)> = shown["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["package_id"].as_str().unwrap(),
+                p["installed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(packages, vec![(app.as_str(), false), (zlib.as_str(), true)]);
+
+    let text = c.human(&["computer", "show", &ws1]);
+    shows(row(&text, "hostname"), &["ws-1"]);
+    shows(row(&text, "addresses"), &["127.1.0.5"]);
+    shows(
+        &text,
+        &[
+            "PACKAGE",
+            "NAME",
+            "VERSION",
+            "STATUS",
+            "INSTALLED",
+            "UPDATED",
+        ],
+    );
+    shows(row(&text, &zlib), &["zlib", "1", "SUCCESS", "yes"]);
+    shows(row(&text, &app), &["ERR_EXIT_CODE", "no"]);
+
+    let text = c.human(&["computer", "remove-assignment", &ws1, "--package", &zlib]);
+    assert_eq!(
+        text,
+        format!("removed the assignment of {zlib} from {ws1}\n")
+    );
+    // --json prints the body of the 204: nothing.
+    let mut cmd = c.cli();
+    cmd.args([
+        "--json",
+        "computer",
+        "remove-assignment",
+        &ws1,
+        "--package",
+        &app,
+    ]);
+    assert_eq!(ok(output(cmd)).stdout, "");
+
+    assert_eq!(c.get(&format!("/computers/{ws1}"))["packages"], json!([]));
+    let other = c.get(&format!("/computers/{ws2}"));
+    assert_eq!(other["packages"][0]["package_id"], zlib.as_str());
+    assert_eq!(
+        c.get(&format!("/packages/{zlib}/stats"))["by_status"],
+        json!({"WAITING_NOTIFICATION": [ws2]})
+    );
+
+    // What is missing is named; ids that are not ids never reach another route.
+    fail(
+        c.run(&["computer", "remove-assignment", &ws1, "--package", &zlib]),
+        &["assignment", &zlib, &ws1],
+    );
+    fail(
+        c.run(&["computer", "show", "pc-gone"]),
+        &["computer", "pc-gone"],
+    );
+    fail(
+        c.run(&[
+            "computer",
+            "remove-assignment",
+            &ws1,
+            "--package",
+            "no-such-package",
+        ]),
+        &["package", "no-such-package"],
+    );
+    fail(c.run(&["computer", "show", ".."]), &["'..'"]);
+    fail(
+        c.run(&["computer", "remove-assignment", &ws1, "--package", "../x"]),
+        &["'../x'"],
+    );
+}

@@ -289,6 +289,28 @@ pub struct Computer {
     pub enrolled_at: Timestamp,
 }
 
+/// Answer of `GET /computers/{id}`: the computer (the fields of
+/// `GET /computers`) and the packages assigned to it, by name then version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputerDetail {
+    #[serde(flatten)]
+    pub computer: Computer,
+    pub packages: Vec<ComputerPackage>,
+}
+
+/// One package assigned to a computer, as `GET /computers/{id}` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputerPackage {
+    pub package_id: PackageId,
+    pub name: String,
+    pub version: String,
+    pub status: StatusCode,
+    pub exit_code: Option<i32>,
+    pub updated_at: Timestamp,
+    /// The package is in place: `SUCCESS` or `ERR_ALREADY_SETUP`.
+    pub installed: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {
     pub enroll_token: String,

@@ -21,8 +21,8 @@ use sitecast_common::status::StatusCode as Status;
 use sitecast_common::units::Size;
 use sitecast_common::wire::{
     Activation, ActivationRequest, Assigned, AssignmentRequest, CentralFallback, CentralStatus,
-    ComputerStat, Holding, Package, Relay, RelayCreated, RelayRequest, Site, SiteRequest, Stats,
-    UploadParams, ValidateRequest, Validated,
+    ComputerDetail, ComputerPackage, ComputerStat, Holding, Package, Relay, RelayCreated,
+    RelayRequest, Site, SiteRequest, Stats, UploadParams, ValidateRequest, Validated,
 };
 
 use super::error::ApiError;
@@ -750,4 +750,66 @@ pub async fn list_computers(
     Ok(Json(
         c.store.computers()?.iter().map(|c| c.to_wire()).collect(),
     ))
+}
+
+fn find_computer(c: &Central, id: &str) -> Result<crate::store::ComputerRecord, ApiError> {
+    let cid: ComputerId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("computer", id))?;
+    c.store
+        .computer(&cid)?
+        .ok_or_else(|| ApiError::not_found("computer", id))
+}
+
+/// A computer and the packages assigned to it (OCO's computer page), by
+/// package name then version.
+pub async fn show_computer(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ComputerDetail>, ApiError> {
+    let computer = find_computer(&c, &id)?;
+    let mut packages = Vec::new();
+    for a in c.store.assignments_on(&computer.id)? {
+        // An assignment outliving its package (a deletion cut short) is not shown.
+        let Some(p) = c.store.package(&a.package_id)? else {
+            continue;
+        };
+        packages.push(ComputerPackage {
+            package_id: a.package_id,
+            name: p.name,
+            version: p.version,
+            status: a.status,
+            exit_code: a.exit_code,
+            updated_at: a.updated_at,
+            installed: matches!(a.status, Status::Success | Status::ErrAlreadySetup),
+        });
+    }
+    packages.sort_by(|a, b| {
+        (&a.name, &a.version, &a.package_id).cmp(&(&b.name, &b.version, &b.package_id))
+    });
+    Ok(Json(ComputerDetail {
+        computer: computer.to_wire(),
+        packages,
+    }))
+}
+
+/// OCO "Remove assignment": central forgets that the computer was assigned the
+/// package, without running anything on the computer.
+pub async fn remove_assignment(
+    _: Admin,
+    State(c): Shared,
+    ApiPath((computer, package)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let cid = find_computer(&c, &computer)?.id;
+    let pid = find_package(&c, &package)?.id;
+    let (p, k) = (pid.clone(), cid.clone());
+    let removed = c
+        .blocking(move |c| c.store.remove_assignment(&p, &k))
+        .await?;
+    if removed.is_none() {
+        return Err(ApiError::not_found("assignment", format!("{pid} on {cid}")));
+    }
+    tracing::info!(package = %pid, computer = %cid, "assignment removed");
+    Ok(StatusCode::NO_CONTENT)
 }

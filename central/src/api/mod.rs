@@ -120,6 +120,11 @@ pub fn app(state: Arc<Central>) -> Router {
         .route("/packages/{id}/stats", get(admin::stats))
         .route("/packages/{id}/validate", post(admin::validate))
         .route("/computers", get(admin::list_computers))
+        .route("/computers/{id}", get(admin::show_computer))
+        .route(
+            "/computers/{id}/packages/{package_id}",
+            axum::routing::delete(admin::remove_assignment),
+        )
         .route("/status", get(admin::status))
         .route("/agent/enroll", post(agent::enroll))
         .route("/agent/poll", post(agent::poll))

@@ -12,10 +12,10 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use futures_util::StreamExt;
-use sitecast_common::ids::{IdError, PackageId};
+use sitecast_common::ids::{ComputerId, IdError, PackageId};
 use sitecast_common::wire::{
-    ActivationRequest, Assigned, AssignmentRequest, Computer, Package, Relay, RelayCreated,
-    RelayRequest, Site, SiteRequest, Stats, ValidateRequest, Validated,
+    ActivationRequest, Assigned, AssignmentRequest, Computer, ComputerDetail, Package, Relay,
+    RelayCreated, RelayRequest, Site, SiteRequest, Stats, ValidateRequest, Validated,
 };
 
 pub use client::{Answer, Client};
@@ -185,6 +185,17 @@ pub enum PackageCommand {
 #[derive(Subcommand, Debug)]
 pub enum ComputerCommand {
     List,
+    /// A computer and the packages assigned to it.
+    Show {
+        id: String,
+    },
+    /// Forget the computer's assignment of a package, running nothing on the
+    /// computer (OCO "Remove assignment").
+    RemoveAssignment {
+        id: String,
+        #[arg(long = "package")]
+        package: String,
+    },
 }
 
 /// Resolves central's URL, token and CA from the flags, the environment or a DIR.
@@ -311,6 +322,17 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
                 .await?
         }
         Command::Computer(ComputerCommand::List) => client.get("/computers").await?,
+        Command::Computer(ComputerCommand::Show { id }) => {
+            client.get(&computer_path(id, "")?).await?
+        }
+        Command::Computer(ComputerCommand::RemoveAssignment { id, package }) => {
+            let package: PackageId = package
+                .parse()
+                .map_err(|e: IdError| CentralError::Invalid(e.to_string()))?;
+            client
+                .delete(&computer_path(id, &format!("/packages/{package}"))?)
+                .await?
+        }
     };
     let io = |e: std::io::Error| CentralError::io("standard output")(e);
     if json {
@@ -342,7 +364,15 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
             render::validated(&answer.json::<Validated>()?)
         }
         Command::Package(_) => render::package(&answer.json::<Package>()?),
-        Command::Computer(_) => render::computers(&answer.json::<Vec<Computer>>()?),
+        Command::Computer(ComputerCommand::List) => {
+            render::computers(&answer.json::<Vec<Computer>>()?)
+        }
+        Command::Computer(ComputerCommand::Show { .. }) => {
+            render::computer(&answer.json::<ComputerDetail>()?)
+        }
+        Command::Computer(ComputerCommand::RemoveAssignment { id, package }) => {
+            format!("removed the assignment of {package} from {id}")
+        }
     };
     writeln!(out, "{text}").map_err(io)
 }
@@ -355,6 +385,14 @@ fn package_path(id: &str, rest: &str) -> Result<String, CentralError> {
         .parse()
         .map_err(|e: IdError| CentralError::Invalid(e.to_string()))?;
     Ok(format!("/packages/{id}{rest}"))
+}
+
+/// The API path of a computer, its id checked as [`package_path`] checks package ids.
+fn computer_path(id: &str, rest: &str) -> Result<String, CentralError> {
+    let id: ComputerId = id
+        .parse()
+        .map_err(|e: IdError| CentralError::Invalid(e.to_string()))?;
+    Ok(format!("/computers/{id}{rest}"))
 }
 
 async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralError> {
@@ -519,6 +557,18 @@ mod tests {
         );
         for bad in ["", ".", "..", "../x", "a/b", "%2e%2e"] {
             let e = package_path(bad, "").unwrap_err().to_string();
+            assert!(e.contains(&format!("'{bad}'")), "{e}");
+        }
+    }
+
+    #[test]
+    fn computer_paths_never_reroute() {
+        assert_eq!(
+            computer_path("pc-1a2b", "/packages/p-1").unwrap(),
+            "/computers/pc-1a2b/packages/p-1"
+        );
+        for bad in ["", ".", "..", "../x", "a/b"] {
+            let e = computer_path(bad, "").unwrap_err().to_string();
             assert!(e.contains(&format!("'{bad}'")), "{e}");
         }
     }

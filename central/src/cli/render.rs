@@ -4,7 +4,8 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use jiff::Timestamp;
 use sitecast_common::info::ActionDoc;
 use sitecast_common::wire::{
-    Assigned, Computer, Package, Relay, RelayCreated, RelayProblems, Site, Stats, Validated,
+    Assigned, Computer, ComputerDetail, Package, Relay, RelayCreated, RelayProblems, Site, Stats,
+    Validated,
 };
 
 fn table(header: &[&str]) -> Table {
@@ -324,6 +325,43 @@ pub fn computers(list: &[Computer]) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// A computer as a key-value table, then the packages assigned to it.
+pub fn computer(d: &ComputerDetail) -> String {
+    let c = &d.computer;
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    let rows: Vec<(&str, String)> = vec![
+        ("id", c.id.to_string()),
+        ("hostname", c.hostname.clone()),
+        ("os", c.os.clone()),
+        ("addresses", join(&c.addresses)),
+        ("enrolled", when(Some(c.enrolled_at))),
+        ("last seen", when(c.last_seen)),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_owned(), v]);
+    }
+    let mut p = table(&[
+        "PACKAGE",
+        "NAME",
+        "VERSION",
+        "STATUS",
+        "INSTALLED",
+        "UPDATED",
+    ]);
+    for a in &d.packages {
+        p.add_row(vec![
+            a.package_id.to_string(),
+            a.name.clone(),
+            a.version.clone(),
+            a.status.to_string(),
+            if a.installed { "yes" } else { "no" }.to_owned(),
+            when(Some(a.updated_at)),
+        ]);
+    }
+    format!("{t}\n{p}")
 }
 
 #[cfg(test)]
