@@ -289,6 +289,29 @@ impl SledStore {
             .collect()
     }
 
+    /// Changes one record with compare-and-swap, retrying if another writer got
+    /// there first, so concurrent updates are never lost and a deleted record is
+    /// not brought back (`None`). The caller flushes.
+    fn update<T: Serialize + DeserializeOwned>(
+        tree: &sled::Tree,
+        key: &str,
+        change: impl Fn(&mut T),
+    ) -> Result<Option<T>> {
+        loop {
+            let Some(old) = tree.get(key)? else {
+                return Ok(None);
+            };
+            let mut value: T = decode(key.as_bytes(), &old)?;
+            change(&mut value);
+            if tree
+                .compare_and_swap(key, Some(&old), Some(encode(&value)))?
+                .is_ok()
+            {
+                return Ok(Some(value));
+            }
+        }
+    }
+
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>> {
         tree.get(key)?.map(|v| decode(key, &v)).transpose()
     }
@@ -363,12 +386,8 @@ impl Store for SledStore {
         report: Option<&RelayReport>,
         now: Timestamp,
     ) -> Result<()> {
-        loop {
-            let Some(old) = self.relays.get(id.as_str())? else {
-                // Deleted while connected: nothing to record.
-                return Ok(());
-            };
-            let mut relay: RelayRecord = decode(id.as_str().as_bytes(), &old)?;
+        // A relay deleted while connected has nothing to record.
+        Self::update(&self.relays, id.as_str(), |relay: &mut RelayRecord| {
             relay.last_seen = Some(now);
             if let Some(r) = report {
                 relay.holdings = r
@@ -392,13 +411,8 @@ impl Store for SledStore {
                     rate: r.rate,
                 };
             }
-            let swapped =
-                self.relays
-                    .compare_and_swap(id.as_str(), Some(&old), Some(encode(&relay)))?;
-            if swapped.is_ok() {
-                return self.flush();
-            }
-        }
+        })?;
+        self.flush()
     }
 
     fn token_owner(&self, token_sha256: [u8; 32]) -> Result<Option<TokenOwner>> {
@@ -486,21 +500,12 @@ impl Store for SledStore {
         id: &PackageId,
         change: &(dyn Fn(&mut Activation) + Sync),
     ) -> Result<Package> {
-        loop {
-            let old = self
-                .packages
-                .get(id.as_str())?
-                .ok_or_else(|| CentralError::not_found("package", id))?;
-            let mut package: Package = decode(id.as_str().as_bytes(), &old)?;
-            change(&mut package.activation);
-            let swapped =
-                self.packages
-                    .compare_and_swap(id.as_str(), Some(&old), Some(encode(&package)))?;
-            if swapped.is_ok() {
-                self.flush()?;
-                return Ok(package);
-            }
-        }
+        let package = Self::update(&self.packages, id.as_str(), |p: &mut Package| {
+            change(&mut p.activation)
+        })?
+        .ok_or_else(|| CentralError::not_found("package", id))?;
+        self.flush()?;
+        Ok(package)
     }
 
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()> {
@@ -746,19 +751,12 @@ impl Store for SledStore {
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool> {
         // Compare-and-swap, as for reports: a relay's report arriving at the same
         // moment must not lose the problem, nor the problem the report.
-        loop {
-            let Some(old) = self.relays.get(id.as_str())? else {
-                return Ok(false);
-            };
-            let mut relay: RelayRecord = decode(id.as_str().as_bytes(), &old)?;
-            relay.problems.record(problem.clone());
-            let swapped =
-                self.relays
-                    .compare_and_swap(id.as_str(), Some(&old), Some(encode(&relay)))?;
-            if swapped.is_ok() {
-                self.flush()?;
-                return Ok(true);
-            }
+        let recorded = Self::update(&self.relays, id.as_str(), |relay: &mut RelayRecord| {
+            relay.problems.record(problem.clone())
+        })?;
+        if recorded.is_some() {
+            self.flush()?;
         }
+        Ok(recorded.is_some())
     }
 }
