@@ -289,6 +289,33 @@ impl SledStore {
             .collect()
     }
 
+    /// Adds a new record and the digest of the token that acts as it, atomically;
+    /// an existing id is a conflict. Flushed before returning.
+    fn insert_with_token(
+        &self,
+        tree: &sled::Tree,
+        what: &str,
+        id: &str,
+        record: Vec<u8>,
+        token_sha256: [u8; 32],
+        owner: &TokenOwner,
+    ) -> Result<()> {
+        let owner = encode(owner);
+        (tree, &self.tokens)
+            .transaction(|(records, tokens)| {
+                if records.get(id)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(CentralError::Conflict(
+                        format!("{what} '{id}' already exists"),
+                    )));
+                }
+                records.insert(id, record.clone())?;
+                tokens.insert(&token_sha256[..], owner.clone())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.flush()
+    }
+
     /// Changes one record with compare-and-swap, retrying if another writer got
     /// there first, so concurrent updates are never lost and a deleted record is
     /// not brought back (`None`). The caller flushes.
@@ -342,20 +369,14 @@ impl Store for SledStore {
     }
 
     fn add_relay(&self, relay: &RelayRecord, token_sha256: [u8; 32]) -> Result<()> {
-        let owner = encode(&TokenOwner::Relay(relay.id.clone()));
-        (&self.relays, &self.tokens)
-            .transaction(|(relays, tokens)| {
-                if relays.get(relay.id.as_str())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(CentralError::Conflict(
-                        format!("relay '{}' already exists", relay.id),
-                    )));
-                }
-                relays.insert(relay.id.as_str(), encode(relay))?;
-                tokens.insert(&token_sha256[..], owner.clone())?;
-                Ok(())
-            })
-            .map_err(tx_error)?;
-        self.flush()
+        self.insert_with_token(
+            &self.relays,
+            "relay",
+            relay.id.as_str(),
+            encode(relay),
+            token_sha256,
+            &TokenOwner::Relay(relay.id.clone()),
+        )
     }
 
     fn relays(&self) -> Result<Vec<RelayRecord>> {
@@ -509,20 +530,14 @@ impl Store for SledStore {
     }
 
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()> {
-        let owner = encode(&TokenOwner::Agent(computer.id.clone()));
-        (&self.computers, &self.tokens)
-            .transaction(|(computers, tokens)| {
-                if computers.get(computer.id.as_str())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(CentralError::Conflict(
-                        format!("computer '{}' already exists", computer.id),
-                    )));
-                }
-                computers.insert(computer.id.as_str(), encode(computer))?;
-                tokens.insert(&token_sha256[..], owner.clone())?;
-                Ok(())
-            })
-            .map_err(tx_error)?;
-        self.flush()
+        self.insert_with_token(
+            &self.computers,
+            "computer",
+            computer.id.as_str(),
+            encode(computer),
+            token_sha256,
+            &TokenOwner::Agent(computer.id.clone()),
+        )
     }
 
     fn computers(&self) -> Result<Vec<ComputerRecord>> {
