@@ -885,6 +885,7 @@ mod tests {
             relays,
             relay_pending: pending,
             central_fallback: fallback.parse().unwrap(),
+            kind: Default::default(),
         }
     }
 

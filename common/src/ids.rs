@@ -107,6 +107,10 @@ id_type!(
     ComputerId, "computer id", false
 );
 id_type!(
+    /// A job container, chosen by central when an admin creates it.
+    ContainerId, "container id", false
+);
+id_type!(
     /// A site (branch office, plant, shop), named by an admin.
     SiteName, "site name", true
 );

@@ -177,6 +177,27 @@ pub struct Activation {
     pub central_fallback: CentralFallback,
 }
 
+/// What a job does with its package on the computer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Download, verify, unpack and run the package's action.
+    #[default]
+    Install,
+    /// Fetch and verify the signed info, then run its `uninstall` procedure (and,
+    /// for a `store` package, remove what it put in place).
+    Uninstall,
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobKind::Install => "install",
+            JobKind::Uninstall => "uninstall",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationRequest {
     #[serde(default)]
@@ -360,6 +381,9 @@ pub struct PolledPackage {
     #[serde(default)]
     pub relay_pending: bool,
     pub central_fallback: CentralFallback,
+    /// Install the package, or run its uninstall procedure (SPEC "Jobs").
+    #[serde(default)]
+    pub kind: JobKind,
 }
 
 /// A relay as agents see it: where to download and which subnets it serves.

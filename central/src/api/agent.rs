@@ -155,6 +155,7 @@ pub async fn poll(
             relays: holders,
             relay_pending,
             central_fallback: p.activation.central_fallback,
+            kind: sitecast_common::wire::JobKind::Install,
         });
     }
     packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
