@@ -31,6 +31,62 @@ pub struct CentralConfig {
     /// Largest package file accepted.
     #[serde(default = "default_package_size")]
     pub max_package_size: Size,
+    /// The zone job containers' time frames and local dates are read in: an IANA
+    /// name (`Europe/Paris`), `UTC`, or `system` (this machine's zone).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Finished job containers whose jobs all succeeded are purged this long
+    /// after their last job ended (`never` keeps them).
+    #[serde(default = "default_purge_succeeded")]
+    pub purge_succeeded_after: PurgeAge,
+    /// The same for containers with a failed job.
+    #[serde(default = "default_purge_failed")]
+    pub purge_failed_after: PurgeAge,
+}
+
+/// How long a finished job container is kept: a duration, or `never` (kept for ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PurgeAge(pub Option<Duration>);
+
+impl TryFrom<String> for PurgeAge {
+    type Error = sitecast_common::grammar::GrammarError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.trim() {
+            "never" => Ok(Self(None)),
+            d => d.parse().map(|d| Self(Some(d))),
+        }
+    }
+}
+
+impl From<PurgeAge> for String {
+    fn from(a: PurgeAge) -> String {
+        a.0.map_or_else(|| "never".into(), |d| d.to_string())
+    }
+}
+
+fn default_time_zone() -> String {
+    "system".into()
+}
+
+fn default_purge_succeeded() -> PurgeAge {
+    PurgeAge(Some(Duration::from_secs(30 * 86400)))
+}
+
+fn default_purge_failed() -> PurgeAge {
+    PurgeAge(None)
+}
+
+/// Reads a `time_zone` setting.
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    match name.trim() {
+        "UTC" | "utc" => Ok(jiff::tz::TimeZone::UTC),
+        // A machine whose zone cannot be told runs on UTC, as its clock does.
+        "system" => Ok(jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)),
+        other => {
+            jiff::tz::TimeZone::get(other).map_err(|e| format!("bad time_zone '{other}': {e}"))
+        }
+    }
 }
 
 fn default_poll_interval() -> Duration {
@@ -59,15 +115,29 @@ impl CentralConfig {
             default_fragment_size: default_fragment_size(),
             max_json_body: default_json_body(),
             max_package_size: default_package_size(),
+            time_zone: default_time_zone(),
+            purge_succeeded_after: default_purge_succeeded(),
+            purge_failed_after: default_purge_failed(),
         }
     }
 
     pub fn load(path: &Path) -> Result<Self, CentralError> {
         let text = std::fs::read_to_string(path).map_err(CentralError::io(path))?;
-        toml::from_str(&text).map_err(|e| CentralError::Config {
+        let config: Self = toml::from_str(&text).map_err(|e| CentralError::Config {
             path: path.to_owned(),
             reason: e.to_string(),
-        })
+        })?;
+        time_zone(&config.time_zone).map_err(|reason| CentralError::Config {
+            path: path.to_owned(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// The zone of `time_zone` (checked when the file was loaded; UTC if it
+    /// was set in code to a name that does not exist).
+    pub fn tz(&self) -> jiff::tz::TimeZone {
+        time_zone(&self.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
     }
 
     pub fn to_toml(&self) -> String {
@@ -111,5 +181,34 @@ mod tests {
             "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\npoll_interval = \"5 weeks\"",
         );
         assert!(bad.unwrap_err().to_string().contains("5 weeks"));
+        assert_eq!(minimal.purge_failed_after, PurgeAge(None));
+        assert_eq!(
+            minimal.purge_succeeded_after.0.unwrap().as_secs(),
+            30 * 86400
+        );
+        let ages: CentralConfig = toml::from_str(
+            "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\npurge_succeeded_after = \"never\"\npurge_failed_after = \"2d\"\ntime_zone = \"UTC\"",
+        )
+        .unwrap();
+        assert_eq!(ages.purge_succeeded_after, PurgeAge(None));
+        assert_eq!(ages.purge_failed_after.0.unwrap().as_secs(), 2 * 86400);
+        assert_eq!(ages.tz(), jiff::tz::TimeZone::UTC);
+        let bad_age = toml::from_str::<CentralConfig>(
+            "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\npurge_failed_after = \"soon\"",
+        );
+        assert!(bad_age.unwrap_err().to_string().contains("soon"));
+    }
+
+    #[test]
+    fn a_bad_time_zone_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.toml");
+        std::fs::write(
+            &path,
+            "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\ntime_zone = \"Mars/Olympus\"",
+        )
+        .unwrap();
+        let e = CentralConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("Mars/Olympus"), "{e}");
     }
 }

@@ -10,6 +10,7 @@ pub mod fragment;
 pub mod grammar;
 pub mod ids;
 pub mod info;
+pub mod jobs;
 pub mod protocol;
 pub mod replication;
 pub mod signing;

@@ -14,9 +14,11 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::constraint::{IpRanges, TimeFrames};
 use crate::grammar::GrammarError;
-use crate::ids::{ComputerId, PackageId, RelayId, SiteName};
+use crate::ids::{ComputerId, ContainerId, PackageId, RelayId, SiteName};
 use crate::info::ActionDoc;
+use crate::jobs::{Runtimes, Sequence};
 use crate::status::StatusCode;
 use crate::units::Duration;
 
@@ -178,7 +180,9 @@ pub struct Activation {
 }
 
 /// What a job does with its package on the computer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// Download, verify, unpack and run the package's action.
@@ -225,6 +229,139 @@ pub struct Assigned {
     pub assigned: Vec<ComputerId>,
     /// Computers that already had a deployment of this package under way.
     pub unchanged: Vec<ComputerId>,
+    /// The job container created for the assigned computers (none if there were none).
+    #[serde(default)]
+    pub container_id: Option<ContainerId>,
+}
+
+/// Body of `POST /containers`: a job container (SPEC "Jobs"). Every field is
+/// text or a plain value so central names the bad field or token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Package ids, run in this order on each computer.
+    pub packages: Vec<String>,
+    #[serde(default)]
+    pub computers: Option<Vec<String>>,
+    #[serde(default)]
+    pub all: Option<bool>,
+    #[serde(default)]
+    pub subnet: Option<String>,
+    /// RFC 3339, or a wall time in central's time zone (`2026-11-21 18:00`); default now.
+    #[serde(default)]
+    pub start_at: Option<String>,
+    #[serde(default)]
+    pub end_at: Option<String>,
+    /// Higher first (OCO); default 0.
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// OCO's IP ranges, matched against the address central sees on the agent's connection.
+    #[serde(default)]
+    pub ip_ranges: Option<String>,
+    /// OCO's time frames, read on central's clock in its time zone.
+    #[serde(default)]
+    pub time_frames: Option<String>,
+    /// `ignore_failed` (default) or `abort_after_failed`.
+    #[serde(default)]
+    pub sequence: Option<String>,
+    /// Uninstall the packages instead of installing them.
+    #[serde(default)]
+    pub uninstall: Option<bool>,
+    /// Before installing a version, uninstall the other versions of the same
+    /// package name installed on the computer (OCO's default: on).
+    #[serde(default)]
+    pub auto_uninstall: Option<bool>,
+    /// Automatic retries of a failed job (default 0).
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Wait before the first retry, doubled after each (duration grammar; default `5m`).
+    #[serde(default)]
+    pub retry_backoff: Option<String>,
+}
+
+/// A job container as central answers it. `GET /containers` leaves `jobs` out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub id: ContainerId,
+    pub name: String,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub start_at: Timestamp,
+    pub end_at: Option<Timestamp>,
+    pub priority: i32,
+    pub ip_ranges: Option<IpRanges>,
+    pub time_frames: Option<TimeFrames>,
+    pub sequence: Sequence,
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub auto_uninstall: bool,
+    /// Set by `container cancel`: jobs not yet started were cancelled.
+    pub cancelled_at: Option<Timestamp>,
+    /// `waiting` (not started), `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: ContainerState,
+    /// Jobs per status.
+    pub counts: BTreeMap<StatusCode, u64>,
+    pub runtimes: Runtimes,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<Job>,
+}
+
+/// Where a container stands as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Waiting,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Waiting => "waiting",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// One job: a computer × a package × install or uninstall, in its container's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub container_id: ContainerId,
+    /// Position among the computer's jobs of the container (from 1).
+    pub order: u32,
+    pub computer_id: ComputerId,
+    pub hostname: String,
+    pub package_id: PackageId,
+    pub package_name: String,
+    pub package_version: String,
+    pub kind: JobKind,
+    pub status: StatusCode,
+    pub exit_code: Option<i32>,
+    pub output: Option<String>,
+    /// Times handed out to the agent (tries).
+    pub attempts: u32,
+    /// A failed job waiting to be tried again, not before this instant.
+    pub retry_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// Answer of `POST /containers/{id}/retry` and `/cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerChanged {
+    pub container_id: ContainerId,
+    /// Jobs renewed (retry) or cancelled (cancel).
+    pub jobs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,25 +448,31 @@ pub struct Computer {
 }
 
 /// Answer of `GET /computers/{id}`: the computer (the fields of
-/// `GET /computers`) and the packages assigned to it, by name then version.
+/// `GET /computers`), its packages (OCO's "Installed packages" and pending
+/// ones), by name then version, and its jobs, by container then order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComputerDetail {
     #[serde(flatten)]
     pub computer: Computer,
     pub packages: Vec<ComputerPackage>,
+    #[serde(default)]
+    pub jobs: Vec<Job>,
 }
 
-/// One package assigned to a computer, as `GET /computers/{id}` lists it.
+/// One package installed on a computer or with a job there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComputerPackage {
     pub package_id: PackageId,
     pub name: String,
     pub version: String,
-    pub status: StatusCode,
+    /// The status of its latest job there (`None`: no job left, e.g. purged).
+    pub status: Option<StatusCode>,
     pub exit_code: Option<i32>,
-    pub updated_at: Timestamp,
-    /// The package is in place: `SUCCESS` or `ERR_ALREADY_SETUP`.
+    pub updated_at: Option<Timestamp>,
+    /// Central believes it is in place: an install job succeeded, and no
+    /// uninstall job or "remove assignment" undid it since.
     pub installed: bool,
+    pub installed_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,14 +25,16 @@ use sitecast_common::wire::{
     RelayRequest, Site, SiteRequest, Stats, UploadParams, ValidateRequest, Validated,
 };
 
+use super::containers;
 use super::error::ApiError;
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
 use super::Central;
 use crate::error::CentralError;
 use crate::packaging::{UploadError, UploadSink};
 use crate::stats;
-use crate::store::{AssignmentRecord, RelayRecord};
+use crate::store::{JobRecord, RelayRecord};
 use crate::tokens;
+use sitecast_common::wire::JobKind;
 
 type Shared = State<Arc<Central>>;
 
@@ -585,6 +587,50 @@ pub async fn activate(
     Ok(Json(updated))
 }
 
+/// The computers a request names: `computers:[…]`, `all:true` or `subnet:CIDR`
+/// (exactly one), each id checked.
+pub(super) fn choose_computers(
+    c: &Central,
+    listed: Option<Vec<String>>,
+    all: Option<bool>,
+    subnet: Option<String>,
+) -> Result<Vec<ComputerId>, ApiError> {
+    let computers = c.store.computers()?;
+    match (listed, all, subnet) {
+        (Some(list), None | Some(false), None) => {
+            if list.is_empty() {
+                return Err(ApiError::bad_request("bad computers: the list is empty"));
+            }
+            let mut ids = Vec::new();
+            for text in list {
+                let id: ComputerId = text
+                    .parse()
+                    .map_err(|_| ApiError::not_found("computer", &text))?;
+                if !computers.iter().any(|c| c.id == id) {
+                    return Err(ApiError::not_found("computer", &text));
+                }
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        }
+        (None, Some(true), None) => Ok(computers.iter().map(|c| c.id.clone()).collect()),
+        (None, None | Some(false), Some(subnet)) => {
+            let net = parse_subnet("subnet", &subnet)?;
+            Ok(computers
+                .iter()
+                .filter(|c| c.addresses.iter().any(|a: &IpAddr| net.contains(a)))
+                .map(|c| c.id.clone())
+                .collect())
+        }
+        _ => Err(ApiError::bad_request(
+            "bad request body: give exactly one of computers:[...], all:true or subnet:CIDR",
+        )),
+    }
+}
+
+/// `package assign`: shorthand for a job container with defaults (SPEC "Jobs").
 pub async fn assign(
     _: Admin,
     State(c): Shared,
@@ -592,46 +638,30 @@ pub async fn assign(
     ApiJson(req): ApiJson<AssignmentRequest>,
 ) -> Result<Json<Assigned>, ApiError> {
     let package = find_package(&c, &id)?;
-    let computers = c.store.computers()?;
-    let chosen: Vec<ComputerId> =
-        match (req.computers, req.all, req.subnet) {
-            (Some(list), None | Some(false), None) => {
-                if list.is_empty() {
-                    return Err(ApiError::bad_request("bad computers: the list is empty"));
-                }
-                let mut ids = Vec::new();
-                for text in list {
-                    let id: ComputerId = text
-                        .parse()
-                        .map_err(|_| ApiError::not_found("computer", &text))?;
-                    if !computers.iter().any(|c| c.id == id) {
-                        return Err(ApiError::not_found("computer", &text));
-                    }
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-                ids
-            }
-            (None, Some(true), None) => computers.iter().map(|c| c.id.clone()).collect(),
-            (None, None | Some(false), Some(subnet)) => {
-                let net = parse_subnet("subnet", &subnet)?;
-                computers
-                    .iter()
-                    .filter(|c| c.addresses.iter().any(|a: &IpAddr| net.contains(a)))
-                    .map(|c| c.id.clone())
-                    .collect()
-            }
-            _ => return Err(ApiError::bad_request(
-                "bad request body: give exactly one of computers:[...], all:true or subnet:CIDR",
-            )),
-        };
-    let pid = package.id.clone();
+    let chosen = choose_computers(&c, req.computers, req.all, req.subnet)?;
     let now = c.clock.now();
     Ok(Json(
-        c.blocking(move |c| c.store.assign(&pid, &chosen, now))
+        c.blocking(move |c| containers::assign(c, &package, chosen, now))
             .await?,
     ))
+}
+
+/// A package's statistics lines: for each computer, its latest install job of
+/// the package (uninstall jobs are the computer's business, older jobs history).
+fn stat_lines(c: &Central, package: &PackageId) -> Result<Vec<JobRecord>, CentralError> {
+    let mut per_computer: BTreeMap<ComputerId, Vec<JobRecord>> = BTreeMap::new();
+    for j in c.store.jobs_of_package(package)? {
+        if j.kind == JobKind::Install {
+            per_computer
+                .entry(j.computer_id.clone())
+                .or_default()
+                .push(j);
+        }
+    }
+    Ok(per_computer
+        .values()
+        .filter_map(|jobs| crate::store::jobs::latest(jobs).cloned())
+        .collect())
 }
 
 pub async fn stats(
@@ -644,7 +674,7 @@ pub async fn stats(
     let mut by_status: BTreeMap<Status, Vec<ComputerId>> = BTreeMap::new();
     let mut computers = Vec::new();
     let mut lines = Vec::new();
-    for a in c.store.assignments_of(&package.id)? {
+    for a in stat_lines(&c, &package.id)? {
         *counts.entry(a.status).or_insert(0) += 1;
         by_status
             .entry(a.status)
@@ -707,8 +737,8 @@ pub async fn validate(
     let pid = package.id.clone();
     let (removed, remaining) = c
         .blocking(move |c| {
-            let removed = c.store.remove_assignments(&pid, statuses)?;
-            let remaining = c.store.assignments_of(&pid)?.len() as u64;
+            let removed = c.store.remove_jobs(&pid, JobKind::Install, statuses)?;
+            let remaining = stat_lines(c, &pid)?.len() as u64;
             Ok((removed, remaining))
         })
         .await?;
@@ -725,7 +755,7 @@ pub async fn validate(
 }
 
 /// One computer's line in a package's statistics.
-pub(super) fn computer_stat(c: &Central, a: AssignmentRecord) -> Result<ComputerStat, ApiError> {
+pub(super) fn computer_stat(c: &Central, a: JobRecord) -> Result<ComputerStat, ApiError> {
     let hostname = c
         .store
         .computer(&a.computer_id)?
@@ -761,41 +791,65 @@ fn find_computer(c: &Central, id: &str) -> Result<crate::store::ComputerRecord, 
         .ok_or_else(|| ApiError::not_found("computer", id))
 }
 
-/// A computer and the packages assigned to it (OCO's computer page), by
-/// package name then version.
+/// A computer, its packages (installed, or with a job) by package name then
+/// version, and its jobs (OCO's computer page).
 pub async fn show_computer(
     _: Admin,
     State(c): Shared,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ComputerDetail>, ApiError> {
     let computer = find_computer(&c, &id)?;
-    let mut packages = Vec::new();
-    for a in c.store.assignments_on(&computer.id)? {
-        // An assignment outliving its package (a deletion cut short) is not shown.
-        let Some(p) = c.store.package(&a.package_id)? else {
+    let jobs = c.store.jobs_on(&computer.id)?;
+    let mut packages: BTreeMap<PackageId, ComputerPackage> = BTreeMap::new();
+    for j in &jobs {
+        let Some(p) = c.store.package(&j.package_id)? else {
             continue;
         };
-        packages.push(ComputerPackage {
-            package_id: a.package_id,
-            name: p.name,
-            version: p.version,
-            status: a.status,
-            exit_code: a.exit_code,
-            updated_at: a.updated_at,
-            installed: matches!(a.status, Status::Success | Status::ErrAlreadySetup),
-        });
+        let line = packages
+            .entry(p.id.clone())
+            .or_insert_with(|| blank_line(p));
+        if line.updated_at.is_none_or(|at| j.updated_at >= at) {
+            line.status = Some(j.status);
+            line.exit_code = j.exit_code;
+            line.updated_at = Some(j.updated_at);
+        }
     }
+    for i in c.store.installed_on(&computer.id)? {
+        let Some(p) = c.store.package(&i.package_id)? else {
+            continue;
+        };
+        let line = packages
+            .entry(p.id.clone())
+            .or_insert_with(|| blank_line(p));
+        line.installed = true;
+        line.installed_at = Some(i.installed_at);
+    }
+    let mut packages: Vec<ComputerPackage> = packages.into_values().collect();
     packages.sort_by(|a, b| {
         (&a.name, &a.version, &a.package_id).cmp(&(&b.name, &b.version, &b.package_id))
     });
     Ok(Json(ComputerDetail {
         computer: computer.to_wire(),
         packages,
+        jobs: containers::job_views(&c, jobs)?,
     }))
 }
 
-/// OCO "Remove assignment": central forgets that the computer was assigned the
-/// package, without running anything on the computer.
+fn blank_line(p: Package) -> ComputerPackage {
+    ComputerPackage {
+        package_id: p.id,
+        name: p.name,
+        version: p.version,
+        status: None,
+        exit_code: None,
+        updated_at: None,
+        installed: false,
+        installed_at: None,
+    }
+}
+
+/// OCO "Remove assignment": central forgets that the package is installed on
+/// the computer, and its jobs there, without running anything on the computer.
 pub async fn remove_assignment(
     _: Admin,
     State(c): Shared,
@@ -804,10 +858,8 @@ pub async fn remove_assignment(
     let cid = find_computer(&c, &computer)?.id;
     let pid = find_package(&c, &package)?.id;
     let (p, k) = (pid.clone(), cid.clone());
-    let removed = c
-        .blocking(move |c| c.store.remove_assignment(&p, &k))
-        .await?;
-    if removed.is_none() {
+    let removed = c.blocking(move |c| c.store.forget(&k, &p)).await?;
+    if !removed {
         return Err(ApiError::not_found("assignment", format!("{pid} on {cid}")));
     }
     tracing::info!(package = %pid, computer = %cid, "assignment removed");

@@ -20,12 +20,13 @@ use tokio_util::io::ReaderStream;
 
 use super::admin::{computer_stat, envelope_response, find_package};
 use super::error::ApiError;
-use super::extract::{Agent, ApiJson, ApiPath};
+use super::extract::{Agent, ApiJson, ApiPath, Peer};
 use super::Central;
 use crate::error::CentralError;
 use crate::jitter;
-use crate::store::ComputerRecord;
+use crate::store::{ComputerRecord, ContainerRecord};
 use crate::tokens;
+use sitecast_common::jobs::Admission;
 
 type Shared = State<Arc<Central>>;
 
@@ -105,16 +106,23 @@ pub async fn enroll(
 pub async fn poll(
     Agent(me): Agent,
     State(c): Shared,
+    Peer(peer): Peer,
     ApiJson(req): ApiJson<PollRequest>,
 ) -> Result<Json<PollResponse>, ApiError> {
     let addresses = parse_addresses(&req.addresses)?;
     let now = c.clock.now();
     let who = me.clone();
     let reported = addresses.clone();
-    let pending = c
+    let tz = c.config.tz();
+    let handed = c
         .blocking(move |c| {
             c.store.touch_computer(&who, &reported, now)?;
-            c.store.poll(&who, now)
+            // Ranges are matched against the address on the connection, never
+            // against what the agent says about itself.
+            let admits = |container: &ContainerRecord| {
+                container.conditions().admits(peer, now, &tz) == Admission::Admitted
+            };
+            c.store.poll_jobs(&who, now, &admits)
         })
         .await?;
     // A poll without addresses keeps the ones the computer reported last.
@@ -128,8 +136,9 @@ pub async fn poll(
     };
     let relays = c.store.relays()?;
     let mut packages = Vec::new();
-    for a in pending {
-        let Some(p) = c.store.package(&a.package_id)? else {
+    // In the order the store handed them: the order the agent should run them in.
+    for (_, job) in handed {
+        let Some(p) = c.store.package(&job.package_id)? else {
             continue;
         };
         let activated = |site| p.activation.all_sites || p.activation.sites.contains(site);
@@ -155,10 +164,9 @@ pub async fn poll(
             relays: holders,
             relay_pending,
             central_fallback: p.activation.central_fallback,
-            kind: sitecast_common::wire::JobKind::Install,
+            kind: job.kind,
         });
     }
-    packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
     Ok(Json(PollResponse {
         // Jittered, so agents started together drift apart instead of polling in bursts.
         poll_interval_s: jitter::poll_interval(c.config.poll_interval.as_secs(), c.random.as_ref()),
@@ -166,11 +174,11 @@ pub async fn poll(
     }))
 }
 
-/// The package, if this computer has an assignment for it: central serves
-/// packages only to the computers they are meant for.
+/// The package, if this computer has a job for it: central serves packages
+/// only to the computers they are meant for.
 fn assigned_package(c: &Central, me: &ComputerId, id: &str) -> Result<PackageId, ApiError> {
     let package = find_package(c, id)?;
-    if c.store.assignment(&package.id, me)?.is_none() {
+    if !c.store.has_job(&package.id, me)? {
         return Err(ApiError::not_found("package", id));
     }
     Ok(package.id)
@@ -254,7 +262,7 @@ pub async fn status(
     let now = c.clock.now();
     let who = me.clone();
     let a = c
-        .blocking(move |c| c.store.report(&pid, &who, &report, now))
+        .blocking(move |c| c.store.report_job(&who, &pid, &report, now))
         .await?;
     Ok(Json(computer_stat(&c, a)?))
 }

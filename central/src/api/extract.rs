@@ -1,9 +1,10 @@
 //! Request extractors: bearer-token roles, and JSON bodies and queries whose
 //! errors are JSON that names the bad field.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -19,6 +20,24 @@ pub struct Admin;
 
 /// The caller is the agent of this computer.
 pub struct Agent(pub ComputerId);
+
+/// The address the connection came from, as the server saw it (`None` when the
+/// router is called without a socket, as tests do). Never a header: a client
+/// cannot choose it.
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
+    }
+}
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts

@@ -6,8 +6,11 @@
 
 mod admin;
 mod agent;
+mod containers;
 pub mod error;
 pub mod extract;
+
+pub use containers::{purge as purge_containers, purge_periodically};
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
@@ -119,6 +122,16 @@ pub fn app(state: Arc<Central>) -> Router {
         .route("/packages/{id}/assignments", post(admin::assign))
         .route("/packages/{id}/stats", get(admin::stats))
         .route("/packages/{id}/validate", post(admin::validate))
+        .route(
+            "/containers",
+            post(containers::create).get(containers::list),
+        )
+        .route(
+            "/containers/{id}",
+            get(containers::show).delete(containers::delete),
+        )
+        .route("/containers/{id}/retry", post(containers::retry))
+        .route("/containers/{id}/cancel", post(containers::cancel))
         .route("/computers", get(admin::list_computers))
         .route("/computers/{id}", get(admin::show_computer))
         .route(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sitecast_central::api::{app, Central};
+use sitecast_central::api::{self, app, Central};
 use sitecast_central::clock::SystemClock;
 use sitecast_central::init::{self, InitOptions, DEFAULT_API_LISTEN, DEFAULT_QUIC_LISTEN};
 use sitecast_central::{quic, server};
@@ -108,7 +108,13 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|s| *s).await;
     }));
+    // Finished job containers are purged after central.toml's ages.
+    let purger = tokio::spawn(api::purge_periodically(
+        Arc::clone(&central),
+        std::time::Duration::from_secs(300),
+    ));
     server::run(listener, tls, app(central), server::signal()).await?;
+    purger.abort();
     let _ = stop.send(true);
     let _ = quic.await;
     tracing::info!("stopped");

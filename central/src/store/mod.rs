@@ -1,4 +1,5 @@
-//! Central's metadata: sites, relays, packages, computers and assignments.
+//! Central's metadata: sites, relays, packages, computers, and (in [`jobs`]) job
+//! containers, their jobs and what is installed where.
 //!
 //! The [`Store`] trait is what the API needs; [`SledStore`] is its only
 //! implementation and the only code that touches sled. **Every write is flushed
@@ -16,12 +17,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sitecast_common::ids::{ComputerId, PackageId, RelayId, SiteName};
 use sitecast_common::protocol::RelayReport;
-use sitecast_common::status::StatusCode;
-use sitecast_common::wire::{self, Activation, Package, Site, StatusReport};
+use sitecast_common::wire::{self, Activation, Package, Site};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::error::CentralError;
+
+pub mod jobs;
+pub use jobs::{ContainerRecord, InstalledRecord, JobRecord, JobStore};
 
 type Result<T> = std::result::Result<T, CentralError>;
 
@@ -97,23 +100,6 @@ impl ComputerRecord {
     }
 }
 
-/// One computer's deployment of one package.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AssignmentRecord {
-    pub package_id: PackageId,
-    pub computer_id: ComputerId,
-    pub status: StatusCode,
-    pub exit_code: Option<i32>,
-    pub output: Option<String>,
-    pub fragments_done: Option<u32>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    /// Fragment bytes per source, from the agent's final report (records
-    /// written before this field existed have none).
-    #[serde(default)]
-    pub sources: Vec<wire::SourceBytes>,
-}
-
 /// Who a bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
@@ -123,7 +109,7 @@ pub enum TokenOwner {
 }
 
 /// What the API asks of central's metadata.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: JobStore + Send + Sync + 'static {
     fn add_site(&self, site: &Site) -> Result<()>;
     fn sites(&self) -> Result<Vec<Site>>;
     fn site(&self, name: &SiteName) -> Result<Option<Site>>;
@@ -147,7 +133,7 @@ pub trait Store: Send + Sync + 'static {
     fn packages(&self) -> Result<Vec<Package>>;
     fn package(&self, id: &PackageId) -> Result<Option<Package>>;
     fn package_id_by_name(&self, name: &str, version: &str) -> Result<Option<PackageId>>;
-    /// Removes a package and its assignments; false if there was none.
+    /// Removes a package, its jobs and its installations; false if there was none.
     fn delete_package(&self, id: &PackageId) -> Result<bool>;
     /// Changes a package's activation atomically (concurrent changes are not lost,
     /// and a deleted package is not brought back).
@@ -164,50 +150,6 @@ pub trait Store: Send + Sync + 'static {
     /// Records a contact from the computer and the addresses it reported.
     fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp) -> Result<()>;
 
-    /// Assigns a package: new assignments and finished ones start over as
-    /// `WAITING_NOTIFICATION`; ones under way are left alone.
-    fn assign(
-        &self,
-        package: &PackageId,
-        computers: &[ComputerId],
-        now: Timestamp,
-    ) -> Result<wire::Assigned>;
-    /// The computer's unfinished assignments, after marking the
-    /// `WAITING_NOTIFICATION` ones `NOTIFIED`.
-    fn poll(&self, computer: &ComputerId, now: Timestamp) -> Result<Vec<AssignmentRecord>>;
-    fn assignment(
-        &self,
-        package: &PackageId,
-        computer: &ComputerId,
-    ) -> Result<Option<AssignmentRecord>>;
-    fn report(
-        &self,
-        package: &PackageId,
-        computer: &ComputerId,
-        report: &StatusReport,
-        now: Timestamp,
-    ) -> Result<AssignmentRecord>;
-    fn assignments_of(&self, package: &PackageId) -> Result<Vec<AssignmentRecord>>;
-    /// Removes, atomically, the package's assignments whose status is one of
-    /// `statuses` (OCS "Validate success", "Unaffect not notified"); returns
-    /// the removed ones.
-    fn remove_assignments(
-        &self,
-        package: &PackageId,
-        statuses: &[StatusCode],
-    ) -> Result<Vec<AssignmentRecord>>;
-
-    /// The computer's assignments, through the `computer/package` index.
-    fn assignments_on(&self, computer: &ComputerId) -> Result<Vec<AssignmentRecord>>;
-    /// Forgets one computer's assignment of one package (OCO "Remove
-    /// assignment"), from both trees at once, running nothing on the computer;
-    /// returns it, or `None` if there was none.
-    fn remove_assignment(
-        &self,
-        package: &PackageId,
-        computer: &ComputerId,
-    ) -> Result<Option<AssignmentRecord>>;
-
     /// Counts a problem an agent had with a relay; false if there is no such relay.
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool>;
 }
@@ -221,8 +163,9 @@ pub struct SledStore {
     packages: sled::Tree,
     names: sled::Tree,
     computers: sled::Tree,
-    assignments: sled::Tree,
-    by_computer: sled::Tree,
+    job_trees: jobs::JobTrees,
+    /// Serialises every change to the job trees (see [`jobs`]).
+    jobs_lock: std::sync::Mutex<()>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -269,8 +212,8 @@ impl SledStore {
             packages: db.open_tree("packages")?,
             names: db.open_tree("package_names")?,
             computers: db.open_tree("computers")?,
-            assignments: db.open_tree("assignments")?,
-            by_computer: db.open_tree("assignments_by_computer")?,
+            job_trees: jobs::JobTrees::open(&db)?,
+            jobs_lock: std::sync::Mutex::new(()),
             db,
         })
     }
@@ -504,14 +447,7 @@ impl Store for SledStore {
                 Ok::<(), ConflictableTransactionError<CentralError>>(())
             })
             .map_err(tx_error)?;
-        let prefix = format!("{id}/");
-        for kv in self.assignments.scan_prefix(prefix.as_bytes()) {
-            let (k, v) = kv?;
-            let a: AssignmentRecord = decode(&k, &v)?;
-            self.by_computer
-                .remove(pair(a.computer_id.as_str(), id.as_str()))?;
-            self.assignments.remove(k)?;
-        }
+        self.forget_package_jobs(id)?;
         self.flush()?;
         Ok(true)
     }
@@ -558,209 +494,6 @@ impl Store for SledStore {
         }
         self.computers.insert(id.as_str(), encode(&c))?;
         self.flush()
-    }
-
-    fn assign(
-        &self,
-        package: &PackageId,
-        computers: &[ComputerId],
-        now: Timestamp,
-    ) -> Result<wire::Assigned> {
-        let result = (&self.assignments, &self.by_computer)
-            .transaction(|(assignments, by_computer)| {
-                let mut assigned = Vec::new();
-                let mut unchanged = Vec::new();
-                for c in computers {
-                    let key = pair(package.as_str(), c.as_str());
-                    let existing: Option<AssignmentRecord> = match assignments.get(&key)? {
-                        Some(v) => {
-                            Some(decode(&key, &v).map_err(ConflictableTransactionError::Abort)?)
-                        }
-                        None => None,
-                    };
-                    if existing.as_ref().is_some_and(|a| !a.status.is_final()) {
-                        unchanged.push(c.clone());
-                        continue;
-                    }
-                    let record = AssignmentRecord {
-                        package_id: package.clone(),
-                        computer_id: c.clone(),
-                        status: StatusCode::WaitingNotification,
-                        exit_code: None,
-                        output: None,
-                        fragments_done: None,
-                        created_at: now,
-                        updated_at: now,
-                        sources: Vec::new(),
-                    };
-                    assignments.insert(key, encode(&record))?;
-                    by_computer.insert(pair(c.as_str(), package.as_str()), &[])?;
-                    assigned.push(c.clone());
-                }
-                Ok(wire::Assigned {
-                    package_id: package.clone(),
-                    assigned,
-                    unchanged,
-                })
-            })
-            .map_err(tx_error)?;
-        self.flush()?;
-        Ok(result)
-    }
-
-    fn poll(&self, computer: &ComputerId, now: Timestamp) -> Result<Vec<AssignmentRecord>> {
-        let mut pending = Vec::new();
-        let mut changed = false;
-        for kv in self
-            .by_computer
-            .scan_prefix(format!("{computer}/").as_bytes())
-        {
-            let (k, _) = kv?;
-            let package = String::from_utf8_lossy(&k[computer.as_str().len() + 1..]).into_owned();
-            let key = pair(&package, computer.as_str());
-            let Some(mut a) = Self::get::<AssignmentRecord>(&self.assignments, &key)? else {
-                continue;
-            };
-            if a.status.is_final() {
-                continue;
-            }
-            if a.status == StatusCode::WaitingNotification {
-                a.status = StatusCode::Notified;
-                a.updated_at = now;
-                self.assignments.insert(&key, encode(&a))?;
-                changed = true;
-            }
-            pending.push(a);
-        }
-        if changed {
-            self.flush()?;
-        }
-        Ok(pending)
-    }
-
-    fn assignment(
-        &self,
-        package: &PackageId,
-        computer: &ComputerId,
-    ) -> Result<Option<AssignmentRecord>> {
-        Self::get(
-            &self.assignments,
-            &pair(package.as_str(), computer.as_str()),
-        )
-    }
-
-    fn report(
-        &self,
-        package: &PackageId,
-        computer: &ComputerId,
-        report: &StatusReport,
-        now: Timestamp,
-    ) -> Result<AssignmentRecord> {
-        let key = pair(package.as_str(), computer.as_str());
-        let mut a: AssignmentRecord = Self::get(&self.assignments, &key)?.ok_or_else(|| {
-            CentralError::not_found("assignment", format!("{package} on {computer}"))
-        })?;
-        a.status = report.code;
-        a.exit_code = report.exit_code;
-        if report.output.is_some() {
-            a.output = report.output.clone();
-        }
-        if report.fragments_done.is_some() {
-            a.fragments_done = report.fragments_done;
-        }
-        // Only final reports carry them; progress reports leave them be.
-        if !report.sources.is_empty() {
-            a.sources = report.sources.clone();
-        }
-        a.updated_at = now;
-        self.assignments.insert(&key, encode(&a))?;
-        self.flush()?;
-        Ok(a)
-    }
-
-    fn assignments_of(&self, package: &PackageId) -> Result<Vec<AssignmentRecord>> {
-        self.assignments
-            .scan_prefix(format!("{package}/").as_bytes())
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
-    }
-
-    fn remove_assignments(
-        &self,
-        package: &PackageId,
-        statuses: &[StatusCode],
-    ) -> Result<Vec<AssignmentRecord>> {
-        // Transactions cannot scan: list the package's keys first, then check
-        // each status again inside the transaction, so a report or an
-        // assignment landing in between is never lost nor wrongly removed.
-        let keys = self
-            .assignments
-            .scan_prefix(format!("{package}/").as_bytes())
-            .keys()
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let removed = (&self.assignments, &self.by_computer)
-            .transaction(|(assignments, by_computer)| {
-                let mut removed = Vec::new();
-                for key in &keys {
-                    let Some(v) = assignments.get(key)? else {
-                        continue;
-                    };
-                    let a: AssignmentRecord =
-                        decode(key, &v).map_err(ConflictableTransactionError::Abort)?;
-                    if !statuses.contains(&a.status) {
-                        continue;
-                    }
-                    assignments.remove(key.as_ref())?;
-                    by_computer.remove(pair(a.computer_id.as_str(), package.as_str()))?;
-                    removed.push(a);
-                }
-                Ok(removed)
-            })
-            .map_err(tx_error)?;
-        self.flush()?;
-        Ok(removed)
-    }
-
-    fn assignments_on(&self, computer: &ComputerId) -> Result<Vec<AssignmentRecord>> {
-        let mut out = Vec::new();
-        for kv in self
-            .by_computer
-            .scan_prefix(format!("{computer}/").as_bytes())
-        {
-            let (k, _) = kv?;
-            let package = String::from_utf8_lossy(&k[computer.as_str().len() + 1..]).into_owned();
-            // An index entry whose record is gone (never written apart) is skipped.
-            if let Some(a) = Self::get(&self.assignments, &pair(&package, computer.as_str()))? {
-                out.push(a);
-            }
-        }
-        Ok(out)
-    }
-
-    fn remove_assignment(
-        &self,
-        package: &PackageId,
-        computer: &ComputerId,
-    ) -> Result<Option<AssignmentRecord>> {
-        let key = pair(package.as_str(), computer.as_str());
-        let index = pair(computer.as_str(), package.as_str());
-        let removed = (&self.assignments, &self.by_computer)
-            .transaction(|(assignments, by_computer)| {
-                // The index entry goes even without a record, so none is left dangling.
-                by_computer.remove(index.as_slice())?;
-                match assignments.remove(key.as_slice())? {
-                    Some(v) => decode(&key, &v)
-                        .map(Some)
-                        .map_err(ConflictableTransactionError::Abort),
-                    None => Ok(None),
-                }
-            })
-            .map_err(tx_error)?;
-        self.flush()?;
-        Ok(removed)
     }
 
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool> {

@@ -1,0 +1,675 @@
+//! Job containers (SPEC "Jobs", OCO): create, list, show, delete, retry and
+//! cancel; `package assign` as a container with defaults; the purge of finished
+//! containers.
+//!
+//! A container's jobs are fixed when it is created: the computers chosen then,
+//! and for each, its packages in the order given, each install preceded (with
+//! `auto_uninstall`, on by default) by uninstall jobs for the other versions of
+//! the same package name central knows are installed there.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use jiff::Timestamp;
+use sitecast_common::constraint::{IpRanges, TimeFrames};
+use sitecast_common::ids::{slug, ComputerId, ContainerId, PackageId};
+use sitecast_common::info::ActionDoc;
+use sitecast_common::jobs::{self, JobTimes, Sequence};
+use sitecast_common::units::Duration;
+use sitecast_common::wire::{
+    Assigned, Container, ContainerChanged, ContainerRequest, ContainerState, Job, JobKind, Package,
+};
+
+use super::admin::{choose_computers, find_package};
+use super::error::ApiError;
+use super::extract::{Admin, ApiJson, ApiPath};
+use super::Central;
+use crate::error::CentralError;
+use crate::store::{ContainerRecord, JobRecord};
+use crate::tokens;
+
+type Shared = State<Arc<Central>>;
+
+/// Longest container name and description.
+const NAME_MAX: usize = 200;
+const DESCRIPTION_MAX: usize = 4000;
+/// Most automatic retries a container may ask for.
+const RETRIES_MAX: u32 = 100;
+/// Wait before the first automatic retry when the request names none.
+const DEFAULT_BACKOFF: Duration = Duration::from_secs(300);
+
+fn bad(field: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("bad {field}: {e}"))
+}
+
+fn text(field: &str, value: &str, max: usize, empty_ok: bool) -> Result<String, ApiError> {
+    let v = value.trim();
+    if (!empty_ok && v.is_empty())
+        || v.len() > max
+        || v.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(bad(
+            field,
+            format!(
+                "must be {} to {max} printable characters",
+                u8::from(!empty_ok)
+            ),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// Whether an uninstall job can do anything with the package.
+fn uninstallable(p: &Package) -> bool {
+    p.uninstall.is_some() || matches!(p.action, ActionDoc::Store { .. })
+}
+
+/// The settings of a container, validated (everything but its jobs).
+struct Settings {
+    name: String,
+    description: String,
+    start_at: Timestamp,
+    end_at: Option<Timestamp>,
+    priority: i32,
+    ip_ranges: Option<IpRanges>,
+    time_frames: Option<TimeFrames>,
+    sequence: Sequence,
+    retries: u32,
+    retry_backoff: Duration,
+    auto_uninstall: bool,
+}
+
+impl Settings {
+    /// What `package assign` gets: start now, no conditions, OCO's defaults.
+    fn defaults(name: String, now: Timestamp) -> Self {
+        Self {
+            name,
+            description: String::new(),
+            start_at: now,
+            end_at: None,
+            priority: 0,
+            ip_ranges: None,
+            time_frames: None,
+            sequence: Sequence::IgnoreFailed,
+            retries: 0,
+            retry_backoff: DEFAULT_BACKOFF,
+            auto_uninstall: true,
+        }
+    }
+
+    fn parse(c: &Central, req: &ContainerRequest, now: Timestamp) -> Result<Self, ApiError> {
+        let tz = c.config.tz();
+        let when = |field: &'static str, v: &Option<String>| {
+            v.as_deref()
+                .map(|t| jobs::parse_time(field, t, &tz))
+                .transpose()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        };
+        let start_at = when("start_at", &req.start_at)?.unwrap_or(now);
+        let end_at = when("end_at", &req.end_at)?;
+        if end_at.is_some_and(|end| end <= start_at) {
+            return Err(bad("end_at", "must be after start_at"));
+        }
+        // An empty list is no condition at all.
+        let ip_ranges = req
+            .ip_ranges
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+            .map(str::parse::<IpRanges>)
+            .transpose()
+            .map_err(|e| bad("ip_ranges", e))?;
+        let time_frames = req
+            .time_frames
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(str::parse::<TimeFrames>)
+            .transpose()
+            .map_err(|e| bad("time_frames", e))?;
+        let sequence = req
+            .sequence
+            .as_deref()
+            .map(|s| s.trim().parse::<Sequence>())
+            .transpose()
+            .map_err(|e| bad("sequence", e))?
+            .unwrap_or_default();
+        let retries = req.retries.unwrap_or(0);
+        if retries > RETRIES_MAX {
+            return Err(bad(
+                "retries",
+                format!("{retries} is more than {RETRIES_MAX}"),
+            ));
+        }
+        let retry_backoff = req
+            .retry_backoff
+            .as_deref()
+            .map(|d| d.trim().parse::<Duration>())
+            .transpose()
+            .map_err(|e| bad("retry_backoff", e))?
+            .unwrap_or(DEFAULT_BACKOFF);
+        Ok(Self {
+            name: text("name", &req.name, NAME_MAX, false)?,
+            description: text(
+                "description",
+                req.description.as_deref().unwrap_or(""),
+                DESCRIPTION_MAX,
+                true,
+            )?,
+            start_at,
+            end_at,
+            priority: req.priority.unwrap_or(0),
+            ip_ranges,
+            time_frames,
+            sequence,
+            retries,
+            retry_backoff,
+            auto_uninstall: req.auto_uninstall.unwrap_or(true),
+        })
+    }
+}
+
+/// Builds a container's record and jobs and stores them.
+fn create_container(
+    c: &Central,
+    settings: Settings,
+    packages: &[Package],
+    computers: &[ComputerId],
+    kind: JobKind,
+    now: Timestamp,
+) -> Result<(ContainerRecord, Vec<JobRecord>), CentralError> {
+    let mut base = slug(&settings.name, 40);
+    if base.is_empty() {
+        base = "container".into();
+    }
+    let id: ContainerId = format!("{base}-{}", tokens::suffix())
+        .parse()
+        .map_err(|e| CentralError::Invalid(format!("container id: {e}")))?;
+    let record = ContainerRecord {
+        id: id.clone(),
+        name: settings.name,
+        description: settings.description,
+        created_at: now,
+        start_at: settings.start_at,
+        end_at: settings.end_at,
+        priority: settings.priority,
+        ip_ranges: settings.ip_ranges,
+        time_frames: settings.time_frames,
+        sequence: settings.sequence,
+        retries: settings.retries,
+        retry_backoff: settings.retry_backoff,
+        auto_uninstall: settings.auto_uninstall,
+        cancelled_at: None,
+        seq: 0,
+    };
+    let mut jobs = Vec::new();
+    for computer in computers {
+        let mut planned: Vec<(PackageId, JobKind)> = Vec::new();
+        let installed = if kind == JobKind::Install && record.auto_uninstall {
+            c.store.installed_on(computer)?
+        } else {
+            Vec::new()
+        };
+        for p in packages {
+            for old in &installed {
+                if old.package_id == p.id {
+                    continue;
+                }
+                let Some(other) = c.store.package(&old.package_id)? else {
+                    continue;
+                };
+                let job = (other.id.clone(), JobKind::Uninstall);
+                if other.name == p.name && uninstallable(&other) && !planned.contains(&job) {
+                    planned.push(job);
+                }
+            }
+            planned.push((p.id.clone(), kind));
+        }
+        for (i, (package, kind)) in planned.into_iter().enumerate() {
+            let order = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            jobs.push(JobRecord::new(
+                id.clone(),
+                order,
+                computer.clone(),
+                package,
+                kind,
+                now,
+            ));
+        }
+    }
+    c.store.add_container(&record, &jobs)?;
+    tracing::info!(container = %id, jobs = jobs.len(), "job container created");
+    Ok((record, jobs))
+}
+
+/// A container as the API shows it (`with_jobs`: each job too).
+pub(super) fn view(
+    c: &Central,
+    record: ContainerRecord,
+    jobs: Vec<JobRecord>,
+    with_jobs: bool,
+    now: Timestamp,
+) -> Result<Container, CentralError> {
+    let mut counts = BTreeMap::new();
+    for j in &jobs {
+        *counts.entry(j.status).or_insert(0) += 1;
+    }
+    let runtimes = jobs::runtimes(
+        record.start_at,
+        jobs.iter().map(|j| JobTimes {
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+            is_final: j.status.is_final(),
+        }),
+    );
+    let (state, _) = state(&record, &jobs, now);
+    let listed = if with_jobs {
+        job_views(c, jobs)?
+    } else {
+        Vec::new()
+    };
+    Ok(Container {
+        id: record.id,
+        name: record.name,
+        description: record.description,
+        created_at: record.created_at,
+        start_at: record.start_at,
+        end_at: record.end_at,
+        priority: record.priority,
+        ip_ranges: record.ip_ranges,
+        time_frames: record.time_frames,
+        sequence: record.sequence,
+        retries: record.retries,
+        retry_backoff: record.retry_backoff,
+        auto_uninstall: record.auto_uninstall,
+        cancelled_at: record.cancelled_at,
+        state,
+        counts,
+        runtimes,
+        jobs: listed,
+    })
+}
+
+/// Jobs as the API shows them, with host names and package names.
+pub(super) fn job_views(c: &Central, jobs: Vec<JobRecord>) -> Result<Vec<Job>, CentralError> {
+    let mut hostnames = BTreeMap::new();
+    let mut packages = BTreeMap::new();
+    let mut listed = Vec::new();
+    for j in jobs {
+        if !hostnames.contains_key(&j.computer_id) {
+            let name = c
+                .store
+                .computer(&j.computer_id)?
+                .map(|r| r.hostname)
+                .unwrap_or_default();
+            hostnames.insert(j.computer_id.clone(), name);
+        }
+        if !packages.contains_key(&j.package_id) {
+            let p = c
+                .store
+                .package(&j.package_id)?
+                .map(|p| (p.name, p.version))
+                .unwrap_or_default();
+            packages.insert(j.package_id.clone(), p);
+        }
+        let (package_name, package_version) =
+            packages.get(&j.package_id).cloned().unwrap_or_default();
+        listed.push(Job {
+            container_id: j.container_id,
+            order: j.order,
+            hostname: hostnames.get(&j.computer_id).cloned().unwrap_or_default(),
+            computer_id: j.computer_id,
+            package_id: j.package_id,
+            package_name,
+            package_version,
+            kind: j.kind,
+            status: j.status,
+            exit_code: j.exit_code,
+            output: j.output,
+            attempts: j.attempts,
+            retry_at: j.retry_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+            updated_at: j.updated_at,
+        });
+    }
+    Ok(listed)
+}
+
+/// Where a container stands, and when it finished if it has: every job over
+/// (the last one's end), or its end date passed with jobs never run.
+fn state(
+    record: &ContainerRecord,
+    jobs: &[JobRecord],
+    now: Timestamp,
+) -> (ContainerState, Option<Timestamp>) {
+    let all_final = jobs.iter().all(|j| j.status.is_final());
+    let last_end = jobs
+        .iter()
+        .filter_map(|j| j.finished_at)
+        .max()
+        .unwrap_or(record.created_at);
+    if record.cancelled_at.is_some() {
+        let done = all_final.then_some(last_end);
+        return (ContainerState::Cancelled, done);
+    }
+    if all_final {
+        let ok = jobs.iter().all(|j| j.status.is_success());
+        let state = if ok {
+            ContainerState::Succeeded
+        } else {
+            ContainerState::Failed
+        };
+        return (state, Some(last_end));
+    }
+    match record.end_at {
+        Some(end) if end <= now => (ContainerState::Failed, Some(end.max(last_end))),
+        _ if now < record.start_at => (ContainerState::Waiting, None),
+        _ => (ContainerState::Running, None),
+    }
+}
+
+fn find_container(c: &Central, id: &str) -> Result<ContainerRecord, ApiError> {
+    let cid: ContainerId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("container", id))?;
+    c.store
+        .container(&cid)?
+        .ok_or_else(|| ApiError::not_found("container", id))
+}
+
+pub async fn create(
+    _: Admin,
+    State(c): Shared,
+    ApiJson(req): ApiJson<ContainerRequest>,
+) -> Result<(StatusCode, Json<Container>), ApiError> {
+    let now = c.clock.now();
+    let settings = Settings::parse(&c, &req, now)?;
+    if req.packages.is_empty() {
+        return Err(bad("packages", "the list is empty"));
+    }
+    let kind = if req.uninstall.unwrap_or(false) {
+        JobKind::Uninstall
+    } else {
+        JobKind::Install
+    };
+    let mut packages: Vec<Package> = Vec::new();
+    for id in &req.packages {
+        let p = find_package(&c, id)?;
+        if kind == JobKind::Uninstall && !uninstallable(&p) {
+            return Err(bad(
+                "packages",
+                format!(
+                    "package '{}' has no uninstall procedure (create it with --uninstall-command) and is not a store package",
+                    p.id
+                ),
+            ));
+        }
+        if packages.iter().any(|q| q.id == p.id) {
+            return Err(bad("packages", format!("'{}' is listed twice", p.id)));
+        }
+        packages.push(p);
+    }
+    let computers = choose_computers(&c, req.computers, req.all, req.subnet)?;
+    if computers.is_empty() {
+        return Err(bad(
+            "computers",
+            "no computer matches: the container would have no job",
+        ));
+    }
+    let (record, jobs) = c
+        .blocking(move |c| create_container(c, settings, &packages, &computers, kind, now))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&c, record, jobs, true, now)?),
+    ))
+}
+
+pub async fn list(_: Admin, State(c): Shared) -> Result<Json<Vec<Container>>, ApiError> {
+    let now = c.clock.now();
+    let mut out = Vec::new();
+    for record in c.store.containers()? {
+        let jobs = c.store.container_jobs(&record.id)?;
+        out.push(view(&c, record, jobs, false, now)?);
+    }
+    Ok(Json(out))
+}
+
+pub async fn show(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Container>, ApiError> {
+    let record = find_container(&c, &id)?;
+    let jobs = c.store.container_jobs(&record.id)?;
+    Ok(Json(view(&c, record, jobs, true, c.clock.now())?))
+}
+
+pub async fn delete(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let record = find_container(&c, &id)?;
+    let cid = record.id.clone();
+    if !c.blocking(move |c| c.store.delete_container(&cid)).await? {
+        return Err(ApiError::not_found("container", &id));
+    }
+    tracing::info!(container = %record.id, "job container deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn retry(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ContainerChanged>, ApiError> {
+    let cid = find_container(&c, &id)?.id;
+    let now = c.clock.now();
+    let at = cid.clone();
+    let jobs = c
+        .blocking(move |c| c.store.retry_container(&at, now))
+        .await?
+        .ok_or_else(|| ApiError::not_found("container", &id))?;
+    tracing::info!(container = %cid, jobs, "failed jobs renewed");
+    Ok(Json(ContainerChanged {
+        container_id: cid,
+        jobs,
+    }))
+}
+
+pub async fn cancel(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ContainerChanged>, ApiError> {
+    let cid = find_container(&c, &id)?.id;
+    let now = c.clock.now();
+    let at = cid.clone();
+    let jobs = c
+        .blocking(move |c| c.store.cancel_container(&at, now))
+        .await?
+        .ok_or_else(|| ApiError::not_found("container", &id))?;
+    tracing::info!(container = %cid, jobs, "container cancelled");
+    Ok(Json(ContainerChanged {
+        container_id: cid,
+        jobs,
+    }))
+}
+
+/// `package assign`: the computers that have no unfinished install job of the
+/// package get one, in a new container with defaults; the others are
+/// `unchanged`. The answer names the new container (none if nobody needed a job).
+pub(super) fn assign(
+    c: &Central,
+    package: &Package,
+    chosen: Vec<ComputerId>,
+    now: Timestamp,
+) -> Result<Assigned, CentralError> {
+    let busy: Vec<ComputerId> = c
+        .store
+        .jobs_of_package(&package.id)?
+        .into_iter()
+        .filter(|j| j.kind == JobKind::Install && !j.status.is_final())
+        .map(|j| j.computer_id)
+        .collect();
+    let (unchanged, assigned): (Vec<_>, Vec<_>) =
+        chosen.into_iter().partition(|id| busy.contains(id));
+    let mut answer = Assigned {
+        package_id: package.id.clone(),
+        assigned,
+        unchanged,
+        container_id: None,
+    };
+    if answer.assigned.is_empty() {
+        return Ok(answer);
+    }
+    let settings = Settings::defaults(format!("{} {}", package.name, package.version), now);
+    let (record, _) = create_container(
+        c,
+        settings,
+        std::slice::from_ref(package),
+        &answer.assigned,
+        JobKind::Install,
+        now,
+    )?;
+    answer.container_id = Some(record.id);
+    Ok(answer)
+}
+
+/// Removes the finished containers older than `central.toml`'s purge ages;
+/// returns their ids.
+pub fn purge(c: &Central) -> Result<Vec<ContainerId>, CentralError> {
+    let now = c.clock.now();
+    let mut purged = Vec::new();
+    for record in c.store.containers()? {
+        let jobs = c.store.container_jobs(&record.id)?;
+        let (state, finished) = state(&record, &jobs, now);
+        let Some(finished) = finished else {
+            continue;
+        };
+        if jobs::purgeable(
+            finished,
+            state == ContainerState::Succeeded,
+            now,
+            c.config.purge_succeeded_after.0,
+            c.config.purge_failed_after.0,
+        ) && c.store.delete_container(&record.id)?
+        {
+            tracing::info!(container = %record.id, %state, "finished job container purged");
+            purged.push(record.id);
+        }
+    }
+    Ok(purged)
+}
+
+/// Runs [`purge`] at once and then every `every`, until the task is dropped.
+pub async fn purge_periodically(c: Arc<Central>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let central = Arc::clone(&c);
+        match tokio::task::spawn_blocking(move || purge(&central)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not purge finished job containers"),
+            Err(e) => tracing::warn!(error = %e, "the purge task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sitecast_common::status::StatusCode as Status;
+
+    fn record(start: &str, end: Option<&str>) -> ContainerRecord {
+        ContainerRecord {
+            id: "c-1".parse().unwrap(),
+            name: "c".into(),
+            description: String::new(),
+            created_at: "2026-11-21T00:00:00Z".parse().unwrap(),
+            start_at: start.parse().unwrap(),
+            end_at: end.map(|e| e.parse().unwrap()),
+            priority: 0,
+            ip_ranges: None,
+            time_frames: None,
+            sequence: Sequence::IgnoreFailed,
+            retries: 0,
+            retry_backoff: Duration::ZERO,
+            auto_uninstall: true,
+            cancelled_at: None,
+            seq: 0,
+        }
+    }
+
+    fn job(status: Status, finished: Option<&str>) -> JobRecord {
+        let mut j = JobRecord::new(
+            "c-1".parse().unwrap(),
+            1,
+            "pc-1".parse().unwrap(),
+            "p-1".parse().unwrap(),
+            JobKind::Install,
+            "2026-11-21T00:00:00Z".parse().unwrap(),
+        );
+        j.status = status;
+        j.finished_at = finished.map(|f| f.parse().unwrap());
+        j
+    }
+
+    #[test]
+    fn states() {
+        let now: Timestamp = "2026-11-21T12:00:00Z".parse().unwrap();
+        let r = record("2026-11-22T00:00:00Z", None);
+        assert_eq!(
+            state(&r, &[job(Status::WaitingNotification, None)], now).0,
+            ContainerState::Waiting
+        );
+        let r = record("2026-11-21T00:00:00Z", Some("2026-11-21T06:00:00Z"));
+        assert_eq!(
+            state(&r, &[job(Status::WaitingNotification, None)], now),
+            (
+                ContainerState::Failed,
+                Some("2026-11-21T06:00:00Z".parse().unwrap())
+            )
+        );
+        let r = record("2026-11-21T00:00:00Z", None);
+        assert_eq!(
+            state(&r, &[job(Status::Notified, None)], now).0,
+            ContainerState::Running
+        );
+        let end = Some("2026-11-21T10:00:00Z");
+        assert_eq!(
+            state(
+                &r,
+                &[
+                    job(Status::Success, end),
+                    job(Status::ErrAlreadySetup, None)
+                ],
+                now
+            ),
+            (
+                ContainerState::Succeeded,
+                Some("2026-11-21T10:00:00Z".parse().unwrap())
+            )
+        );
+        assert_eq!(
+            state(
+                &r,
+                &[job(Status::Success, end), job(Status::ErrExitCode, end)],
+                now
+            )
+            .0,
+            ContainerState::Failed
+        );
+        let mut cancelled = r.clone();
+        cancelled.cancelled_at = Some(now);
+        assert_eq!(
+            state(&cancelled, &[job(Status::Downloading, None)], now),
+            (ContainerState::Cancelled, None)
+        );
+    }
+}
