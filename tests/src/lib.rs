@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sitecast_central::api::{app, Central as CentralState};
-use sitecast_central::clock::SystemClock;
+use sitecast_central::clock::ShiftedClock;
 use sitecast_central::init::{self, InitOptions, Layout};
 use sitecast_central::{quic, server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,6 +48,8 @@ pub struct Central {
     pub url: String,
     pub quic: SocketAddr,
     pub state: Arc<CentralState>,
+    /// Central's clock: the system's, until a test moves it.
+    pub clock: Arc<ShiftedClock>,
     pub http: reqwest::Client,
     pub admin_token: String,
     pub enroll_token: String,
@@ -66,12 +68,15 @@ impl Central {
             ..InitOptions::default()
         };
         let layout = init::init(&dir, &opts).unwrap();
-        let loaded = init::load(&dir).unwrap();
+        let mut loaded = init::load(&dir).unwrap();
+        // Time frames are read in UTC, whatever the machine's zone.
+        loaded.config.time_zone = "UTC".into();
         let admin_token = loaded.admin_token.clone();
         let enroll_token = loaded.enroll_token.clone();
         let tls = server::tls_config(&layout.server_cert(), &layout.server_key()).unwrap();
         let quic_config = quic::server_config(&layout.server_cert(), &layout.server_key()).unwrap();
-        let state = Arc::new(CentralState::open(loaded, Arc::new(SystemClock)).unwrap());
+        let clock = Arc::new(ShiftedClock::default());
+        let state = Arc::new(CentralState::open(loaded, Arc::clone(&clock) as _).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}", listener.local_addr().unwrap());
         let endpoint = quic::endpoint(quic_config, "127.0.0.1:0".parse().unwrap()).unwrap();
@@ -102,6 +107,7 @@ impl Central {
             url,
             quic: quic_addr,
             state,
+            clock,
             http,
             admin_token,
             enroll_token,

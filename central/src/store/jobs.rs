@@ -601,6 +601,9 @@ impl JobStore for SledStore {
         if job.status.is_final() && !report.code.is_final() {
             return Ok(job);
         }
+        // A report on a job never handed out (an agent that did not poll) is its first try.
+        job.attempts = job.attempts.max(1);
+        job.started_at.get_or_insert(now);
         job.status = report.code;
         job.exit_code = report.exit_code;
         if report.output.is_some() {
