@@ -24,6 +24,11 @@ use sitecast_central::api;
 use sitecast_central::clock::SystemClock;
 use sitecast_central::init::{self, InitOptions, Layout};
 use sitecast_central::server;
+use sitecast_common::jobs::Sequence;
+use sitecast_common::status::StatusCode;
+use sitecast_common::wire::{
+    Assigned, ComputerDetail, Container, ContainerChanged, ContainerState, JobKind,
+};
 use tokio::sync::oneshot;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sitecast");
@@ -242,6 +247,16 @@ impl Central {
             "echo hello",
         ]);
         p["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The job containers central knows (`GET /containers`, without jobs).
+    fn containers(&self) -> Vec<Container> {
+        serde_json::from_value(self.get("/containers")).unwrap()
+    }
+
+    /// One job container with its jobs (`GET /containers/{id}`).
+    fn container(&self, id: &str) -> Container {
+        serde_json::from_value(self.get(&format!("/containers/{id}"))).unwrap()
     }
 
     /// The package ids central knows.
@@ -993,20 +1008,51 @@ fn package_assign_to_computers_subnet_and_all_then_stats() {
     let ws3 = c.enroll("ws-lyon-1", "windows", &["127.2.0.5"]);
     let id = c.command_package("patch");
 
+    // Each assignment is a job container with defaults; the human output names it.
     let text = c.human(&["package", "assign", &id, "--computer", &ws1]);
-    shows(&text, &[&format!("package {id} assigned to 1 computer(s)")]);
-
-    let by_subnet = c.json(&["package", "assign", &id, "--subnet", "127.1.0.0/16"]);
+    let first = c.containers().pop().unwrap();
     assert_eq!(
-        by_subnet,
-        json!({"package_id": id, "assigned": [ws2], "unchanged": [ws1]})
+        text,
+        format!(
+            "package {id} assigned to 1 computer(s) in job container {}\n",
+            first.id
+        )
     );
+    assert_eq!(first.name, "patch 1");
+    assert_eq!(first.state, ContainerState::Running);
+
+    let by_subnet: Assigned =
+        serde_json::from_value(c.json(&["package", "assign", &id, "--subnet", "127.1.0.0/16"]))
+            .unwrap();
+    assert_eq!(by_subnet.package_id.as_str(), id);
+    assert_eq!(by_subnet.assigned, vec![ws2.parse().unwrap()]);
+    assert_eq!(by_subnet.unchanged, vec![ws1.parse().unwrap()]);
+    let second = by_subnet.container_id.expect("a container for ws2");
+    assert_ne!(second, first.id);
+    let jobs = c.container(second.as_str()).jobs;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].computer_id.as_str(), ws2);
+
+    // Nobody left without a deployment under way: no container, and it says so.
+    let text = c.human(&["package", "assign", &id, "--subnet", "127.1.0.0/16"]);
+    assert_eq!(
+        text,
+        format!(
+            "package {id}: no job container created, every computer already had a deployment under way: {ws1}, {ws2}\n"
+        )
+    );
+    let text = c.human(&["package", "assign", &id, "--subnet", "10.9.0.0/16"]);
+    assert_eq!(
+        text,
+        format!("package {id}: no computer matched, no job container created\n")
+    );
+    assert_eq!(c.containers().len(), 2);
 
     let text = c.human(&["package", "assign", &id, "--all"]);
     shows(
         &text,
         &[
-            &format!("package {id} assigned to 1 computer(s)"),
+            &format!("package {id} assigned to 1 computer(s) in job container "),
             "2 already had a deployment under way",
             &ws1,
             &ws2,
@@ -1694,6 +1740,27 @@ fn computer_show_lists_packages_and_remove_assignment_forgets_one() {
         })
         .collect();
     assert_eq!(packages, vec![(app.as_str(), false), (zlib.as_str(), true)]);
+    let detail: ComputerDetail = serde_json::from_value(shown).unwrap();
+    let installed_at = detail.packages[1]
+        .installed_at
+        .expect("zlib's install time");
+    assert_eq!(detail.packages[0].installed_at, None);
+    // One job per assignment, each in its own container.
+    let jobs: Vec<(&str, &str, StatusCode, Option<i32>)> = detail
+        .jobs
+        .iter()
+        .map(|j| {
+            (
+                j.package_id.as_str(),
+                j.package_name.as_str(),
+                j.status,
+                j.exit_code,
+            )
+        })
+        .collect();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.contains(&(zlib.as_str(), "zlib", StatusCode::Success, Some(0))));
+    assert!(jobs.contains(&(app.as_str(), "app", StatusCode::ErrExitCode, Some(2))));
 
     let text = c.human(&["computer", "show", &ws1]);
     shows(row(&text, "hostname"), &["ws-1"]);
@@ -1706,11 +1773,28 @@ fn computer_show_lists_packages_and_remove_assignment_forgets_one() {
             "VERSION",
             "STATUS",
             "INSTALLED",
+            "INSTALLED AT",
             "UPDATED",
         ],
     );
-    shows(row(&text, &zlib), &["zlib", "1", "SUCCESS", "yes"]);
-    shows(row(&text, &app), &["ERR_EXIT_CODE", "no"]);
+    let installed_at = installed_at.strftime("%Y-%m-%d %H:%M:%S").to_string();
+    shows(
+        row(&text, &zlib),
+        &["zlib", "1", "SUCCESS", "yes", &installed_at],
+    );
+    shows(row(&text, &app), &["ERR_EXIT_CODE", "no", " - "]);
+    // Then its jobs: container, order, package by name and version, kind, status, exit.
+    shows(&text, &["CONTAINER", "#", "KIND", "EXIT"]);
+    for (job, status, exit) in [("zlib 1", "SUCCESS", "0"), ("app 1", "ERR_EXIT_CODE", "2")] {
+        let j = detail
+            .jobs
+            .iter()
+            .find(|j| format!("{} {}", j.package_name, j.package_version) == job)
+            .unwrap();
+        let line = row(&text, j.container_id.as_str());
+        shows(line, &[job, "install", status, exit]);
+        assert!(line.contains(&format!(" {} ", j.order)), "{line}");
+    }
 
     let text = c.human(&["computer", "remove-assignment", &ws1, "--package", &zlib]);
     assert_eq!(
@@ -1730,6 +1814,9 @@ fn computer_show_lists_packages_and_remove_assignment_forgets_one() {
     assert_eq!(ok(output(cmd)).stdout, "");
 
     assert_eq!(c.get(&format!("/computers/{ws1}"))["packages"], json!([]));
+    // Its jobs went with the assignments: no jobs table.
+    let text = c.human(&["computer", "show", &ws1]);
+    assert!(!text.contains("CONTAINER"), "{text}");
     let other = c.get(&format!("/computers/{ws2}"));
     assert_eq!(other["packages"][0]["package_id"], zlib.as_str());
     assert_eq!(
@@ -1760,5 +1847,458 @@ fn computer_show_lists_packages_and_remove_assignment_forgets_one() {
     fail(
         c.run(&["computer", "remove-assignment", &ws1, "--package", "../x"]),
         &["'../x'"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Job containers (SPEC "Jobs", OCO)
+// ---------------------------------------------------------------------------
+
+/// The line of a table that mentions every one of `keys`.
+#[track_caller]
+fn row_with<'a>(text: &'a str, keys: &[&str]) -> &'a str {
+    text.lines()
+        .find(|l| keys.iter().all(|k| l.contains(k)))
+        .unwrap_or_else(|| panic!("no row with {keys:?}:\n{text}"))
+}
+
+/// The value of `key` in a key-value table (`│ key   value │`).
+#[track_caller]
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| {
+            l.trim_start_matches(['│', ' '])
+                .strip_prefix(key)
+                .filter(|rest| rest.starts_with("  "))
+                .map(|rest| rest.trim_end_matches(['│', ' ']).trim())
+        })
+        .unwrap_or_else(|| panic!("no field {key:?}:\n{text}"))
+}
+
+/// Whether a runtime cell holds an approximate runtime with a value (`~12s`), as
+/// OCO shows runtimes while jobs are unfinished.
+fn approximate(cell: &str) -> bool {
+    cell.split_whitespace().any(|w| {
+        w.strip_prefix('~')
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    })
+}
+
+#[test]
+fn container_create_list_show_retry_cancel_delete() {
+    let c = Central::start();
+    let (ws1, ws1_token) = c.enroll_agent("ws-paris-1", "127.1.0.5");
+    let (ws2, _) = c.enroll_agent("ws-paris-2", "127.1.0.6");
+    let zlib = c.command_package("zlib");
+    let app = c.command_package("app");
+
+    // Created with every option; the human output is the container as `show` has it.
+    let text = c.human(&[
+        "container",
+        "create",
+        "--name",
+        "Evening patch",
+        "--description",
+        "zlib, then the app",
+        "--package",
+        &format!("{zlib},{app}"),
+        "--computer",
+        &ws1,
+        "--computer",
+        &ws2,
+        "--priority",
+        "-5",
+        "--end",
+        "2099-01-01T00:00:00Z",
+        "--ip-ranges",
+        "127.0.0.0/8",
+        "--time-frames",
+        "0:00-23:59",
+        "--sequence",
+        "abort_after_failed",
+        "--no-auto-uninstall",
+        "--retry-backoff",
+        "10m",
+    ]);
+    let [listed] = c.containers().try_into().unwrap();
+    let id = listed.id.to_string();
+    shows(field(&text, "id"), &[&id]);
+    shows(field(&text, "name"), &["Evening patch"]);
+    shows(field(&text, "description"), &["zlib, then the app"]);
+    assert_eq!(field(&text, "state"), "running");
+    assert_eq!(field(&text, "priority"), "-5");
+    shows(field(&text, "end"), &["2099-01-01 00:00:00"]);
+    shows(field(&text, "ip ranges"), &["127.0.0.0/8"]);
+    shows(field(&text, "time frames"), &["0:00-23:59"]);
+    assert_eq!(field(&text, "sequence"), "abort_after_failed");
+    assert_eq!(field(&text, "retries"), "0, backoff 10m (doubling)");
+    assert_eq!(field(&text, "auto uninstall"), "no");
+    assert_eq!(field(&text, "cancelled"), "no");
+    // No job has ended: the runtimes are "~" alone.
+    for key in ["total runtime", "effective runtime"] {
+        assert_eq!(field(&text, key), "~", "{text}");
+    }
+    shows(
+        field(&text, "jobs"),
+        &["0/4 done", "WAITING_NOTIFICATION 4"],
+    );
+    shows(
+        row_with(&text, &[&ws1, "zlib 1"]),
+        &[
+            "ws-paris-1",
+            " 1 ",
+            "install",
+            "WAITING_NOTIFICATION",
+            " 0 ",
+        ],
+    );
+    shows(row_with(&text, &[&ws2, "app 1"]), &[" 2 ", "install"]);
+
+    // --json show is the API's body; it parses back into the wire type.
+    let shown: Container = serde_json::from_value(
+        c.json_is_get(&["container", "show", &id], &format!("/containers/{id}")),
+    )
+    .unwrap();
+    assert_eq!(shown.name, "Evening patch");
+    assert_eq!(shown.priority, -5);
+    assert_eq!(shown.state, ContainerState::Running);
+    assert_eq!(shown.sequence, Sequence::AbortAfterFailed);
+    assert!(!shown.auto_uninstall);
+    assert_eq!(shown.retries, 0);
+    assert_eq!(shown.retry_backoff.to_string(), "10m");
+    assert_eq!(shown.end_at, Some("2099-01-01T00:00:00Z".parse().unwrap()));
+    assert_eq!(
+        shown.ip_ranges.as_ref().map(ToString::to_string).as_deref(),
+        Some("127.0.0.0/8")
+    );
+    assert!(!shown.runtimes.finished);
+    let plan: Vec<(&str, u32, &str, JobKind)> = shown
+        .jobs
+        .iter()
+        .map(|j| {
+            (
+                j.computer_id.as_str(),
+                j.order,
+                j.package_id.as_str(),
+                j.kind,
+            )
+        })
+        .collect();
+    for job in [
+        (ws1.as_str(), 1, zlib.as_str(), JobKind::Install),
+        (ws1.as_str(), 2, app.as_str(), JobKind::Install),
+        (ws2.as_str(), 1, zlib.as_str(), JobKind::Install),
+        (ws2.as_str(), 2, app.as_str(), JobKind::Install),
+    ] {
+        assert!(plan.contains(&job), "{job:?} not in {plan:?}");
+    }
+    assert_eq!(plan.len(), 4);
+
+    // The list: one line per container; --json is the API's body, without jobs.
+    let list = c.human(&["container", "list"]);
+    shows(
+        &list,
+        &[
+            "CONTAINER",
+            "NAME",
+            "STATE",
+            "PRIORITY",
+            "START",
+            "END",
+            "JOBS",
+            "TOTAL RUNTIME",
+            "EFFECTIVE RUNTIME",
+        ],
+    );
+    shows(
+        row(&list, &id),
+        &[
+            "Evening patch",
+            "running",
+            "-5",
+            "2099-01-01 00:00:00",
+            "0/4 done",
+            " ~ ",
+        ],
+    );
+    let listed: Vec<Container> =
+        serde_json::from_value(c.json_is_get(&["container", "list"], "/containers")).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].jobs.is_empty());
+
+    // ws1 runs its first job and fails: with abort_after_failed its second job
+    // fails too, and the runtimes get a value, still approximate.
+    c.agent_post(&ws1_token, "/agent/poll", json!({"addresses": []}));
+    c.agent_post(
+        &ws1_token,
+        &format!("/agent/packages/{zlib}/status"),
+        json!({"code": "ERR_EXIT_CODE", "exit_code": 3}),
+    );
+    let text = c.human(&["container", "show", &id]);
+    shows(
+        row_with(&text, &[&ws1, "zlib 1"]),
+        &["ERR_EXIT_CODE", " 3 ", " 1 "],
+    );
+    shows(row_with(&text, &[&ws1, "app 1"]), &["ERR_PREVIOUS_FAILED"]);
+    shows(
+        row_with(&text, &[&ws2, "zlib 1"]),
+        &["WAITING_NOTIFICATION"],
+    );
+    shows(field(&text, "jobs"), &["2/4 done, 2 failed"]);
+    for key in ["total runtime", "effective runtime"] {
+        assert!(approximate(field(&text, key)), "{text}");
+    }
+    assert!(approximate(row(&c.human(&["container", "list"]), &id)));
+
+    // Retry renews the failed jobs.
+    let text = c.human(&["container", "retry", &id]);
+    assert_eq!(text, format!("container {id}: 2 failed job(s) renewed\n"));
+    let after = c.container(&id);
+    assert_eq!(
+        after.counts.get(&StatusCode::WaitingNotification),
+        Some(&4),
+        "{:?}",
+        after.counts
+    );
+
+    // ws1 starts its first job again; cancelling leaves it running and cancels the 3 others.
+    c.agent_post(&ws1_token, "/agent/poll", json!({"addresses": []}));
+    c.agent_post(
+        &ws1_token,
+        &format!("/agent/packages/{zlib}/status"),
+        json!({"code": "DOWNLOADING"}),
+    );
+    let mut cmd = c.cli();
+    cmd.args(["--json", "container", "cancel", &id]);
+    let out = ok(output(cmd));
+    let cancelled: ContainerChanged = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(cancelled.container_id.as_str(), id);
+    assert_eq!(cancelled.jobs, 3);
+    let text = c.human(&["container", "show", &id]);
+    assert_eq!(field(&text, "state"), "cancelled");
+    assert_ne!(field(&text, "cancelled"), "no", "{text}");
+    shows(row_with(&text, &[&ws1, "zlib 1"]), &["DOWNLOADING"]);
+    shows(row_with(&text, &[&ws2, "app 1"]), &["ERR_ABORTED"]);
+    shows(field(&text, "jobs"), &["3/4 done, 3 failed"]);
+    // Cancelling again finds nothing left to cancel, and says so.
+    assert_eq!(
+        c.human(&["container", "cancel", &id]),
+        format!(
+            "container {id} cancelled: 0 job(s) not yet started cancelled (jobs under way run to their end)\n"
+        )
+    );
+    // Retrying a cancelled container renews its cancelled jobs and reopens it.
+    let mut cmd = c.cli();
+    cmd.args(["--json", "container", "retry", &id]);
+    let renewed: ContainerChanged = serde_json::from_str(&ok(output(cmd)).stdout).unwrap();
+    assert_eq!(renewed.jobs, 3);
+    assert_eq!(c.container(&id).state, ContainerState::Running);
+
+    // Delete: gone from the API; --json prints the 204's empty body.
+    let other = c.json(&[
+        "container",
+        "create",
+        "--name",
+        "other",
+        "--package",
+        &app,
+        "--all",
+    ]);
+    let other = other["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        c.human(&["container", "delete", &id]),
+        format!("deleted container {id}\n")
+    );
+    assert_eq!(c.get_raw(&format!("/containers/{id}")).0, 404);
+    let mut cmd = c.cli();
+    cmd.args(["--json", "container", "delete", &other]);
+    assert_eq!(ok(output(cmd)).stdout, "");
+    assert!(c.containers().is_empty());
+    fail(c.run(&["container", "show", &id]), &["container", &id]);
+    fail(c.run(&["container", "delete", &id]), &["container", &id]);
+    fail(c.run(&["container", "retry", &id]), &["container", &id]);
+    fail(c.run(&["container", "cancel", &id]), &["container", &id]);
+}
+
+#[test]
+fn container_create_targets_a_subnet_and_starts_later() {
+    let c = Central::start();
+    let (ws1, _) = c.enroll_agent("ws-paris-1", "127.1.0.5");
+    let (_, _) = c.enroll_agent("ws-lyon-1", "127.2.0.5");
+    let zlib = c.command_package("zlib");
+    // A start in central's time zone (`YYYY-MM-DD HH:MM`), far ahead: waiting.
+    let created: Container = serde_json::from_value(c.json(&[
+        "container",
+        "create",
+        "--name",
+        "later",
+        "--package",
+        &zlib,
+        "--subnet",
+        "127.1.0.0/16",
+        "--start",
+        "2099-06-01 18:00",
+        "--priority",
+        "7",
+        "--retries",
+        "2",
+    ]))
+    .unwrap();
+    assert_eq!(created.state, ContainerState::Waiting);
+    assert_eq!(created.start_at.strftime("%Y-%m").to_string(), "2099-06");
+    assert_eq!(created.priority, 7);
+    assert_eq!(created.retries, 2);
+    assert!(created.auto_uninstall);
+    let computers: Vec<&str> = created
+        .jobs
+        .iter()
+        .map(|j| j.computer_id.as_str())
+        .collect();
+    assert_eq!(computers, vec![ws1.as_str()]);
+    let list = c.human(&["container", "list"]);
+    shows(
+        row(&list, created.id.as_str()),
+        &["later", "waiting", " 7 ", "0/1 done"],
+    );
+    shows(
+        field(
+            &c.human(&["container", "show", created.id.as_str()]),
+            "retries",
+        ),
+        &["2, backoff 5m"],
+    );
+}
+
+#[test]
+fn container_create_errors_name_the_bad_token() {
+    let c = Central::start();
+    let ws = c.enroll("ws-1", "linux", &["127.1.0.5"]);
+    let zlib = c.command_package("zlib");
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "container",
+            "create",
+            "--name",
+            "n",
+            "--package",
+            zlib.as_str(),
+            "--computer",
+            ws.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        c.run(&args)
+    };
+    // Central refuses, naming the field and the token.
+    fail(
+        create(&["--ip-ranges", "10.0.0.0/33"]),
+        &["ip_ranges", "10.0.0.0/33"],
+    );
+    fail(
+        create(&["--time-frames", "MON 25:00-26:00"]),
+        &["time_frames", "25:00"],
+    );
+    fail(create(&["--start", "tomorrow"]), &["start", "'tomorrow'"]);
+    fail(create(&["--end", "2026-13-01"]), &["end", "'2026-13-01'"]);
+    fail(
+        create(&[
+            "--start",
+            "2099-01-02T00:00:00Z",
+            "--end",
+            "2099-01-01T00:00:00Z",
+        ]),
+        &["end_at", "after"],
+    );
+    fail(
+        create(&["--retry-backoff", "soon"]),
+        &["retry_backoff", "soon"],
+    );
+    fail(create(&["--retries", "1000"]), &["retries", "1000"]);
+    // zlib has no uninstall procedure.
+    fail(create(&["--uninstall"]), &["uninstall", &zlib]);
+    fail(
+        c.run(&[
+            "container",
+            "create",
+            "--name",
+            "n",
+            "--package",
+            "ghost-1",
+            "--all",
+        ]),
+        &["package", "ghost-1"],
+    );
+    fail(
+        c.run(&[
+            "container",
+            "create",
+            "--name",
+            "n",
+            "--package",
+            &zlib,
+            "--computer",
+            "pc-ghost",
+        ]),
+        &["computer", "pc-ghost"],
+    );
+    fail(
+        c.run(&[
+            "container",
+            "create",
+            "--name",
+            "n",
+            "--package",
+            &zlib,
+            "--subnet",
+            "10.0.0.0/33",
+        ]),
+        &["10.0.0.0/33"],
+    );
+
+    // clap refuses before anything is sent: usage errors, exit code 2.
+    let usage = |out: Output, words: &[&str]| {
+        assert_eq!(out.code, Some(2), "{out:#?}");
+        fail(out, words);
+    };
+    usage(create(&["--sequence", "abort"]), &["'abort'", "--sequence"]);
+    usage(create(&["--priority", "high"]), &["'high'", "--priority"]);
+    usage(
+        c.run(&["container", "create", "--package", &zlib, "--all"]),
+        &["--name"],
+    );
+    usage(
+        c.run(&["container", "create", "--name", "n", "--all"]),
+        &["--package"],
+    );
+    usage(
+        c.run(&["container", "create", "--name", "n", "--package", &zlib]),
+        &["--computer", "--all", "--subnet"],
+    );
+    usage(create(&["--all"]), &["--all", "--computer"]);
+    usage(
+        c.run(&[
+            "container",
+            "create",
+            "--name",
+            "n",
+            "--package",
+            &zlib,
+            "--all",
+            "--subnet",
+            "10.0.0.0/8",
+        ]),
+        &["--all", "--subnet"],
+    );
+    usage(
+        create(&["--uninstall", "--no-auto-uninstall"]),
+        &["--uninstall", "--no-auto-uninstall"],
+    );
+    assert!(c.containers().is_empty());
+
+    // Ids that are not container ids never reach another route.
+    fail(c.run(&["container", "show", ".."]), &["'..'"]);
+    fail(c.run(&["container", "retry", "../x"]), &["'../x'"]);
+    fail(
+        c.run(&["container", "show", "ghost-1"]),
+        &["container", "ghost-1"],
     );
 }

@@ -96,6 +96,11 @@ impl Client {
             .await
     }
 
+    /// A POST without a body, for routes that take none (`/containers/{id}/retry`).
+    pub async fn post_empty(&self, path: &str) -> Result<Answer, CentralError> {
+        self.send(self.http.post(self.url(path))).await
+    }
+
     pub async fn post_body(
         &self,
         path: &str,

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use futures_util::StreamExt;
-use sitecast_common::ids::{ComputerId, IdError, PackageId};
+use sitecast_common::ids::{ComputerId, ContainerId, IdError, PackageId};
 use sitecast_common::wire::{
-    ActivationRequest, Assigned, AssignmentRequest, Computer, ComputerDetail, Package, Relay,
-    RelayCreated, RelayRequest, Site, SiteRequest, Stats, ValidateRequest, Validated,
+    ActivationRequest, Assigned, AssignmentRequest, Computer, ComputerDetail, Container,
+    ContainerChanged, ContainerRequest, Package, Relay, RelayCreated, RelayRequest, Site,
+    SiteRequest, Stats, ValidateRequest, Validated,
 };
 
 pub use client::{Answer, Client};
@@ -61,6 +62,10 @@ pub enum Command {
     /// Computers enrolled by their agents.
     #[command(subcommand)]
     Computer(ComputerCommand),
+    /// Job containers (OCO): packages run in order on computers, with a start,
+    /// an end, a priority, IP ranges, time frames and retries.
+    #[command(subcommand)]
+    Container(ContainerCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -180,6 +185,99 @@ pub enum PackageCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// `container create`: every option is sent as given; central validates it and
+/// names the bad field or token.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("target").required(true).args(["computers", "all", "subnet"])))]
+pub struct ContainerArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Package ids, run in this order on each computer (repeat the flag or separate with commas).
+    #[arg(long = "package", required = true, value_delimiter = ',')]
+    pub packages: Vec<String>,
+    /// Computer ids (repeat the flag or separate with commas).
+    #[arg(long = "computer", value_delimiter = ',')]
+    pub computers: Vec<String>,
+    /// Every enrolled computer.
+    #[arg(long)]
+    pub all: bool,
+    /// The computers with an address in this subnet.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// When the jobs may start: RFC 3339 (2026-11-21T18:00:00Z) or central's
+    /// local time (2026-11-21 18:00); default now.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// When jobs not yet handed out stop being handed out (same forms as --start).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Higher first (OCO); may be negative; default 0.
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// Addresses (as central sees them) allowed to run the jobs, e.g. "10.1.0.0/16,!10.1.9.0/24".
+    #[arg(long)]
+    pub ip_ranges: Option<String>,
+    /// When (central's clock and time zone) jobs are handed out, e.g. "MON-FRI 18:00-23:59".
+    #[arg(long)]
+    pub time_frames: Option<String>,
+    /// What a failed job does to the computer's later jobs (default ignore_failed).
+    #[arg(long, value_parser = ["abort_after_failed", "ignore_failed"])]
+    pub sequence: Option<String>,
+    /// Uninstall the packages instead of installing them.
+    #[arg(long)]
+    pub uninstall: bool,
+    /// Do not uninstall the other installed versions of each package's name first.
+    #[arg(long, conflicts_with = "uninstall")]
+    pub no_auto_uninstall: bool,
+    /// Automatic retries of a failed job (default 0).
+    #[arg(long)]
+    pub retries: Option<u32>,
+    /// Wait before the first retry, doubled after each, e.g. 10m (default 5m).
+    #[arg(long)]
+    pub retry_backoff: Option<String>,
+}
+
+impl ContainerArgs {
+    fn request(&self) -> ContainerRequest {
+        ContainerRequest {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            packages: self.packages.clone(),
+            computers: (!self.computers.is_empty()).then(|| self.computers.clone()),
+            all: self.all.then_some(true),
+            subnet: self.subnet.clone(),
+            start_at: self.start.clone(),
+            end_at: self.end.clone(),
+            priority: self.priority,
+            ip_ranges: self.ip_ranges.clone(),
+            time_frames: self.time_frames.clone(),
+            sequence: self.sequence.clone(),
+            uninstall: self.uninstall.then_some(true),
+            auto_uninstall: self.no_auto_uninstall.then_some(false),
+            retries: self.retries,
+            retry_backoff: self.retry_backoff.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Create a job container; prints it as `container show` does.
+    Create(Box<ContainerArgs>),
+    /// Every container: state, jobs done, runtimes (`~` while jobs are unfinished).
+    List,
+    /// A container and its jobs.
+    Show { id: String },
+    /// Delete a container and its jobs.
+    Delete { id: String },
+    /// Start the container's failed jobs over.
+    Retry { id: String },
+    /// Cancel the container's jobs not yet started (jobs under way run to their end).
+    Cancel { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -333,6 +431,22 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
                 .delete(&computer_path(id, &format!("/packages/{package}"))?)
                 .await?
         }
+        Command::Container(ContainerCommand::Create(args)) => {
+            client.post_json("/containers", &args.request()).await?
+        }
+        Command::Container(ContainerCommand::List) => client.get("/containers").await?,
+        Command::Container(ContainerCommand::Show { id }) => {
+            client.get(&container_path(id, "")?).await?
+        }
+        Command::Container(ContainerCommand::Delete { id }) => {
+            client.delete(&container_path(id, "")?).await?
+        }
+        Command::Container(ContainerCommand::Retry { id }) => {
+            client.post_empty(&container_path(id, "/retry")?).await?
+        }
+        Command::Container(ContainerCommand::Cancel { id }) => {
+            client.post_empty(&container_path(id, "/cancel")?).await?
+        }
     };
     let io = |e: std::io::Error| CentralError::io("standard output")(e);
     if json {
@@ -373,6 +487,19 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
         Command::Computer(ComputerCommand::RemoveAssignment { id, package }) => {
             format!("removed the assignment of {package} from {id}")
         }
+        Command::Container(ContainerCommand::List) => {
+            render::containers(&answer.json::<Vec<Container>>()?)
+        }
+        Command::Container(ContainerCommand::Create(_) | ContainerCommand::Show { .. }) => {
+            render::container(&answer.json::<Container>()?)
+        }
+        Command::Container(ContainerCommand::Delete { id }) => format!("deleted container {id}"),
+        Command::Container(ContainerCommand::Retry { .. }) => {
+            render::retried(&answer.json::<ContainerChanged>()?)
+        }
+        Command::Container(ContainerCommand::Cancel { .. }) => {
+            render::cancelled(&answer.json::<ContainerChanged>()?)
+        }
     };
     writeln!(out, "{text}").map_err(io)
 }
@@ -393,6 +520,14 @@ fn computer_path(id: &str, rest: &str) -> Result<String, CentralError> {
         .parse()
         .map_err(|e: IdError| CentralError::Invalid(e.to_string()))?;
     Ok(format!("/computers/{id}{rest}"))
+}
+
+/// The API path of a container, its id checked as [`package_path`] checks package ids.
+fn container_path(id: &str, rest: &str) -> Result<String, CentralError> {
+    let id: ContainerId = id
+        .parse()
+        .map_err(|e: IdError| CentralError::Invalid(e.to_string()))?;
+    Ok(format!("/containers/{id}{rest}"))
 }
 
 async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralError> {
@@ -557,6 +692,132 @@ mod tests {
         );
         for bad in ["", ".", "..", "../x", "a/b", "%2e%2e"] {
             let e = package_path(bad, "").unwrap_err().to_string();
+            assert!(e.contains(&format!("'{bad}'")), "{e}");
+        }
+    }
+
+    fn container_create(extra: &[&str]) -> Result<ContainerRequest, clap::Error> {
+        let base = ["sitecast", "container", "create", "--name", "patch"];
+        let cli = Cli::try_parse_from(base.iter().chain(extra.iter()).copied())?;
+        match cli.command {
+            Command::Container(ContainerCommand::Create(args)) => Ok(args.request()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn container_create_sends_what_was_given() {
+        let req = container_create(&[
+            "--package",
+            "a-1,b-2",
+            "--package",
+            "c-3",
+            "--computer",
+            "pc-1",
+            "--computer",
+            "pc-2,pc-3",
+            "--priority",
+            "-5",
+            "--start",
+            "2026-11-21 18:00",
+            "--sequence",
+            "abort_after_failed",
+            "--no-auto-uninstall",
+            "--retries",
+            "2",
+            "--retry-backoff",
+            "10m",
+        ])
+        .unwrap();
+        assert_eq!(
+            req,
+            ContainerRequest {
+                name: "patch".into(),
+                packages: vec!["a-1".into(), "b-2".into(), "c-3".into()],
+                computers: Some(vec!["pc-1".into(), "pc-2".into(), "pc-3".into()]),
+                priority: Some(-5),
+                start_at: Some("2026-11-21 18:00".into()),
+                sequence: Some("abort_after_failed".into()),
+                auto_uninstall: Some(false),
+                retries: Some(2),
+                retry_backoff: Some("10m".into()),
+                ..ContainerRequest::default()
+            }
+        );
+        // Nothing given, nothing sent: central applies its defaults.
+        let req = container_create(&["--package", "a-1", "--all", "--uninstall"]).unwrap();
+        assert_eq!(
+            req,
+            ContainerRequest {
+                name: "patch".into(),
+                packages: vec!["a-1".into()],
+                all: Some(true),
+                uninstall: Some(true),
+                ..ContainerRequest::default()
+            }
+        );
+        let req = container_create(&[
+            "--package",
+            "a-1",
+            "--subnet",
+            "10.1.0.0/16",
+            "--priority=-1",
+        ])
+        .unwrap();
+        assert_eq!(req.subnet.as_deref(), Some("10.1.0.0/16"));
+        assert_eq!(req.priority, Some(-1));
+    }
+
+    #[test]
+    fn container_create_needs_a_name_packages_and_exactly_one_target() {
+        use clap::error::ErrorKind;
+        let kind = |extra: &[&str]| container_create(extra).unwrap_err().kind();
+        assert_eq!(
+            kind(&["--package", "a-1"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(kind(&["--all"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            kind(&["--package", "a-1", "--all", "--subnet", "10.0.0.0/8"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["--package", "a-1", "--all", "--computer", "pc-1"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["--package", "a-1", "--all", "--sequence", "abort"]),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            kind(&[
+                "--package",
+                "a-1",
+                "--all",
+                "--uninstall",
+                "--no-auto-uninstall"
+            ]),
+            ErrorKind::ArgumentConflict
+        );
+        assert!(Cli::try_parse_from([
+            "sitecast",
+            "container",
+            "create",
+            "--package",
+            "a-1",
+            "--all"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn container_paths_never_reroute() {
+        assert_eq!(
+            container_path("patch-1a2b", "/retry").unwrap(),
+            "/containers/patch-1a2b/retry"
+        );
+        for bad in ["", ".", "..", "../x", "a/b"] {
+            let e = container_path(bad, "").unwrap_err().to_string();
             assert!(e.contains(&format!("'{bad}'")), "{e}");
         }
     }

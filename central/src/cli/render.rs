@@ -1,11 +1,13 @@
-//! Human-readable tables for the admin CLI.
+//! Human-readable tables for the admin CLI. Times are shown in UTC.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use jiff::Timestamp;
 use sitecast_common::info::ActionDoc;
+use sitecast_common::jobs::format_runtime;
+use sitecast_common::status::StatusCode;
 use sitecast_common::wire::{
-    Assigned, Computer, ComputerDetail, Package, Relay, RelayCreated, RelayProblems, Site, Stats,
-    Validated,
+    Assigned, Computer, ComputerDetail, Container, ContainerChanged, Job, Package, Relay,
+    RelayCreated, RelayProblems, Site, Stats, Validated,
 };
 
 fn table(header: &[&str]) -> Table {
@@ -19,6 +21,11 @@ fn when(t: Option<Timestamp>) -> String {
         || "never".to_owned(),
         |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string(),
     )
+}
+
+/// A time that may not have come yet (a job not started): `-` when absent.
+fn at(t: Option<Timestamp>) -> String {
+    t.map_or_else(|| "-".to_owned(), |t| when(Some(t)))
 }
 
 fn join<T: ToString>(items: &[T]) -> String {
@@ -235,8 +242,22 @@ pub fn package(p: &Package) -> String {
 }
 
 pub fn assigned(a: &Assigned) -> String {
+    let Some(container) = &a.container_id else {
+        return if a.unchanged.is_empty() {
+            format!(
+                "package {}: no computer matched, no job container created",
+                a.package_id
+            )
+        } else {
+            format!(
+                "package {}: no job container created, every computer already had a deployment under way: {}",
+                a.package_id,
+                join(&a.unchanged)
+            )
+        };
+    };
     let mut text = format!(
-        "package {} assigned to {} computer(s)",
+        "package {} assigned to {} computer(s) in job container {container}",
         a.package_id,
         a.assigned.len()
     );
@@ -349,6 +370,7 @@ pub fn computer(d: &ComputerDetail) -> String {
         "VERSION",
         "STATUS",
         "INSTALLED",
+        "INSTALLED AT",
         "UPDATED",
     ]);
     for a in &d.packages {
@@ -356,12 +378,207 @@ pub fn computer(d: &ComputerDetail) -> String {
             a.package_id.to_string(),
             a.name.clone(),
             a.version.clone(),
-            a.status.to_string(),
+            a.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
             if a.installed { "yes" } else { "no" }.to_owned(),
-            when(Some(a.updated_at)),
+            at(a.installed_at),
+            at(a.updated_at),
         ]);
     }
-    format!("{t}\n{p}")
+    let mut text = format!("{t}\n{p}");
+    if !d.jobs.is_empty() {
+        let mut j = table(&[
+            "CONTAINER",
+            "#",
+            "PACKAGE",
+            "KIND",
+            "STATUS",
+            "EXIT",
+            "UPDATED",
+        ]);
+        for job in &d.jobs {
+            j.add_row(vec![
+                job.container_id.to_string(),
+                job.order.to_string(),
+                job_package(job),
+                job.kind.to_string(),
+                job.status.to_string(),
+                exit(job.exit_code),
+                when(Some(job.updated_at)),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&j.to_string());
+    }
+    text
+}
+
+fn exit(code: Option<i32>) -> String {
+    code.map(|e| e.to_string()).unwrap_or_default()
+}
+
+/// A job's package as people know it: `firefox 128.0` (the id if central lost its name).
+fn job_package(j: &Job) -> String {
+    if j.package_name.is_empty() {
+        j.package_id.to_string()
+    } else {
+        format!("{} {}", j.package_name, j.package_version)
+    }
+}
+
+/// A container's jobs in one cell: `3/5 done`, then how many of those failed.
+fn progress(c: &Container) -> String {
+    let total: u64 = c.counts.values().sum();
+    let done: u64 = c
+        .counts
+        .iter()
+        .filter(|(s, _)| s.is_final())
+        .map(|(_, n)| n)
+        .sum();
+    let failed: u64 = c
+        .counts
+        .iter()
+        .filter(|(s, _)| s.is_final() && !s.is_success())
+        .map(|(_, n)| n)
+        .sum();
+    let mut text = format!("{done}/{total} done");
+    if failed > 0 {
+        text.push_str(&format!(", {failed} failed"));
+    }
+    text
+}
+
+/// Jobs per status, in the contract's order: `SUCCESS 2, NOTIFIED 1`.
+fn counts(c: &Container) -> String {
+    let text = StatusCode::ALL
+        .iter()
+        .filter_map(|s| c.counts.get(s).map(|n| format!("{s} {n}")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if text.is_empty() {
+        "none".into()
+    } else {
+        text
+    }
+}
+
+pub fn containers(list: &[Container]) -> String {
+    let mut t = table(&[
+        "CONTAINER",
+        "NAME",
+        "STATE",
+        "PRIORITY",
+        "START",
+        "END",
+        "JOBS",
+        "TOTAL RUNTIME",
+        "EFFECTIVE RUNTIME",
+    ]);
+    for c in list {
+        t.add_row(vec![
+            c.id.to_string(),
+            c.name.clone(),
+            c.state.to_string(),
+            c.priority.to_string(),
+            when(Some(c.start_at)),
+            at(c.end_at),
+            progress(c),
+            format_runtime(c.runtimes.total_s, c.runtimes.finished),
+            format_runtime(c.runtimes.effective_s, c.runtimes.finished),
+        ]);
+    }
+    t.to_string()
+}
+
+/// A container as a key-value table, then its jobs.
+pub fn container(c: &Container) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    let or_dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+    let rows: Vec<(&str, String)> = vec![
+        ("id", c.id.to_string()),
+        ("name", c.name.clone()),
+        ("description", or_dash(c.description.clone())),
+        ("state", c.state.to_string()),
+        ("priority", c.priority.to_string()),
+        ("created", when(Some(c.created_at))),
+        ("start", when(Some(c.start_at))),
+        ("end", at(c.end_at)),
+        (
+            "ip ranges",
+            c.ip_ranges
+                .as_ref()
+                .map_or_else(|| "any".to_owned(), ToString::to_string),
+        ),
+        (
+            "time frames",
+            c.time_frames
+                .as_ref()
+                .map_or_else(|| "always".to_owned(), ToString::to_string),
+        ),
+        ("sequence", c.sequence.to_string()),
+        (
+            "retries",
+            format!("{}, backoff {} (doubling)", c.retries, c.retry_backoff),
+        ),
+        (
+            "auto uninstall",
+            if c.auto_uninstall { "yes" } else { "no" }.to_owned(),
+        ),
+        (
+            "cancelled",
+            c.cancelled_at
+                .map_or_else(|| "no".to_owned(), |t| when(Some(t))),
+        ),
+        (
+            "total runtime",
+            format_runtime(c.runtimes.total_s, c.runtimes.finished),
+        ),
+        (
+            "effective runtime",
+            format_runtime(c.runtimes.effective_s, c.runtimes.finished),
+        ),
+        ("jobs", format!("{} ({})", progress(c), counts(c))),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_owned(), v]);
+    }
+    if c.jobs.is_empty() {
+        return t.to_string();
+    }
+    let mut j = table(&[
+        "COMPUTER", "HOSTNAME", "#", "PACKAGE", "KIND", "STATUS", "EXIT", "TRIES", "RETRY AT",
+        "STARTED", "FINISHED",
+    ]);
+    for job in &c.jobs {
+        j.add_row(vec![
+            job.computer_id.to_string(),
+            job.hostname.clone(),
+            job.order.to_string(),
+            job_package(job),
+            job.kind.to_string(),
+            job.status.to_string(),
+            exit(job.exit_code),
+            job.attempts.to_string(),
+            at(job.retry_at),
+            at(job.started_at),
+            at(job.finished_at),
+        ]);
+    }
+    format!("{t}\n{j}")
+}
+
+pub fn retried(c: &ContainerChanged) -> String {
+    format!(
+        "container {}: {} failed job(s) renewed",
+        c.container_id, c.jobs
+    )
+}
+
+pub fn cancelled(c: &ContainerChanged) -> String {
+    format!(
+        "container {} cancelled: {} job(s) not yet started cancelled (jobs under way run to their end)",
+        c.container_id, c.jobs
+    )
 }
 
 #[cfg(test)]
@@ -432,6 +649,152 @@ mod tests {
         }))
         .unwrap();
         assert!(!stats(&old).contains("FROM RELAYS"));
+    }
+
+    fn container_json(jobs: serde_json::Value, finished: bool) -> Container {
+        serde_json::from_value(serde_json::json!({
+            "id": "patch-1a2b", "name": "Evening patch", "description": "",
+            "created_at": "2026-11-21T09:00:00Z", "start_at": "2026-11-21T10:00:00Z",
+            "end_at": null, "priority": -5, "ip_ranges": "10.1.0.0/16",
+            "time_frames": null, "sequence": "abort_after_failed", "retries": 2,
+            "retry_backoff": "10m", "auto_uninstall": true, "cancelled_at": null,
+            "state": if finished { "failed" } else { "running" },
+            "counts": if finished {
+                serde_json::json!({"SUCCESS": 1, "ERR_EXIT_CODE": 1})
+            } else {
+                serde_json::json!({"SUCCESS": 1, "WAITING_NOTIFICATION": 1})
+            },
+            "runtimes": {"total_s": 2400, "effective_s": 600, "finished": finished},
+            "jobs": jobs,
+        }))
+        .unwrap()
+    }
+
+    fn job_json(order: u32, status: &str, exit: Option<i32>) -> serde_json::Value {
+        serde_json::json!({
+            "container_id": "patch-1a2b", "order": order, "computer_id": "pc-1",
+            "hostname": "ws-paris-1", "package_id": format!("app-{order}"),
+            "package_name": "app", "package_version": format!("{order}.0"),
+            "kind": "install", "status": status, "exit_code": exit, "output": null,
+            "attempts": 1, "retry_at": null, "started_at": "2026-11-21T10:30:00Z",
+            "finished_at": exit.map(|_| "2026-11-21T10:40:00Z"),
+            "updated_at": "2026-11-21T10:40:00Z",
+        })
+    }
+
+    #[test]
+    fn containers_show_progress_and_approximate_runtimes_while_unfinished() {
+        let running = container_json(serde_json::json!([]), false);
+        let list = containers(std::slice::from_ref(&running));
+        let line = list.lines().find(|l| l.contains("patch-1a2b")).unwrap();
+        for cell in [
+            "Evening patch",
+            "running",
+            "-5",
+            "2026-11-21 10:00:00",
+            "1/2 done",
+            "~40m 00s",
+            "~10m 00s",
+        ] {
+            assert!(line.contains(cell), "{cell}: {line}");
+        }
+        let done = container_json(serde_json::json!([]), true);
+        let line = containers(&[done])
+            .lines()
+            .find(|l| l.contains("patch-1a2b"))
+            .unwrap()
+            .to_owned();
+        assert!(line.contains("2/2 done, 1 failed"), "{line}");
+        assert!(line.contains("40m 00s") && !line.contains('~'), "{line}");
+    }
+
+    #[test]
+    fn container_show_is_its_settings_then_its_jobs() {
+        let c = container_json(
+            serde_json::json!([
+                job_json(1, "SUCCESS", Some(0)),
+                job_json(2, "WAITING_NOTIFICATION", None)
+            ]),
+            false,
+        );
+        let text = container(&c);
+        let row = |key: &str| text.lines().find(|l| l.contains(key)).unwrap().to_owned();
+        assert!(row("ip ranges").contains("10.1.0.0/16"));
+        assert!(row("time frames").contains("always"));
+        assert!(row("sequence").contains("abort_after_failed"));
+        assert!(row("retries").contains("2, backoff 10m"));
+        assert!(row("total runtime").contains("~40m 00s"));
+        assert!(row("effective runtime").contains("~10m 00s"));
+        assert!(row("jobs").contains("1/2 done (WAITING_NOTIFICATION 1, SUCCESS 1)"));
+        assert!(row("description").contains('-'));
+        for header in [
+            "COMPUTER", "HOSTNAME", "KIND", "TRIES", "RETRY AT", "STARTED", "FINISHED",
+        ] {
+            assert!(text.contains(header), "{header}: {text}");
+        }
+        let first = row("app 1.0");
+        for cell in [
+            "pc-1",
+            "ws-paris-1",
+            "install",
+            "SUCCESS",
+            "2026-11-21 10:40:00",
+        ] {
+            assert!(first.contains(cell), "{cell}: {first}");
+        }
+        assert!(row("app 2.0").contains("WAITING_NOTIFICATION"));
+        // Listed containers carry no jobs: no empty jobs table.
+        assert!(!container(&container_json(serde_json::json!([]), false)).contains("HOSTNAME"));
+    }
+
+    #[test]
+    fn computer_show_has_installed_columns_and_its_jobs() {
+        let mut d: ComputerDetail = serde_json::from_value(serde_json::json!({
+            "id": "pc-1", "hostname": "ws-paris-1", "os": "linux", "addresses": ["10.1.0.5"],
+            "enrolled_at": "2026-11-21T09:00:00Z", "last_seen": null,
+            "packages": [
+                {"package_id": "app-1", "name": "app", "version": "1.0", "status": "SUCCESS",
+                 "exit_code": 0, "updated_at": "2026-11-21T10:40:00Z", "installed": true,
+                 "installed_at": "2026-11-21T10:40:00Z"},
+                {"package_id": "old-1", "name": "old", "version": "0.9", "status": null,
+                 "exit_code": null, "updated_at": null, "installed": true,
+                 "installed_at": "2026-11-20T08:00:00Z"},
+            ],
+            "jobs": [job_json(1, "SUCCESS", Some(0))],
+        }))
+        .unwrap();
+        let text = computer(&d);
+        assert!(text.contains("INSTALLED AT"), "{text}");
+        let old = text.lines().find(|l| l.contains("old-1")).unwrap();
+        assert!(
+            old.contains(" - ") && old.contains("yes") && old.contains("2026-11-20 08:00:00"),
+            "{old}"
+        );
+        let job = text.lines().find(|l| l.contains("patch-1a2b")).unwrap();
+        for cell in ["app 1.0", "install", "SUCCESS", "2026-11-21 10:40:00"] {
+            assert!(job.contains(cell), "{cell}: {job}");
+        }
+        d.jobs.clear();
+        assert!(!computer(&d).contains("CONTAINER"));
+    }
+
+    #[test]
+    fn assign_names_the_container_or_says_why_there_is_none() {
+        let a = |v: serde_json::Value| assigned(&serde_json::from_value(v).unwrap());
+        assert_eq!(
+            a(serde_json::json!({"package_id": "app-1", "assigned": ["pc-1"], "unchanged": ["pc-2"],
+                "container_id": "app-1-0-1a2b"})),
+            "package app-1 assigned to 1 computer(s) in job container app-1-0-1a2b; 1 already had a deployment under way: pc-2"
+        );
+        assert_eq!(
+            a(serde_json::json!({"package_id": "app-1", "assigned": [], "unchanged": ["pc-2"],
+                "container_id": null})),
+            "package app-1: no job container created, every computer already had a deployment under way: pc-2"
+        );
+        assert_eq!(
+            a(serde_json::json!({"package_id": "app-1", "assigned": [], "unchanged": []})),
+            "package app-1: no computer matched, no job container created"
+        );
     }
 
     #[test]
