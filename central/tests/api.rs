@@ -1823,6 +1823,7 @@ async fn the_output_tail_is_cut_at_a_character_boundary() {
     let id = pkg["id"].as_str().unwrap();
     let a = c.given_agent("pc-a", &[]).await;
     c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    c.poll(&a, &[]).await.ok(StatusCode::OK);
     // 2 100 two-byte characters then one byte: the last 4096 bytes start inside a character.
     let mut output = "é".repeat(2100);
     output.push('!');
@@ -2848,6 +2849,8 @@ async fn final_reports_carry_the_bytes_per_source_and_stats_sum_them_per_site() 
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
     let b = c.given_agent("pc-b", &["10.9.0.5"]).await;
     c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    c.poll(&a, &[]).await.ok(StatusCode::OK);
+    c.poll(&b, &[]).await.ok(StatusCode::OK);
 
     let reply = c
         .report(
@@ -3911,6 +3914,39 @@ async fn uninstall_jobs_and_what_central_believes_is_installed() {
     }))
     .await
     .err_naming(StatusCode::BAD_REQUEST, &[&plain, "no uninstall procedure"]);
+}
+
+#[tokio::test]
+async fn a_report_settles_only_a_job_central_handed_out() {
+    let c = Central::start().await;
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let p = c.given_command_package("app", "5").await["id"].as_str().unwrap().to_owned();
+    let id = c
+        .given_container(json!({
+            "name": "later", "packages": [p], "all": true,
+            "start_at": "2025-03-02T00:00:00Z",
+        }))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Not started: nothing handed out, so nothing to report on.
+    assert_eq!(c.handed(&a).await, vec![]);
+    c.report(&a, &p, json!({"code": "SUCCESS"}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["job", &p, &a.id]);
+    let j = &c.show_container(&id).await["jobs"][0];
+    assert_eq!(j["status"], "WAITING_NOTIFICATION");
+    assert_eq!(
+        c.show_computer(&a.id).await.ok(StatusCode::OK)["packages"][0]["installed"],
+        false
+    );
+    c.set_time("2025-03-02T00:00:00Z");
+    assert_eq!(c.handed(&a).await, vec![install(&p)]);
+    c.report(&a, &p, json!({"code": "SUCCESS"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(c.show_container(&id).await["state"], "succeeded");
 }
 
 #[tokio::test]

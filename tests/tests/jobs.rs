@@ -314,10 +314,20 @@ async fn validate_operations_clear_the_lines_seed_003_describes() {
     assert_eq!(r["remaining"], 1);
 }
 
-/// An agent's status report, sent as the agent would.
+/// A poll then a status report, sent as the agent would.
 async fn report(c: &Central, agent: &Agent, package: &str, body: Value) {
     let config =
         sitecast_agent::AgentConfig::load(&sitecast_agent::Layout::new(&agent.dir)).unwrap();
+    // Handed out first, as to any agent.
+    let polled = c
+        .http
+        .post(format!("{}/api/v1/agent/poll", c.url))
+        .bearer_auth(&config.token)
+        .json(&json!({"addresses": []}))
+        .send()
+        .await
+        .unwrap();
+    assert!(polled.status().is_success());
     let resp = c
         .http
         .post(format!("{}/api/v1/agent/packages/{package}/status", c.url))

@@ -286,8 +286,9 @@ pub trait JobStore {
         now: Timestamp,
         admits: &dyn Fn(&ContainerRecord) -> bool,
     ) -> Result<Vec<(ContainerRecord, JobRecord)>>;
-    /// Records an agent's report on the job last handed out for the package:
-    /// retries, the sequence mode and the installed packages follow a final one.
+    /// Records an agent's report on the job last handed out for the package (none
+    /// handed out: not found): retries, the sequence mode and the installed
+    /// packages follow a final one.
     fn report_job(
         &self,
         computer: &ComputerId,
@@ -580,30 +581,14 @@ impl JobStore for SledStore {
     ) -> Result<JobRecord> {
         let _guard = self.jobs_lock();
         let not_found = || CentralError::not_found("job", format!("{package} on {computer}"));
-        // The job handed out last for the package; failing that (a report from an
-        // agent that did not poll, say), its first unfinished one, or its latest.
-        let key = match self.current_key(computer, package)? {
-            Some(key) => key,
-            None => {
-                let mine = self.indexed_jobs(
-                    &self.job_trees.by_package,
-                    &format!("{package}/{computer}/"),
-                )?;
-                mine.iter()
-                    .find(|j| !j.status.is_final())
-                    .or_else(|| latest(&mine))
-                    .map(JobRecord::key)
-                    .ok_or_else(not_found)?
-            }
-        };
+        // Reports update the job central handed out for the package: an agent
+        // cannot settle a job its container's conditions have not let through.
+        let key = self.current_key(computer, package)?.ok_or_else(not_found)?;
         let mut job = self.job(&key)?.ok_or_else(not_found)?;
         // Progress arriving after the job was settled (cancelled, say) changes nothing.
         if job.status.is_final() && !report.code.is_final() {
             return Ok(job);
         }
-        // A report on a job never handed out (an agent that did not poll) is its first try.
-        job.attempts = job.attempts.max(1);
-        job.started_at.get_or_insert(now);
         job.status = report.code;
         job.exit_code = report.exit_code;
         if report.output.is_some() {
