@@ -16,11 +16,14 @@
 //! out. It is back at its own priority as soon as a source appears (after a poll,
 //! when a back-off ends, when `central_fallback = after:…` opens central).
 //!
-//! [`Mode::Once`] is `sitecast-agent once`: one poll, the same machine with no
-//! latencies and a ten-cycle period (every priority from 0 to 10 has its turn, in
-//! priority order), a package whose fetch fails is set aside for a later round, and
-//! the round ends when nothing left can be worked on now. Only `max_rate` may make
-//! it wait.
+//! [`Mode::Once`] is `sitecast-agent once`: rounds of one poll each, the same
+//! machine with no latencies and a ten-cycle period (every priority from 0 to 10 has
+//! its turn, urgent first, then in the poll's order), a package whose fetch fails is
+//! set aside for the rest of the call, and a round ends when nothing left can be worked
+//! on now. Central hands out only the next job of each job container, the following one
+//! once the previous one has reported, so a round that ended some job (a final report)
+//! is followed by another poll and round, up to [`MAX_ONCE_ROUNDS`]: one call works
+//! through a container's whole sequence. Only `max_rate` may make it wait.
 //!
 //! Time is the performer's: a monotonic [`Duration`] since an epoch of its choice,
 //! so the tests drive the loop on a virtual clock.
@@ -52,12 +55,17 @@ pub const MIN_FAILED_FETCH: Duration = Duration::from_secs(1);
 /// When a poll of central fails, the next one is this much later.
 pub const POLL_RETRY: Duration = Duration::from_secs(30);
 
+/// The most polls one [`Mode::Once`] call makes: a bound, should central keep
+/// handing out new jobs (or the same one again) after every report.
+pub const MAX_ONCE_ROUNDS: u32 = 32;
+
 /// `run` or `once`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Poll at central's interval and follow the configured cycle, forever.
     Run,
-    /// One poll, everything that can be done now in priority order, no latencies.
+    /// Everything that can be done now in turn order, no latencies; polls again
+    /// while jobs end (see [`MAX_ONCE_ROUNDS`]).
     Once,
 }
 
@@ -100,8 +108,11 @@ pub trait Performer {
     fn install(&mut self, id: &PackageId) -> impl Future<Output = ()>;
     /// Reports `ERR_TIMEOUT` and forgets the package.
     fn time_out(&mut self, id: &PackageId) -> impl Future<Output = ()>;
-    /// [`Mode::Once`]: the package's fetch failed; leave it out of the rest of the round.
+    /// [`Mode::Once`]: the package's fetch failed; leave it out of the rest of the call.
     fn set_aside(&mut self, id: &PackageId);
+    /// How many jobs have ended with a final report so far (at a poll too, e.g.
+    /// `ERR_ALREADY_SETUP`): a [`Mode::Once`] round that ended one polls again.
+    fn concluded(&self) -> u64;
 }
 
 /// The machine's settings for `mode`: `once` keeps only the timeout and the rate.
@@ -118,9 +129,10 @@ pub fn effective(config: CycleConfig, mode: Mode) -> CycleConfig {
     }
 }
 
-/// Runs the cycle until `shutdown` (or, in [`Mode::Once`], until the round is over).
-/// Only a failed poll in [`Mode::Once`] is an error; in [`Mode::Run`] it is logged
-/// and the poll retried after [`POLL_RETRY`], the cycle going on meanwhile.
+/// Runs the cycle until `shutdown` (or, in [`Mode::Once`], until a round ends no job,
+/// or after [`MAX_ONCE_ROUNDS`] rounds). Only a failed poll in [`Mode::Once`] is an
+/// error; in [`Mode::Run`] it is logged and the poll retried after [`POLL_RETRY`],
+/// the cycle going on meanwhile.
 pub async fn drive<P: Performer>(
     performer: &mut P,
     config: CycleConfig,
@@ -130,6 +142,8 @@ pub async fn drive<P: Performer>(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut cycle = DownloadCycle::new(effective(config, mode));
     let mut next_poll = Some(performer.now());
+    let mut rounds = 0u32;
+    let mut concluded_before = performer.concluded();
     loop {
         if next_poll.is_some_and(|due| performer.now() >= due) {
             let polled = tokio::select! {
@@ -146,6 +160,7 @@ pub async fn drive<P: Performer>(
                 }
             };
             next_poll = (mode == Mode::Run).then(|| performer.now().saturating_add(after));
+            rounds += 1;
         }
         let now = performer.now();
         let list = performer.worklist(now);
@@ -160,15 +175,27 @@ pub async fn drive<P: Performer>(
             continue;
         }
         let wake = match mode {
-            // Nothing left that can be done now: the round is over.
-            Mode::Once if !list.workable => return Ok(()),
-            Mode::Once => cycle.poll_timeout(),
+            Mode::Once if list.workable => cycle.poll_timeout(),
+            Mode::Once => None,
             Mode::Run => [cycle.poll_timeout(), next_poll, list.recheck_at]
                 .into_iter()
                 .flatten()
                 .min(),
         };
         let Some(wake) = wake else {
+            // Nothing left that can be done now: the round is over.
+            if mode == Mode::Once {
+                let concluded = performer.concluded();
+                if concluded > concluded_before {
+                    if rounds < MAX_ONCE_ROUNDS {
+                        // Central may hand out the next job of a container now.
+                        concluded_before = concluded;
+                        next_poll = Some(now);
+                        continue;
+                    }
+                    tracing::info!(rounds, "stopping after the most polls one `once` makes");
+                }
+            }
             return Ok(());
         };
         // Never spin: the machine promises an action at its timeout, but a recheck

@@ -3,9 +3,14 @@
 //! ([`sources`]); fetch and verify the signed info, then one missing fragment at a
 //! time, each verified before it counts (a bad one is fetched again from the next
 //! source) ([`fetch_step`]); rebuild, verify the whole digest, unpack, run the
-//! action and clean up ([`install_step`]); or give up with `ERR_TIMEOUT`
-//! ([`timeout_report`]). Nothing is unpacked or run before the signature, every
-//! fragment and the whole file have been verified.
+//! action and clean up ([`install_step`], with [`crate::install`]); or give up with
+//! `ERR_TIMEOUT` ([`timeout_report`]). Nothing is unpacked or run before the
+//! signature, every fragment and the whole file have been verified.
+//!
+//! An uninstall job ([`JobKind::Uninstall`]) takes the same steps with no fragments:
+//! its signed info is fetched and verified exactly as an install's (central is always
+//! its last source, as for every info), and its "install" step is
+//! [`crate::uninstall::uninstall_step`].
 //!
 //! Downloads live in `DIR/downloads/<package>/` (the info, one file per verified
 //! fragment, and `sources.json`: the fragment bytes taken from each source, which
@@ -17,7 +22,6 @@
 //! skipped for a while ([`crate::backoff`]) and reported to central.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -25,23 +29,23 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 use sitecast_common::fragment::sha256_hex;
 use sitecast_common::ids::{ComputerId, PackageId, RelayId};
-use sitecast_common::info::{Action, Archive, Info};
+use sitecast_common::info::Info;
 use sitecast_common::signing::{self, VerifyError};
 use sitecast_common::status::StatusCode;
 use sitecast_common::subnet::select_relays;
 use sitecast_common::units;
 use sitecast_common::wire::{
-    CentralFallback, PolledPackage, ProblemKind, ProblemReport, SourceBytes, StatusReport,
+    CentralFallback, JobKind, PolledPackage, ProblemKind, ProblemReport, SourceBytes, StatusReport,
 };
 
-use crate::action::{self, status_of};
 use crate::backoff::Backoff;
 use crate::client::{Client, Source};
 use crate::error::AgentError;
-use crate::unpack::{self, UnpackLimits};
+use crate::install;
+use crate::manifest::Manifest;
+use crate::unpack::UnpackLimits;
 
 /// How often `DOWNLOADING` progress goes to central.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -144,7 +148,7 @@ impl Context {
     }
 }
 
-fn report(code: StatusCode) -> StatusReport {
+pub(crate) fn report(code: StatusCode) -> StatusReport {
     StatusReport {
         code,
         exit_code: None,
@@ -154,7 +158,7 @@ fn report(code: StatusCode) -> StatusReport {
     }
 }
 
-fn report_with(code: StatusCode, output: String) -> StatusReport {
+pub(crate) fn report_with(code: StatusCode, output: String) -> StatusReport {
     StatusReport {
         output: Some(output),
         ..report(code)
@@ -204,12 +208,23 @@ impl Package {
         &self.polled
     }
 
+    /// Install or uninstall.
+    pub fn kind(&self) -> JobKind {
+        self.polled.kind
+    }
+
+    /// The signed info, once fetched and verified.
+    pub fn info(&self) -> Option<&Info> {
+        self.info.as_ref()
+    }
+
     /// When this agent first saw the package (it survives restarts).
     pub fn first_seen(&self) -> Timestamp {
         self.first_seen
     }
 
-    /// A later poll listed the package again.
+    /// A later poll listed the package again, for the same kind of job (a job of
+    /// the other kind is a new [`Package`]).
     pub fn update(&mut self, ctx: &Context, polled: PolledPackage) {
         let changed = polled.info_sha256 != self.polled.info_sha256;
         self.polled = polled;
@@ -222,19 +237,25 @@ impl Package {
     }
 
     /// Fragments still to fetch. Before the info is known, that is at least one
-    /// (the info is fetched first, by the same kind of step).
+    /// (the info is fetched first, by the same kind of step). An uninstall job
+    /// needs nothing but the info.
     pub fn missing(&self) -> u32 {
-        match &self.info {
-            Some(info) => info.plan().count().saturating_sub(self.held.len() as u32),
-            None => 1,
+        match (&self.info, self.kind()) {
+            (None, _) => 1,
+            (Some(_), JobKind::Uninstall) => 0,
+            (Some(info), JobKind::Install) => {
+                info.plan().count().saturating_sub(self.held.len() as u32)
+            }
         }
     }
 
-    /// A typical fragment's size (0 while the info is unknown).
+    /// A typical fragment's size (0 while the info is unknown, and for uninstall
+    /// jobs, which fetch no fragment).
     pub fn fragment_len(&self) -> u64 {
-        self.info
-            .as_ref()
-            .map_or(0, |info| info.plan().fragment_size())
+        match (&self.info, self.kind()) {
+            (Some(info), JobKind::Install) => info.plan().fragment_size(),
+            _ => 0,
+        }
     }
 
     /// Takes up a signed info left in DIR, if it is the one central announced
@@ -281,7 +302,12 @@ impl Package {
     }
 
     /// The counts as the final report carries them (central first, then relays by id).
+    /// None for an uninstall job: it moves no fragment, and counts an earlier install
+    /// job left in the download directory are not its own.
     fn source_bytes(&self) -> Vec<SourceBytes> {
+        if self.kind() == JobKind::Uninstall {
+            return Vec::new();
+        }
         self.sources
             .iter()
             .map(|(relay_id, bytes)| SourceBytes {
@@ -328,7 +354,15 @@ impl Sources {
 /// The package's fragment sources at `now`: the relays of this computer's
 /// subnets by the same-subnet rule, less those in back-off, then central if the
 /// package's `central_fallback` allows it (`after:` counted from the first sighting).
+/// An uninstall job needs only the info, which central may always serve: central
+/// is always its last source, so it never waits for a relay.
 pub fn sources(ctx: &Context, package: &Package, now: Timestamp) -> Sources {
+    if package.kind() == JobKind::Uninstall {
+        let backoff = ctx.backoff();
+        return info_sources(&package.polled, &ctx.addresses, &|id| {
+            backoff.skipped_until(id, now)
+        });
+    }
     let waited = now
         .duration_since(package.first_seen)
         .try_into()
@@ -399,6 +433,20 @@ fn fragment_sources(
     }
 }
 
+/// The sources of an uninstall job's info: the relays of this computer's subnets
+/// (less those being skipped), then central, whatever `central_fallback` says.
+fn info_sources(
+    polled: &PolledPackage,
+    addresses: &[IpAddr],
+    skipped_until: &dyn Fn(&RelayId) -> Option<Timestamp>,
+) -> Sources {
+    let mut found = fragment_sources(polled, addresses, Duration::ZERO, skipped_until);
+    if !found.sources.contains(&Source::Central) {
+        found.sources.push(Source::Central);
+    }
+    found
+}
+
 /// How one fetch step ended.
 #[derive(Debug)]
 pub enum Step {
@@ -438,6 +486,10 @@ pub async fn fetch_step(ctx: &Context, package: &mut Package) -> Step {
             Err(e) => Step::Wait(e.to_string()),
         };
     };
+    if package.kind() == JobKind::Uninstall {
+        // Nothing but the info: the cycle's next step for it is the uninstall.
+        return Step::Fetched(0);
+    }
     let Some(index) = package.first_missing() else {
         return Step::Fetched(0);
     };
@@ -473,19 +525,30 @@ pub async fn fetch_step(ctx: &Context, package: &mut Package) -> Step {
 }
 
 /// Rebuilds, verifies, unpacks, runs and cleans up a package whose fragments are
-/// all in; returns the final report to send.
-pub async fn install_step(ctx: &Context, package: &mut Package) -> StatusReport {
+/// all in; returns the final report to send and, for a successful `store` install,
+/// what it put in place (for the history, so an uninstall can remove it).
+pub async fn install_step(
+    ctx: &Context,
+    package: &mut Package,
+) -> (StatusReport, Option<Manifest>) {
     if let Some(bar) = &package.bar {
         bar.finish_and_clear();
     }
-    let report = match package.info.clone() {
-        Some(info) if package.first_missing().is_none() => install(ctx, &info, &package.dir).await,
-        _ => report_with(
-            StatusCode::ErrBuild,
-            "installing a package whose download is not complete".into(),
+    let (report, manifest) = match package.info.clone() {
+        Some(info) if package.kind() == JobKind::Install && package.first_missing().is_none() => {
+            install::install(ctx, &info, &package.dir).await
+        }
+        _ => (
+            report_with(
+                StatusCode::ErrBuild,
+                "installing a package whose download is not complete".into(),
+            ),
+            None,
         ),
     };
-    settle(package, report).await
+    let report = settle(package, report).await;
+    let manifest = manifest.filter(|_| report.code == StatusCode::Success);
+    (report, manifest)
 }
 
 /// The package waited longer than the cycle's `timeout` (since `first_seen`):
@@ -495,8 +558,12 @@ pub async fn timeout_report(
     timeout: units::Duration,
     why: Option<&str>,
 ) -> StatusReport {
+    let what = match package.kind() {
+        JobKind::Install => "not downloaded",
+        JobKind::Uninstall => "the signed info of this uninstall job not fetched",
+    };
     let mut text = format!(
-        "not downloaded within the download timeout (timeout = {timeout}) since this agent \
+        "{what} within the download timeout (timeout = {timeout}) since this agent \
          first saw the package at {}",
         package
             .first_seen
@@ -515,7 +582,7 @@ pub async fn timeout_report(
 
 /// Removes the package's download; a success that cannot clean up is
 /// `ERR_CLEAN`. The report carries the bytes taken from each source.
-async fn settle(package: &mut Package, report: StatusReport) -> StatusReport {
+pub(crate) async fn settle(package: &mut Package, report: StatusReport) -> StatusReport {
     if let Some(bar) = package.bar.take() {
         bar.finish_and_clear();
     }
@@ -715,149 +782,12 @@ async fn fetch_fragment(
     Ok(None)
 }
 
-async fn blocking<R: Send + 'static>(
+pub(crate) async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, AgentError> + Send + 'static,
 ) -> Result<R, AgentError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AgentError::Invalid(format!("blocking task failed: {e}")))?
-}
-
-/// Concatenates the verified fragments into one file while hashing it.
-fn rebuild(dir: &Path, count: u32, out: &Path) -> std::io::Result<[u8; 32]> {
-    let mut file = std::io::BufWriter::with_capacity(256 << 10, std::fs::File::create(out)?);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
-    for n in 1..=count {
-        let mut fragment = std::fs::File::open(dir.join(n.to_string()))?;
-        loop {
-            let read = fragment.read(&mut buf)?;
-            if read == 0 {
-                break;
-            }
-            hasher.update(&buf[..read]);
-            file.write_all(&buf[..read])?;
-        }
-    }
-    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok(hasher.finalize().into())
-}
-
-/// A file name for a package that is not an archive: its name, if that is a
-/// plain file name, so `launch` can run it by that name.
-fn plain_name(info: &Info) -> String {
-    let name = info.name();
-    let ok = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0'])
-        && name.len() <= 200;
-    if ok {
-        name.to_owned()
-    } else {
-        "package".to_owned()
-    }
-}
-
-/// Rebuilds, verifies, unpacks and runs; returns the report to send.
-async fn install(ctx: &Context, info: &Info, dir: &Path) -> StatusReport {
-    let plan = info.plan().clone();
-    let package = dir.join("package");
-    let (d, p) = (dir.to_owned(), package.clone());
-    let count = plan.count();
-    let digest = match tokio::task::spawn_blocking(move || rebuild(&d, count, &p)).await {
-        Ok(Ok(digest)) => digest,
-        Ok(Err(e)) => {
-            return report_with(StatusCode::ErrBuild, format!("rebuilding the package: {e}"))
-        }
-        Err(e) => return report_with(StatusCode::ErrBuild, format!("rebuilding the package: {e}")),
-    };
-    if &digest != plan.sha256() {
-        return report_with(
-            StatusCode::ErrBadDigest,
-            format!(
-                "the rebuilt package's SHA-256 is {}, the signed info says {}",
-                hex::encode(digest),
-                hex::encode(plan.sha256())
-            ),
-        );
-    }
-    let target: PathBuf = match info.action() {
-        Action::Store { path } => PathBuf::from(path),
-        _ => ctx
-            .work
-            .join(format!("{}-{}", info.id(), std::process::id())),
-    };
-    if let Action::Launch { .. } | Action::Execute { .. } = info.action() {
-        let _ = tokio::fs::remove_dir_all(&target).await;
-    }
-    if plan.size() > 0 || info.archive() != Archive::None {
-        let (archive, file, t, name, limits) = (
-            info.archive(),
-            package.clone(),
-            target.clone(),
-            plain_name(info),
-            ctx.limits,
-        );
-        let unpacked =
-            tokio::task::spawn_blocking(move || unpack::unpack(archive, &file, &t, &name, &limits))
-                .await;
-        match unpacked {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return report_with(StatusCode::ErrUnpack, e.to_string()),
-            Err(e) => return report_with(StatusCode::ErrUnpack, e.to_string()),
-        }
-    } else if let Err(e) = tokio::fs::create_dir_all(&target).await {
-        return report_with(StatusCode::ErrUnpack, format!("{}: {e}", target.display()));
-    }
-    let _ = tokio::fs::remove_file(&package).await;
-    let env = vec![
-        (
-            "SITECAST_COMPUTER_ID".to_owned(),
-            ctx.computer_id.to_string(),
-        ),
-        ("SITECAST_PACKAGE_ID".to_owned(), info.id().to_string()),
-        ("SITECAST_PACKAGE_NAME".to_owned(), info.name().to_owned()),
-        (
-            "SITECAST_PACKAGE_VERSION".to_owned(),
-            info.version().to_owned(),
-        ),
-        (
-            "SITECAST_PACKAGE_DIR".to_owned(),
-            target.display().to_string(),
-        ),
-    ];
-    let timeout = Duration::from_secs(info.command_timeout_s());
-    let result = match info.action() {
-        Action::Store { .. } => return report(StatusCode::Success),
-        Action::Launch { command } => action::launch(command, &target, timeout, &env).await,
-        Action::Execute { command } => action::execute(command, &target, timeout, &env).await,
-    };
-    let status = match result {
-        Ok(outcome) => StatusReport {
-            code: status_of(&outcome, info.success_exit_codes()),
-            exit_code: outcome.exit_code,
-            output: Some(if outcome.timed_out {
-                format!(
-                    "{}\n[sitecast: killed after {} s]",
-                    outcome.output,
-                    info.command_timeout_s()
-                )
-            } else {
-                outcome.output
-            }),
-            fragments_done: None,
-            // Filled in by `settle`.
-            sources: Vec::new(),
-        },
-        Err(e) => report_with(StatusCode::ErrExecute, e.to_string()),
-    };
-    if let Err(e) = tokio::fs::remove_dir_all(&target).await {
-        if status.code == StatusCode::Success {
-            return report_with(StatusCode::ErrClean, format!("{}: {e}", target.display()));
-        }
-    }
-    status
 }
 
 #[cfg(test)]
@@ -896,9 +826,11 @@ mod tests {
 
     fn names_skipping(p: &PolledPackage, waited: Duration, skip: &[&str]) -> Vec<String> {
         let until: Timestamp = "2100-01-01T00:00:00Z".parse().unwrap();
-        let found = fragment_sources(p, &[ME.parse().unwrap()], waited, &|id| {
-            skip.contains(&id.as_str()).then_some(until)
-        });
+        let skipped = |id: &RelayId| skip.contains(&id.as_str()).then_some(until);
+        let found = match p.kind {
+            JobKind::Install => fragment_sources(p, &[ME.parse().unwrap()], waited, &skipped),
+            JobKind::Uninstall => info_sources(p, &[ME.parse().unwrap()], &skipped),
+        };
         assert_eq!(
             found
                 .skipped
@@ -979,6 +911,35 @@ mod tests {
             );
             assert_eq!(names(&p, Duration::ZERO), ["central"], "{fallback}");
         }
+    }
+
+    /// An uninstall job needs only the signed info, which central may always serve:
+    /// it never waits for a relay that lacks the package, whatever the fallback.
+    #[test]
+    fn an_uninstall_job_takes_its_info_from_its_relays_then_central() {
+        let uninstall = |relays, pending, fallback| PolledPackage {
+            kind: JobKind::Uninstall,
+            ..polled(relays, pending, fallback)
+        };
+        let install = polled(vec![], true, "never");
+        assert!(names(&install, 100 * HOUR).is_empty(), "installs wait");
+        assert_eq!(
+            names(&uninstall(vec![], true, "never"), Duration::ZERO),
+            ["central"]
+        );
+        let relays = vec![relay("relay-floor", "10.1.2.0/24")];
+        assert_eq!(
+            names(&uninstall(relays.clone(), false, "never"), Duration::ZERO),
+            ["relay-floor", "central"]
+        );
+        assert_eq!(
+            names_skipping(
+                &uninstall(relays, false, "never"),
+                Duration::ZERO,
+                &["relay-floor"]
+            ),
+            ["central"]
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The Sitecast agent, on every managed computer: enrolls with central, polls
 //! for work, and follows OCS's download cycle ([`cycle`], driving
 //! `sitecast_common::deployment::DownloadCycle`) to deploy each package
-//! ([`deploy`]) from the relay of its own subnet, verifying everything before it
-//! unpacks ([`unpack`]) or runs ([`action`]) anything.
+//! ([`deploy`], [`install`]) from the relay of its own subnet, verifying everything
+//! before it unpacks ([`unpack`]) or runs ([`action`]) anything, and to run uninstall
+//! jobs ([`uninstall`], removing what a `store` install created: [`manifest`]).
 
 pub mod action;
 pub mod backoff;
@@ -13,6 +14,9 @@ pub mod deploy;
 pub mod error;
 pub mod fsutil;
 pub mod history;
+pub mod install;
+pub mod manifest;
+pub mod uninstall;
 pub mod unpack;
 mod worker;
 
@@ -23,7 +27,7 @@ use std::time::Duration;
 pub use config::{AgentConfig, Layout};
 pub use error::AgentError;
 use sitecast_common::ids::PackageId;
-use sitecast_common::wire::EnrollRequest;
+use sitecast_common::wire::{EnrollRequest, JobKind};
 
 pub use deploy::Outcome;
 
@@ -103,19 +107,26 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
     Ok(config)
 }
 
-/// The result of one poll.
+/// What one `once` call did.
 #[derive(Debug, Clone)]
 pub struct Round {
+    /// The last poll's interval.
     pub poll_interval: Duration,
-    /// Each package of the poll, in its order (priority, then id).
+    /// Each job the polls listed, in the order they first came (each poll lists
+    /// them in central's running order), and what became of it. A package may
+    /// appear twice: installed, then uninstalled by the next job.
     pub outcomes: Vec<(PackageId, Outcome)>,
+    /// The kind of each job of `outcomes`, index for index.
+    pub kinds: Vec<JobKind>,
 }
 
-/// Polls once and works through what it can now, in priority order: the
-/// download cycle without latencies (see [`cycle::Mode::Once`]). A package that
-/// has no source, or whose fetch fails, is left waiting for a later round.
+/// Polls and works through what it can now: the download cycle without latencies
+/// (see [`cycle::Mode::Once`]), urgent packages first, then in central's order. While
+/// jobs end, it polls again (central then hands out the next job of each job
+/// container), so one call runs a container's whole sequence. A package that has no
+/// source, or whose fetch fails, is left waiting for a later call.
 pub async fn once(dir: &Path) -> Result<Round, AgentError> {
-    let (mut worker, config) = worker::Worker::open(dir)?;
+    let (mut worker, config) = worker::Worker::open(dir, true)?;
     cycle::drive(
         &mut worker,
         config,
@@ -124,9 +135,16 @@ pub async fn once(dir: &Path) -> Result<Round, AgentError> {
     )
     .await?;
     let poll_interval = worker.poll_interval();
+    let (outcomes, kinds) = worker
+        .round()
+        .await?
+        .into_iter()
+        .map(|(id, kind, outcome)| ((id, outcome), kind))
+        .unzip();
     Ok(Round {
         poll_interval,
-        outcomes: worker.round().await?,
+        outcomes,
+        kinds,
     })
 }
 
@@ -138,7 +156,7 @@ pub async fn run(
     dir: &Path,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
-    let (mut worker, config) = worker::Worker::open(dir)?;
+    let (mut worker, config) = worker::Worker::open(dir, false)?;
     cycle::drive(&mut worker, config, cycle::Mode::Run, shutdown).await?;
     worker.flush().await;
     Ok(())

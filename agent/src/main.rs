@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use sitecast_agent::{enroll, once, run, EnrollOptions, Outcome};
+use sitecast_common::wire::JobKind;
 
 #[derive(Parser)]
 #[command(name = "sitecast-agent", version, about = "Sitecast agent")]
@@ -37,7 +38,8 @@ enum Command {
         #[arg(long)]
         hostname: Option<String>,
     },
-    /// Poll once, deploy what can be deployed now in priority order, report and exit.
+    /// Poll, deploy and uninstall what can be done now, urgent first then in central's
+    /// order, report, poll again while jobs end (a job container's next job), and exit.
     Once {
         #[arg(long)]
         dir: PathBuf,
@@ -87,10 +89,14 @@ async fn main() -> anyhow::Result<()> {
             if round.outcomes.is_empty() {
                 println!("nothing to deploy");
             }
-            for (id, outcome) in round.outcomes {
+            for ((id, outcome), kind) in round.outcomes.into_iter().zip(round.kinds) {
+                let job = match kind {
+                    JobKind::Install => id.to_string(),
+                    JobKind::Uninstall => format!("{id} (uninstall)"),
+                };
                 match outcome {
-                    Outcome::Done(code) => println!("{id}: {code}"),
-                    Outcome::Waiting(why) => println!("{id}: waiting ({why})"),
+                    Outcome::Done(code) => println!("{job}: {code}"),
+                    Outcome::Waiting(why) => println!("{job}: waiting ({why})"),
                 }
             }
         }

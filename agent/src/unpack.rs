@@ -28,17 +28,24 @@
 //!
 //! On error the work stops; what was written inside the target stays (callers unpack
 //! `launch` and `execute` packages into a fresh temporary directory they remove).
+//!
+//! Every unpack records what it created ([`Unpacked::manifest`]): the files, hard links
+//! and symlinks it wrote and the directories it made, in creation order, each with its
+//! inode, so that a `store` package can be uninstalled ([`crate::manifest`]).
 
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
 use flate2::read::GzDecoder;
 use sitecast_common::info::Archive;
 use zip::result::ZipError;
+
+use crate::manifest::{EntryKind, Manifest};
 
 /// Caps on what one package may unpack to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +66,14 @@ impl Default for UnpackLimits {
 }
 
 /// What an unpack produced.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpacked {
     /// Regular files and hard links created.
     pub files: u64,
     /// Bytes of file data written.
     pub bytes: u64,
+    /// What it created under the target, and whether it created the target itself.
+    pub manifest: Manifest,
 }
 
 /// Why a package could not be unpacked. Every variant means `ERR_UNPACK`.
@@ -99,6 +108,7 @@ pub enum UnpackError {
 }
 
 /// Unpacks `file` into `target` (created if missing; it may already hold files).
+/// The answer says what was created ([`Unpacked::manifest`]).
 ///
 /// `Archive::None` copies the file to `target/<name_for_plain_file>`, which must be a
 /// single normal path component; it is made executable, since a plain file is as often
@@ -110,14 +120,35 @@ pub fn unpack(
     name_for_plain_file: &str,
     limits: &UnpackLimits,
 ) -> Result<Unpacked, UnpackError> {
-    fs::create_dir_all(target).map_err(|e| io_error(target, e))?;
-    let mut unpacker = Unpacker::new(target, limits);
+    let root_created = create_target(target)?;
+    let mut unpacker = Unpacker::new(target, limits, Manifest::new(target, root_created));
     match archive {
         Archive::None => unpacker.plain(file, name_for_plain_file)?,
         Archive::Zip => unpacker.zip(file)?,
         Archive::TarGz => unpacker.tar_gz(file)?,
     }
-    Ok(unpacker.done)
+    Ok(Unpacked {
+        files: unpacker.files,
+        bytes: unpacker.bytes,
+        manifest: unpacker.manifest,
+    })
+}
+
+/// Creates `target` (and what is missing above it) if it does not exist; its inode if
+/// this call created it, so an uninstall may remove it (the directories above are not
+/// counted: they are the admin's layout more than the package's).
+pub fn create_target(target: &Path) -> Result<Option<u64>, UnpackError> {
+    let existed = match fs::symlink_metadata(target) {
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io_error(target, e)),
+    };
+    fs::create_dir_all(target).map_err(|e| io_error(target, e))?;
+    if existed {
+        return Ok(None);
+    }
+    let meta = fs::symlink_metadata(target).map_err(|e| io_error(target, e))?;
+    Ok(meta.file_type().is_dir().then(|| meta.ino()))
 }
 
 const COPY_BUFFER: usize = 64 * 1024;
@@ -145,23 +176,36 @@ struct Unpacker<'a> {
     target: &'a Path,
     limits: &'a UnpackLimits,
     entries: u64,
-    done: Unpacked,
+    files: u64,
+    bytes: u64,
     /// Relative paths of the regular files (and hard links) this run created: the only
     /// things a hard link may point at.
     extracted: HashSet<PathBuf>,
+    manifest: Manifest,
+    /// Files and symlinks already in the manifest: one written again replaces its entry.
+    recorded: HashSet<PathBuf>,
     buf: Vec<u8>,
 }
 
 impl<'a> Unpacker<'a> {
-    fn new(target: &'a Path, limits: &'a UnpackLimits) -> Self {
+    fn new(target: &'a Path, limits: &'a UnpackLimits, manifest: Manifest) -> Self {
         Unpacker {
             target,
             limits,
             entries: 0,
-            done: Unpacked::default(),
+            files: 0,
+            bytes: 0,
             extracted: HashSet::new(),
+            manifest,
+            recorded: HashSet::new(),
             buf: vec![0; COPY_BUFFER],
         }
+    }
+
+    /// Notes a file or symlink this run wrote at `rel`.
+    fn record(&mut self, kind: EntryKind, rel: &Path, ino: u64) {
+        let rewritten = !self.recorded.insert(rel.to_path_buf());
+        self.manifest.push(kind, rel, ino, rewritten);
     }
 
     fn count_entry(&mut self) -> Result<(), UnpackError> {
@@ -348,10 +392,13 @@ impl<'a> Unpacker<'a> {
     ) -> Result<(), UnpackError> {
         let path = self.place_file(shown, rel)?;
         let mut out = create_new(&path)?;
+        // Recorded at once: if the copy fails, the file is still ours.
+        let ino = out.metadata().map_err(|e| io_error(&path, e))?.ino();
+        self.record(EntryKind::File, rel, ino);
         self.copy(reader, &mut out, &path, read_error)?;
         set_file_mode(&out, &path, mode)?;
         self.extracted.insert(rel.to_path_buf());
-        self.done.files += 1;
+        self.files += 1;
         Ok(())
     }
 
@@ -371,7 +418,7 @@ impl<'a> Unpacker<'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(read_error(e)),
             };
-            let total = self.done.bytes.saturating_add(n as u64);
+            let total = self.bytes.saturating_add(n as u64);
             if total > self.limits.max_bytes {
                 return Err(UnpackError::TooLarge {
                     limit: self.limits.max_bytes,
@@ -379,7 +426,7 @@ impl<'a> Unpacker<'a> {
             }
             out.write_all(&self.buf[..n])
                 .map_err(|e| io_error(path, e))?;
-            self.done.bytes = total;
+            self.bytes = total;
         }
     }
 
@@ -394,6 +441,10 @@ impl<'a> Unpacker<'a> {
         let path = self.place_link(shown, rel)?;
         create_symlink(shown, &normal, &path)?;
         self.extracted.remove(rel);
+        let ino = fs::symlink_metadata(&path)
+            .map_err(|e| io_error(&path, e))?
+            .ino();
+        self.record(EntryKind::Symlink, rel, ino);
         Ok(())
     }
 
@@ -419,21 +470,32 @@ impl<'a> Unpacker<'a> {
         }
         let path = self.place_file(shown, rel)?;
         fs::hard_link(self.target.join(&source_rel), &path).map_err(|e| io_error(&path, e))?;
+        let ino = fs::symlink_metadata(&path)
+            .map_err(|e| io_error(&path, e))?
+            .ino();
+        self.record(EntryKind::File, rel, ino);
         self.extracted.insert(rel.to_path_buf());
-        self.done.files += 1;
+        self.files += 1;
         Ok(())
     }
 
     /// Creates `rel` and the directories above it as needed, refusing to pass through a
     /// symlink or to treat a file as a directory.
-    fn ensure_dir(&self, shown: &str, rel: &Path) -> Result<(), UnpackError> {
+    fn ensure_dir(&mut self, shown: &str, rel: &Path) -> Result<(), UnpackError> {
         let mut path = self.target.to_path_buf();
+        let mut made = PathBuf::new();
         for component in rel.components() {
             path.push(component);
+            made.push(component);
             match fs::symlink_metadata(&path) {
                 Ok(meta) => check_dir(shown, &path, &meta.file_type())?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => match make_dir(&path) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        let ino = fs::symlink_metadata(&path)
+                            .map_err(|e| io_error(&path, e))?
+                            .ino();
+                        self.manifest.push(EntryKind::Dir, &made, ino, false);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         let meta = fs::symlink_metadata(&path).map_err(|e| io_error(&path, e))?;
                         check_dir(shown, &path, &meta.file_type())?;
@@ -449,7 +511,7 @@ impl<'a> Unpacker<'a> {
     /// Readies the place of a regular file or hard link: parents exist, and whatever was
     /// there is gone, unless it is a symlink (which may be an admin's link out of a
     /// `store` path) or a directory.
-    fn place_file(&self, shown: &str, rel: &Path) -> Result<PathBuf, UnpackError> {
+    fn place_file(&mut self, shown: &str, rel: &Path) -> Result<PathBuf, UnpackError> {
         let (path, existing) = self.place(shown, rel)?;
         match existing {
             None => {}
@@ -467,7 +529,7 @@ impl<'a> Unpacker<'a> {
 
     /// Readies the place of a symlink: replacing an old symlink is fine, as removing a
     /// link never touches what it points at.
-    fn place_link(&self, shown: &str, rel: &Path) -> Result<PathBuf, UnpackError> {
+    fn place_link(&mut self, shown: &str, rel: &Path) -> Result<PathBuf, UnpackError> {
         let (path, existing) = self.place(shown, rel)?;
         match existing {
             None => {}
@@ -478,7 +540,7 @@ impl<'a> Unpacker<'a> {
     }
 
     fn place(
-        &self,
+        &mut self,
         shown: &str,
         rel: &Path,
     ) -> Result<(PathBuf, Option<fs::FileType>), UnpackError> {

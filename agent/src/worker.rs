@@ -1,9 +1,20 @@
 //! The agent's real [`Performer`]: polls central, keeps what it knows of each
-//! package it was given ([`Package`]), and performs the cycle's steps with
-//! [`crate::deploy`]. It also remembers when it first saw each package
-//! (`DIR/downloads/<package>.first-seen`, a wall-clock timestamp, so the
-//! `timeout` and `central_fallback = after:…` count across restarts) and the
-//! final reports central could not take yet (sent again before the next poll).
+//! job it was given ([`Package`]: a package to install or to uninstall), and
+//! performs the cycle's steps with [`crate::deploy`] and [`crate::uninstall`]. It
+//! also remembers when it first saw each job (`DIR/downloads/<package>.first-seen`,
+//! `<package>+uninstall.first-seen` for uninstall jobs: a wall-clock timestamp, so
+//! the `timeout` and `central_fallback = after:…` count across restarts), the final
+//! reports central could not take yet (sent again before the next poll), and the
+//! history: what is installed, `ERR_ALREADY_SETUP` for install jobs of those (an
+//! uninstall job runs whatever the history says: the package may have been installed
+//! before the history existed).
+//!
+//! Central lists a package once per poll; should two jobs of one package come in one
+//! poll (two job containers), the first listed runs, and the other comes back at a
+//! later poll. A package listed for the other kind of job than the one tracked is a
+//! new job: the old one is dropped (its fragments stay on disk until a job of the
+//! package settles, which removes its download directory: an install job that comes
+//! back resumes with them, and an uninstall job needs only the info).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,7 +26,7 @@ use sitecast_common::deployment::{CycleConfig, Job};
 use sitecast_common::ids::PackageId;
 use sitecast_common::status::StatusCode;
 use sitecast_common::units;
-use sitecast_common::wire::StatusReport;
+use sitecast_common::wire::{JobKind, StatusReport};
 
 use crate::backoff::Backoff;
 use crate::client::{Client, Deadlines};
@@ -23,8 +34,9 @@ use crate::config::{AgentConfig, Layout};
 use crate::cycle::{Fetched, Performer, Worklist, HELD_BACK, MAX_PRIORITY};
 use crate::deploy::{self, Context, Outcome, Package, Step};
 use crate::error::AgentError;
-use crate::history::History;
-use crate::{addresses, fsutil, unpack};
+use crate::history::{History, Installed};
+use crate::manifest::Manifest;
+use crate::{addresses, fsutil, uninstall, unpack};
 
 /// The cycle's clock: monotonic, starting at `epoch` when the agent starts.
 ///
@@ -57,6 +69,8 @@ struct Tracked {
     package: Package,
     /// `first_seen` on the cycle's clock.
     first_seen: Duration,
+    /// Its position in the last poll's list (central lists jobs in running order).
+    rank: u32,
 }
 
 /// An agent's state between the cycle's steps.
@@ -67,9 +81,14 @@ pub(crate) struct Worker {
     timeout: units::Duration,
     clock: Clock,
     packages: BTreeMap<PackageId, Tracked>,
-    /// The last poll's packages, in its order (priority, then id).
-    listed: Vec<PackageId>,
-    outcomes: BTreeMap<PackageId, Outcome>,
+    /// `once`: every job the polls listed, in the order they first came.
+    listed: Vec<(PackageId, JobKind)>,
+    /// `once`: what became of the jobs that ended.
+    outcomes: BTreeMap<(PackageId, JobKind), Outcome>,
+    /// Keep `listed` and `outcomes` (`once`; `run` never reads them).
+    keep_outcomes: bool,
+    /// Final reports made so far (sent or not).
+    concluded: u64,
     /// Why each package could not progress, last time it could not.
     waiting: BTreeMap<PackageId, String>,
     set_aside: BTreeSet<PackageId>,
@@ -80,8 +99,9 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Loads DIR; the cycle's settings come with it.
-    pub(crate) fn open(dir: &Path) -> Result<(Self, CycleConfig), AgentError> {
+    /// Loads DIR; the cycle's settings come with it. `keep_outcomes` for `once`,
+    /// which reports what became of each job.
+    pub(crate) fn open(dir: &Path, keep_outcomes: bool) -> Result<(Self, CycleConfig), AgentError> {
         let layout = Layout::new(dir);
         let config = AgentConfig::load(&layout)?;
         let client = Client::new(
@@ -121,6 +141,8 @@ impl Worker {
             packages: BTreeMap::new(),
             listed: Vec::new(),
             outcomes: BTreeMap::new(),
+            keep_outcomes,
+            concluded: 0,
             waiting: BTreeMap::new(),
             set_aside: BTreeSet::new(),
             unsent: Vec::new(),
@@ -135,9 +157,9 @@ impl Worker {
         self.poll_interval
     }
 
-    /// What became of each package of the last poll, in its order; an error if a
-    /// final report could still not be sent.
-    pub(crate) async fn round(mut self) -> Result<Vec<(PackageId, Outcome)>, AgentError> {
+    /// What became of each job the polls listed, in the order they first came; an
+    /// error if a final report could still not be sent.
+    pub(crate) async fn round(mut self) -> Result<Vec<(PackageId, JobKind, Outcome)>, AgentError> {
         self.flush().await;
         if !self.unsent.is_empty() {
             if let Some(e) = self.last_send_error.take() {
@@ -147,15 +169,19 @@ impl Worker {
         let listed = std::mem::take(&mut self.listed);
         Ok(listed
             .into_iter()
-            .map(|id| {
-                let outcome = self.outcomes.remove(&id).unwrap_or_else(|| {
-                    Outcome::Waiting(
-                        self.waiting
-                            .remove(&id)
-                            .unwrap_or_else(|| "not finished in this round".into()),
-                    )
-                });
-                (id, outcome)
+            .map(|(id, kind)| {
+                let outcome = self
+                    .outcomes
+                    .remove(&(id.clone(), kind))
+                    .unwrap_or_else(|| {
+                        Outcome::Waiting(
+                            self.waiting
+                                .get(&id)
+                                .cloned()
+                                .unwrap_or_else(|| "not finished in this round".into()),
+                        )
+                    });
+                (id, kind, outcome)
             })
             .collect())
     }
@@ -171,26 +197,118 @@ impl Worker {
         }
     }
 
-    /// The package is over: record, forget, report (or keep the report for later).
-    async fn conclude(&mut self, id: &PackageId, report: StatusReport) {
+    /// The job is over: record, forget, report (or keep the report for later).
+    /// `manifest`: what a successful `store` install put in place.
+    async fn conclude(
+        &mut self,
+        id: &PackageId,
+        kind: JobKind,
+        report: StatusReport,
+        manifest: Option<Manifest>,
+    ) {
         let code = report.code;
-        tracing::info!(package = %id, status = %code, "deployment finished");
+        tracing::info!(package = %id, %kind, status = %code, "job finished");
         if code == StatusCode::Success {
-            // Before the report: a package that ran is never run again, even if
-            // the report is lost.
-            if let Err(e) = self.history.record(id, Timestamp::now()) {
-                tracing::warn!(package = %id, error = %e, "could not record the installation");
+            // Before the report: a package that ran is never run again, even if the
+            // report is lost; one uninstalled is installed again by a later job.
+            match kind {
+                JobKind::Install => {
+                    let installed = Installed {
+                        at: Timestamp::now(),
+                        store: manifest,
+                    };
+                    if let Err(e) = self.history.record(id, installed) {
+                        tracing::warn!(package = %id, error = %e, "could not record the installation");
+                    }
+                }
+                JobKind::Uninstall => {
+                    if let Err(e) = self.history.remove(id) {
+                        tracing::warn!(package = %id, error = %e, "could not take the uninstalled package out of the history");
+                    }
+                }
             }
         }
-        let _ = std::fs::remove_file(first_seen_path(&self.layout, id));
+        let _ = std::fs::remove_file(first_seen_path(&self.layout, id, kind));
         self.packages.remove(id);
         self.waiting.remove(id);
-        self.outcomes.insert(id.clone(), Outcome::Done(code));
+        self.concluded += 1;
+        if self.keep_outcomes {
+            self.outcomes
+                .insert((id.clone(), kind), Outcome::Done(code));
+        }
         if let Err(e) = self.ctx.client.report(id, &report).await {
             tracing::warn!(package = %id, error = %e, "could not report to central; trying again later");
             self.unsent.push((id.clone(), report));
             self.last_send_error = Some(e);
         }
+    }
+}
+
+impl Worker {
+    /// Takes up a poll's list: answers install jobs of installed packages with
+    /// `ERR_ALREADY_SETUP`, tracks the others (a job of the other kind than the
+    /// one tracked replaces it), and forgets what central no longer lists.
+    async fn take_poll(&mut self, packages: Vec<sitecast_common::wire::PolledPackage>) {
+        let mut listed = BTreeSet::new();
+        for (rank, polled) in packages.into_iter().enumerate() {
+            let id = polled.id.clone();
+            let kind = polled.kind;
+            if !listed.insert(id.clone()) {
+                tracing::info!(package = %id, %kind, "a second job of the package in this poll; it comes after the first");
+                continue;
+            }
+            if self.keep_outcomes && !self.listed.contains(&(id.clone(), kind)) {
+                self.listed.push((id.clone(), kind));
+            }
+            if self.unsent.iter().any(|(sent, _)| sent == &id) {
+                // Its final report is on its way.
+                continue;
+            }
+            if kind == JobKind::Install && self.history.contains(&id) {
+                let report = StatusReport {
+                    code: StatusCode::ErrAlreadySetup,
+                    exit_code: None,
+                    output: None,
+                    fragments_done: None,
+                    sources: Vec::new(),
+                };
+                self.conclude(&id, kind, report, None).await;
+                continue;
+            }
+            let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+            match self.packages.get_mut(&id) {
+                Some(tracked) if tracked.package.kind() == kind => {
+                    tracked.package.update(&self.ctx, polled);
+                    tracked.rank = rank;
+                }
+                tracked => {
+                    if let Some(old) = tracked {
+                        let old = old.package.kind();
+                        tracing::info!(package = %id, was = %old, now = %kind, "the package's job changed; starting the new one");
+                        let _ = std::fs::remove_file(first_seen_path(&self.layout, &id, old));
+                        self.waiting.remove(&id);
+                        self.set_aside.remove(&id);
+                    }
+                    let first = first_seen(&self.layout, &id, kind).unwrap_or_else(|e| {
+                        tracing::warn!(package = %id, error = %e, "cannot remember when the job was first seen");
+                        Timestamp::now()
+                    });
+                    let package = Package::new(&self.ctx, polled, first);
+                    let first_seen = self.clock.at(first);
+                    self.packages.insert(
+                        id,
+                        Tracked {
+                            package,
+                            first_seen,
+                            rank,
+                        },
+                    );
+                }
+            }
+        }
+        // Central no longer lists them (assignment or package deleted).
+        self.packages.retain(|id, _| listed.contains(id));
+        self.waiting.retain(|id, _| listed.contains(id));
     }
 }
 
@@ -207,49 +325,12 @@ impl Performer for Worker {
         self.flush().await;
         let poll = self.ctx.client.poll(&self.ctx.addresses).await?;
         self.poll_interval = Duration::from_secs(poll.poll_interval_s.max(1));
-        let mut listed = Vec::new();
-        for polled in poll.packages {
-            let id = polled.id.clone();
-            listed.push(id.clone());
-            if self.unsent.iter().any(|(sent, _)| sent == &id) {
-                // Its final report is on its way.
-                continue;
-            }
-            if self.history.contains(&id) {
-                let report = StatusReport {
-                    code: StatusCode::ErrAlreadySetup,
-                    exit_code: None,
-                    output: None,
-                    fragments_done: None,
-                    sources: Vec::new(),
-                };
-                self.conclude(&id, report).await;
-                continue;
-            }
-            match self.packages.get_mut(&id) {
-                Some(tracked) => tracked.package.update(&self.ctx, polled),
-                None => {
-                    let first = first_seen(&self.layout, &id).unwrap_or_else(|e| {
-                        tracing::warn!(package = %id, error = %e, "cannot remember when the package was first seen");
-                        Timestamp::now()
-                    });
-                    let package = Package::new(&self.ctx, polled, first);
-                    let first_seen = self.clock.at(first);
-                    self.packages.insert(
-                        id,
-                        Tracked {
-                            package,
-                            first_seen,
-                        },
-                    );
-                }
-            }
-        }
-        // Central no longer lists them (assignment or package deleted).
-        self.packages.retain(|id, _| listed.contains(id));
-        self.waiting.retain(|id, _| listed.contains(id));
-        self.listed = listed;
+        self.take_poll(poll.packages).await;
         Ok(self.poll_interval)
+    }
+
+    fn concluded(&self) -> u64 {
+        self.concluded
     }
 
     fn worklist(&mut self, _now: Duration) -> Worklist {
@@ -284,6 +365,7 @@ impl Performer for Worker {
             list.jobs.push(Job {
                 id: id.clone(),
                 priority,
+                rank: tracked.rank,
                 fragments_missing: missing,
                 fragment_len: package.fragment_len(),
                 first_seen: tracked.first_seen,
@@ -307,7 +389,8 @@ impl Performer for Worker {
                 Fetched::Failed
             }
             Step::Final(report) => {
-                self.conclude(id, report).await;
+                let kind = tracked.package.kind();
+                self.conclude(id, kind, report, None).await;
                 Fetched::Finished
             }
         }
@@ -317,8 +400,17 @@ impl Performer for Worker {
         let Some(mut tracked) = self.packages.remove(id) else {
             return;
         };
-        let report = deploy::install_step(&self.ctx, &mut tracked.package).await;
-        self.conclude(id, report).await;
+        let kind = tracked.package.kind();
+        let (report, manifest) = match kind {
+            JobKind::Install => deploy::install_step(&self.ctx, &mut tracked.package).await,
+            JobKind::Uninstall => {
+                let installed = self.history.get(id);
+                let report =
+                    uninstall::uninstall_step(&self.ctx, &mut tracked.package, installed).await;
+                (report, None)
+            }
+        };
+        self.conclude(id, kind, report, manifest).await;
     }
 
     async fn time_out(&mut self, id: &PackageId) {
@@ -326,9 +418,10 @@ impl Performer for Worker {
             return;
         };
         let why = self.waiting.get(id).cloned();
+        let kind = tracked.package.kind();
         let report =
             deploy::timeout_report(&mut tracked.package, self.timeout, why.as_deref()).await;
-        self.conclude(id, report).await;
+        self.conclude(id, kind, report, None).await;
     }
 
     fn set_aside(&mut self, id: &PackageId) {
@@ -336,13 +429,24 @@ impl Performer for Worker {
     }
 }
 
-pub(crate) fn first_seen_path(layout: &Layout, id: &PackageId) -> PathBuf {
-    layout.downloads().join(format!("{id}.first-seen"))
+/// Where the first sighting of a job is kept. Package ids never contain `+`, so an
+/// uninstall job's file cannot be another package's.
+pub(crate) fn first_seen_path(layout: &Layout, id: &PackageId, kind: JobKind) -> PathBuf {
+    match kind {
+        JobKind::Install => layout.downloads().join(format!("{id}.first-seen")),
+        JobKind::Uninstall => layout
+            .downloads()
+            .join(format!("{id}+uninstall.first-seen")),
+    }
 }
 
-/// When this agent first saw the package: read from DIR, or now (and written down).
-pub(crate) fn first_seen(layout: &Layout, id: &PackageId) -> Result<Timestamp, AgentError> {
-    let path = first_seen_path(layout, id);
+/// When this agent first saw the job: read from DIR, or now (and written down).
+pub(crate) fn first_seen(
+    layout: &Layout,
+    id: &PackageId,
+    kind: JobKind,
+) -> Result<Timestamp, AgentError> {
+    let path = first_seen_path(layout, id, kind);
     let now = Timestamp::now();
     if let Ok(text) = std::fs::read_to_string(&path) {
         if let Ok(at) = text.trim().parse::<Timestamp>() {
@@ -356,54 +460,4 @@ pub(crate) fn first_seen(layout: &Layout, id: &PackageId) -> Result<Timestamp, A
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// The timeout and `central_fallback = after:…` count from the first poll
-    /// that listed the package, and that moment survives a restart (it is in DIR).
-    #[test]
-    fn the_first_sighting_is_kept_in_dir() {
-        let tmp = tempfile::tempdir().unwrap();
-        let layout = Layout::new(tmp.path());
-        let id: PackageId = "app-1".parse().unwrap();
-        let first = first_seen(&layout, &id).unwrap();
-        let path = first_seen_path(&layout, &id);
-        let text = std::fs::read_to_string(&path).unwrap();
-        // A later poll (or a restarted agent) does not move the first sighting.
-        assert_eq!(first_seen(&layout, &id).unwrap(), first);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
-        let two_hours_ago = Timestamp::now() - jiff::SignedDuration::from_hours(2);
-        std::fs::write(&path, two_hours_ago.to_string()).unwrap();
-        assert_eq!(first_seen(&layout, &id).unwrap(), two_hours_ago);
-        // Another package has its own; a garbled file starts afresh.
-        let other: PackageId = "app-2".parse().unwrap();
-        assert!(first_seen(&layout, &other).unwrap() >= first);
-        std::fs::write(first_seen_path(&layout, &other), "yesterday").unwrap();
-        let again = first_seen(&layout, &other).unwrap();
-        assert!(again >= first, "{again}");
-    }
-
-    /// Wall-clock sightings map onto the cycle's monotonic clock, and one older
-    /// than the timeout is already past its deadline.
-    #[test]
-    fn wall_clock_sightings_map_onto_the_cycle_clock() {
-        let week = Duration::from_secs(7 * 86_400);
-        let clock = Clock {
-            started: Instant::now(),
-            epoch: week,
-        };
-        let now = clock.now();
-        assert!(now >= week);
-        let hour_ago = clock.at(Timestamp::now() - jiff::SignedDuration::from_hours(1));
-        let expected = now - Duration::from_secs(3600);
-        assert!(
-            hour_ago.abs_diff(expected) < Duration::from_secs(5),
-            "{hour_ago:?} vs {expected:?}"
-        );
-        let in_a_minute = clock.at(Timestamp::now() + jiff::SignedDuration::from_mins(1));
-        assert!(in_a_minute > now + Duration::from_secs(55));
-        let long_ago = clock.at(Timestamp::now() - jiff::SignedDuration::from_hours(24 * 30));
-        assert_eq!(long_ago, Duration::ZERO);
-        assert!(long_ago + week <= clock.now());
-    }
-}
+mod tests;

@@ -12,9 +12,11 @@
 //!   the defaults priority 1 is served in every cycle, priority 5 in cycles 5 and 10, and
 //!   priority 10 only in cycle 10. A priority above `period_length` is never served (the
 //!   seed's warning about shortening the period): such a package waits for its timeout.
-//! - **Turns.** Within a cycle the eligible packages take turns in priority order (0
-//!   first), then by id. A package's turn lasts until all its fragments are in, and then
-//!   it is installed ([`CycleAction::Install`]), or until one fetch fails, and then it
+//! - **Turns.** Within a cycle the eligible packages take turns: priority 0 first, then
+//!   by [`Job::rank`] (the package's position in central's poll answer, which lists jobs
+//!   in the order they should run: higher job-container priority first, then package
+//!   priority), then by id. A package's turn lasts until all its fragments are in, and
+//!   then it is installed ([`CycleAction::Install`]), or until one fetch fails, and then it
 //!   waits for its next eligible cycle, where only the missing fragments are fetched.
 //! - **Priority 0.** Priority-0 packages are served before every other package: at the
 //!   start of each cycle, and also when one arrives in the middle of a cycle (it gets the
@@ -49,7 +51,10 @@
 //!   `ERR_TIMEOUT`. Never before that instant, and the check does not depend on the cycle.
 //! - **Install.** A package whose fragments are all in (downloaded now, or found on disk
 //!   after a restart) is installed at once, whatever the cycle: unpacking and running are
-//!   not network work, and `frag_latency` is a pause *between fragments*.
+//!   not network work, and `frag_latency` is a pause *between fragments*. When several are
+//!   ready they go in the turn order (priority 0, then rank, then id). The machine does
+//!   not know what "install" means: an uninstall job is a job whose only "fragment" is its
+//!   signed info, and whose `Install` runs the uninstall.
 //! - **Stop and resume.** Like OCS, which stops when everything is installed, the cycle
 //!   clock stops while there is nothing left it could fetch. When [`DownloadCycle::set_packages`]
 //!   brings work again, the cycle it stopped in starts afresh at that instant, with the
@@ -149,6 +154,9 @@ pub struct Job {
     /// OCS priority: 0 is urgent (every cycle, before all others), then 1 (every cycle) to
     /// `period_length` (once per period).
     pub priority: u8,
+    /// The package's position in the poll's list (0 first): central lists jobs in the
+    /// order they should run, so after priority 0 the eligible packages go by rank.
+    pub rank: u32,
     /// Fragments not yet on disk; 0 means ready to install.
     pub fragments_missing: u32,
     /// Size of a typical fragment, charged against `max_rate` when a fetch fails.
@@ -191,6 +199,7 @@ struct InFlight {
 #[derive(Debug, Clone)]
 struct JobState {
     priority: u8,
+    rank: u32,
     missing: u32,
     fragment_len: u64,
     first_seen: Duration,
@@ -202,6 +211,12 @@ struct JobState {
 impl JobState {
     fn wants_fragments(&self) -> bool {
         !self.settling && self.missing > 0
+    }
+
+    /// Where the package stands in a cycle's turn order: urgent first, then by rank
+    /// (ties, which central never makes, by id).
+    fn turn(&self) -> (bool, u32) {
+        (self.priority != 0, self.rank)
     }
 }
 
@@ -278,6 +293,7 @@ impl DownloadCycle {
                 job.id,
                 JobState {
                     priority: job.priority,
+                    rank: job.rank,
                     missing: job.fragments_missing,
                     fragment_len: job.fragment_len,
                     first_seen: job.first_seen,
@@ -447,14 +463,16 @@ impl DownloadCycle {
     fn ready_to_install(&self) -> Option<PackageId> {
         self.jobs
             .iter()
-            .find(|(_, job)| !job.settling && job.missing == 0)
+            .filter(|(_, job)| !job.settling && job.missing == 0)
+            .min_by_key(|(id, job)| (job.turn(), *id))
             .map(|(id, _)| id.clone())
     }
 
     fn timed_out(&self, now: Duration) -> Option<PackageId> {
         self.jobs
             .iter()
-            .find(|(_, job)| job.wants_fragments() && self.deadline(job) <= now)
+            .filter(|(_, job)| job.wants_fragments() && self.deadline(job) <= now)
+            .min_by_key(|(id, job)| (job.turn(), *id))
             .map(|(id, _)| id.clone())
     }
 
@@ -478,7 +496,7 @@ impl DownloadCycle {
         })
     }
 
-    /// The package whose turn it is in `cycle`: priority first (0 before all), then id.
+    /// The package whose turn it is in `cycle`: priority 0 first, then rank, then id.
     fn candidate(&self, cycle: u32, served: &BTreeSet<PackageId>) -> Option<PackageId> {
         self.jobs
             .iter()
@@ -487,7 +505,7 @@ impl DownloadCycle {
                     && Self::eligible(job.priority, cycle)
                     && !served.contains(*id)
             })
-            .min_by_key(|(id, job)| (job.priority, *id))
+            .min_by_key(|(id, job)| (job.turn(), *id))
             .map(|(id, _)| id.clone())
     }
 

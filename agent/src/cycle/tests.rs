@@ -49,6 +49,8 @@ struct Fake {
     poll_interval: Duration,
     fetch_time: Duration,
     jobs: BTreeMap<PackageId, FakeJob>,
+    /// Each package's position in the last poll's list.
+    ranks: BTreeMap<PackageId, u32>,
     /// Installed or timed out: central lists them no more.
     done: BTreeSet<PackageId>,
     aside: BTreeSet<PackageId>,
@@ -67,6 +69,7 @@ impl Fake {
             poll_interval: secs(100_000),
             fetch_time: Duration::ZERO,
             jobs: BTreeMap::new(),
+            ranks: BTreeMap::new(),
             done: BTreeSet::new(),
             aside: BTreeSet::new(),
             log: Vec::new(),
@@ -120,8 +123,9 @@ impl Performer for Fake {
         } else {
             self.polls.front().cloned()
         };
-        for (name, job) in list.unwrap_or_default() {
+        for (rank, (name, job)) in list.unwrap_or_default().into_iter().enumerate() {
             if !self.done.contains(&pid(name)) {
+                self.ranks.insert(pid(name), u32::try_from(rank).unwrap());
                 self.jobs.entry(pid(name)).or_insert(job);
             }
         }
@@ -145,6 +149,7 @@ impl Performer for Fake {
             list.jobs.push(Job {
                 id: id.clone(),
                 priority: if held { HELD_BACK } else { job.priority },
+                rank: self.ranks.get(id).copied().unwrap_or(u32::MAX),
                 fragments_missing: job.missing,
                 fragment_len: 1_000,
                 first_seen: job.first_seen,
@@ -179,6 +184,10 @@ impl Performer for Fake {
     fn set_aside(&mut self, id: &PackageId) {
         self.note("aside", id);
         self.aside.insert(id.clone());
+    }
+
+    fn concluded(&self) -> u64 {
+        self.done.len() as u64
     }
 }
 
@@ -394,6 +403,9 @@ async fn once_works_through_everything_now_in_priority_order_without_latencies()
             "0s install five",
             "0s fetch ten",
             "0s install ten",
+            // Jobs ended: central may have the next ones of their containers. It has
+            // not, and a round that ends nothing is the last.
+            "0s poll central",
         ]
     );
     assert_eq!(fake.sleeps, 0);
@@ -432,8 +444,107 @@ async fn once_times_out_a_package_past_its_deadline_and_honours_max_rate() {
             "51s fetch big",
             "52s fetch big",
             "52s install big",
+            "52s poll central",
         ]
     );
+}
+
+/// Central hands out a job container's next job only once the previous one has
+/// reported: `once` polls again after a round that ended a job, and works through
+/// what the new poll brings, in the same call.
+#[tokio::test]
+async fn once_polls_again_while_jobs_end() {
+    let mut fake = Fake::new(vec![
+        vec![("first", job(3, 1))],
+        vec![("second", job(3, 2))],
+        vec![("second", job(3, 2)), ("third", job(1, 0))],
+    ]);
+    fake.drive(config(), Mode::Once).await.unwrap();
+    assert_eq!(
+        fake.log,
+        [
+            "0s poll central",
+            "0s fetch first",
+            "0s install first",
+            "0s poll central",
+            "0s fetch second",
+            "0s fetch second",
+            "0s install second",
+            "0s poll central",
+            "0s install third",
+            "0s poll central",
+        ]
+    );
+    assert!(fake.jobs.is_empty());
+}
+
+/// A round that ends nothing (its package's sources fail) is the last: polling
+/// again could bring nothing new.
+#[tokio::test]
+async fn once_stops_after_a_round_that_ended_nothing() {
+    let broken = FakeJob {
+        failing: true,
+        ..job(1, 1)
+    };
+    let mut fake = Fake::new(vec![vec![("broken", broken)], vec![("new", job(1, 1))]]);
+    fake.drive(config(), Mode::Once).await.unwrap();
+    assert_eq!(
+        fake.log,
+        ["0s poll central", "0s fetch broken", "0s aside broken"]
+    );
+}
+
+/// Should central hand out a new job after every report, `once` still ends.
+#[tokio::test]
+async fn once_makes_at_most_max_once_rounds_polls() {
+    let polls = (0..MAX_ONCE_ROUNDS + 10)
+        .map(|n| {
+            let name: &'static str = Box::leak(format!("job-{n}").into_boxed_str());
+            vec![(name, job(1, 1))]
+        })
+        .collect();
+    let mut fake = Fake::new(polls);
+    fake.drive(config(), Mode::Once).await.unwrap();
+    let polls = fake
+        .log
+        .iter()
+        .filter(|l| l.ends_with("poll central"))
+        .count();
+    let installs = fake.log.iter().filter(|l| l.contains(" install ")).count();
+    assert_eq!(polls, MAX_ONCE_ROUNDS as usize);
+    assert_eq!(installs, MAX_ONCE_ROUNDS as usize);
+}
+
+/// After the urgent packages, the poll's order (central's running order: job
+/// containers of higher priority first) decides, not the package priority or id.
+#[tokio::test]
+async fn once_follows_the_polls_order_after_urgent_packages() {
+    let mut fake = Fake::new(vec![vec![
+        ("zz-first", job(2, 1)),
+        ("aa-second", job(1, 1)),
+        ("mm-third", job(1, 1)),
+        ("urgent", job(0, 1)),
+    ]]);
+    fake.drive(config(), Mode::Once).await.unwrap();
+    let fetches: Vec<&str> = fake
+        .log
+        .iter()
+        .filter_map(|l| l.strip_prefix("0s fetch "))
+        .collect();
+    // Cycle 1 serves priority 1 (and 0); cycle 2 priority 2 (and 1).
+    assert_eq!(fetches, ["urgent", "aa-second", "mm-third", "zz-first"]);
+    let mut fake = Fake::new(vec![vec![
+        ("zz-first", job(1, 1)),
+        ("aa-second", job(1, 1)),
+        ("urgent", job(0, 1)),
+    ]]);
+    fake.drive(config(), Mode::Once).await.unwrap();
+    let fetches: Vec<&str> = fake
+        .log
+        .iter()
+        .filter_map(|l| l.strip_prefix("0s fetch "))
+        .collect();
+    assert_eq!(fetches, ["urgent", "zz-first", "aa-second"]);
 }
 
 #[test]

@@ -12,10 +12,12 @@ fn pid(name: &str) -> PackageId {
     name.parse().unwrap()
 }
 
+/// A job ranked by its priority, as central lists a plain assignment's packages.
 fn job(name: &str, priority: u8, missing: u32) -> Job {
     Job {
         id: pid(name),
         priority,
+        rank: u32::from(priority),
         fragments_missing: missing,
         fragment_len: 1_000,
         first_seen: Duration::ZERO,
@@ -222,6 +224,107 @@ fn cycle_and_period_latencies_separate_cycles_and_periods() {
         [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (3, 1)]
     );
     assert_eq!(gaps, [60, 60, 660, 60, 60, 660]);
+}
+
+/// Central lists jobs in the order they should run (a job container of higher
+/// priority first): within a cycle the eligible packages go by that rank, whatever
+/// their package priority and their ids.
+#[test]
+fn eligible_packages_take_their_turns_by_rank() {
+    let config = CycleConfig {
+        period_length: 5,
+        ..CycleConfig::default()
+    };
+    // Ranked against their priorities and their ids.
+    let five = Job {
+        rank: 0,
+        ..job("a-five", 5, 10)
+    };
+    let one = Job {
+        rank: 1,
+        ..job("b-one", 1, 10)
+    };
+    let mut sim = Sim::new(config, vec![one, five]);
+    // Cycles 1 to 4 serve only priority 1.
+    for cycle in 1..=4 {
+        assert_eq!(sim.next(), Some(fetch("b-one")));
+        assert_eq!(sim.machine.cycle(), cycle);
+        sim.failed("b-one");
+    }
+    // Cycle 5 serves both: rank 0 first, though its priority is 5 and the other's 1.
+    assert_eq!(sim.next(), Some(fetch("a-five")));
+    assert_eq!(sim.machine.cycle(), 5);
+    sim.failed("a-five");
+    assert_eq!(sim.next(), Some(fetch("b-one")));
+    assert_eq!(sim.machine.cycle(), 5);
+
+    // Same priority: rank, not id.
+    let zed = Job {
+        rank: 0,
+        ..job("zed", 1, 1)
+    };
+    let abc = Job {
+        rank: 1,
+        ..job("abc", 1, 1)
+    };
+    let mut sim = Sim::new(CycleConfig::default(), vec![abc, zed]);
+    assert_eq!(sim.next(), Some(fetch("zed")));
+    sim.done("zed");
+    assert_eq!(sim.next(), Some(install("zed")));
+    sim.finished("zed");
+    assert_eq!(sim.next(), Some(fetch("abc")));
+}
+
+/// Rank never overtakes OCS's urgency: priority 0 goes first, and among urgent
+/// packages rank decides too.
+#[test]
+fn priority_zero_goes_before_any_rank() {
+    let ranked = |name: &str, priority: u8, rank: u32| Job {
+        rank,
+        ..job(name, priority, 1)
+    };
+    let mut sim = Sim::new(
+        CycleConfig::default(),
+        vec![
+            ranked("first", 1, 0),
+            ranked("urgent-b", 0, 7),
+            ranked("urgent-a", 0, 9),
+        ],
+    );
+    let mut order = Vec::new();
+    while let Some(CycleAction::FetchFragment { id }) = sim.next() {
+        sim.done(id.as_str());
+        assert_eq!(sim.next(), Some(install(id.as_str())));
+        sim.finished(id.as_str());
+        order.push(id.to_string());
+    }
+    assert_eq!(order, ["urgent-b", "urgent-a", "first"]);
+}
+
+/// Packages ready at once (all fragments on disk, or uninstall jobs whose info is
+/// known) are installed in the turn order too: a container's order holds across
+/// restarts.
+#[test]
+fn ready_packages_install_by_rank() {
+    let ready = |name: &str, priority: u8, rank: u32| Job {
+        rank,
+        ..job(name, priority, 0)
+    };
+    let mut sim = Sim::new(
+        CycleConfig::default(),
+        vec![
+            ready("aaa", 1, 2),
+            ready("mmm", 9, 1),
+            ready("zzz", 3, 0),
+            ready("now", 0, 5),
+        ],
+    );
+    let mut order = Vec::new();
+    while let Some(CycleAction::Install { id }) = sim.next() {
+        sim.finished(id.as_str());
+        order.push(id.to_string());
+    }
+    assert_eq!(order, ["now", "zzz", "mmm", "aaa"]);
 }
 
 #[test]
@@ -467,6 +570,7 @@ fn config() -> impl Strategy<Value = CycleConfig> {
 struct Truth {
     id: PackageId,
     priority: u8,
+    rank: u32,
     missing: u32,
     fragment_len: u64,
     first_seen: Duration,
@@ -479,6 +583,7 @@ impl Truth {
         Job {
             id: self.id.clone(),
             priority: self.priority,
+            rank: self.rank,
             fragments_missing: self.missing,
             fragment_len: self.fragment_len,
             first_seen: self.first_seen,
@@ -506,6 +611,7 @@ fn run_agent(
             |(i, &(priority, missing, fragment_len, first_seen))| Truth {
                 id: pid(&format!("pkg-{i}")),
                 priority,
+                rank: u32::try_from(i).unwrap(),
                 missing,
                 fragment_len,
                 first_seen: t(first_seen),
@@ -575,10 +681,11 @@ fn run_agent(
                 for package in truth.iter_mut() {
                     package.listed = false;
                 }
-                for &(i, priority) in entries {
+                for (rank, &(i, priority)) in entries.iter().enumerate() {
                     if let Some(package) = truth.get_mut(i) {
                         package.listed = true;
                         package.priority = priority;
+                        package.rank = u32::try_from(rank).unwrap();
                     }
                 }
                 machine.set_packages(now, relist(&truth));
