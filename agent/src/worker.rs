@@ -189,10 +189,16 @@ impl Worker {
     /// Sends the final reports central has not taken yet.
     pub(crate) async fn flush(&mut self) {
         for (id, report) in std::mem::take(&mut self.unsent) {
-            if let Err(e) = self.ctx.client.report(&id, &report).await {
-                tracing::warn!(package = %id, error = %e, "central still does not take the final report");
-                self.unsent.push((id, report));
-                self.last_send_error = Some(e);
+            match self.ctx.client.report(&id, &report).await {
+                Ok(()) => {}
+                Err(e) if refused_for_good(&e) => {
+                    tracing::warn!(package = %id, error = %e, "central refused the final report; dropping it");
+                }
+                Err(e) => {
+                    tracing::warn!(package = %id, error = %e, "central still does not take the final report");
+                    self.unsent.push((id, report));
+                    self.last_send_error = Some(e);
+                }
             }
         }
     }
@@ -236,12 +242,26 @@ impl Worker {
             self.outcomes
                 .insert((id.clone(), kind), Outcome::Done(code));
         }
-        if let Err(e) = self.ctx.client.report(id, &report).await {
-            tracing::warn!(package = %id, error = %e, "could not report to central; trying again later");
-            self.unsent.push((id.clone(), report));
-            self.last_send_error = Some(e);
+        match self.ctx.client.report(id, &report).await {
+            Ok(()) => {}
+            Err(e) if refused_for_good(&e) => {
+                tracing::warn!(package = %id, error = %e, "central refused the final report; dropping it");
+            }
+            Err(e) => {
+                tracing::warn!(package = %id, error = %e, "could not report to central; trying again later");
+                self.unsent.push((id.clone(), report));
+                self.last_send_error = Some(e);
+            }
         }
     }
+}
+
+/// Central answered the report with a client error (4xx): sending it again
+/// cannot help — the job is gone (its container deleted, its line validated) —
+/// so the report is dropped instead of blocking every later round. Network
+/// errors and 5xx are kept and sent again.
+fn refused_for_good(e: &AgentError) -> bool {
+    matches!(e, AgentError::Api { status, .. } if (400..500).contains(status))
 }
 
 impl Worker {

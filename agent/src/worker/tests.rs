@@ -163,6 +163,10 @@ struct CentralState {
     reports: Vec<(PackageId, StatusReport)>,
     polls: u32,
     fragment_requests: u32,
+    /// Answer final reports with this status instead of taking them.
+    refuse_reports: Option<&'static str>,
+    /// Final reports refused.
+    refused: u32,
 }
 
 /// Central's agent API, just enough of it, over plain HTTP on a loopback port.
@@ -303,6 +307,12 @@ fn route(
     match (method, what) {
         ("POST", "status") => {
             let report: StatusReport = serde_json::from_slice(body).unwrap();
+            if let Some(status) = state.refuse_reports.filter(|_| report.code.is_final()) {
+                state.refused += 1;
+                // The job is gone (or, for a 5xx, taken care of by the agent's retries).
+                state.reported_since_poll = true;
+                return (status, br#"{"error":"no job"}"#.to_vec());
+            }
             if report.code != StatusCode::Downloading {
                 state.reports.push((id, report));
                 state.reported_since_poll = true;
@@ -614,4 +624,45 @@ async fn a_job_of_the_other_kind_replaces_the_tracked_one() {
     assert!(!first_seen_path(&layout, &stuck.id, JobKind::Install).exists());
     assert!(!first_seen_path(&layout, &stuck.id, JobKind::Uninstall).exists());
     assert!(!layout.downloads().join(stuck.id.as_str()).exists());
+}
+
+/// A final report central refuses for good (4xx: the job is gone) is dropped, so
+/// the round ends well and later rounds do not send it again; one central could
+/// not take (5xx) is kept for later and the round says so.
+#[tokio::test]
+async fn final_reports_refused_for_good_are_dropped_and_others_kept() {
+    let central = FakeCentral::start().await;
+    let dir = agent_dir(&central);
+    let package = publish(
+        "tool-1.0-a1",
+        ActionDoc::Execute {
+            command: "true".into(),
+        },
+        None,
+        b"#!/bin/sh\n",
+        &signing_key(),
+    );
+    central.publish(&package);
+    central.answer(vec![vec![job(&package, JobKind::Install)], vec![]]);
+    central.state().refuse_reports = Some("404 Not Found");
+    crate::once(dir.path()).await.unwrap();
+    assert_eq!(central.state().refused, 1);
+    // Nothing left to send: the next round sends nothing.
+    crate::once(dir.path()).await.unwrap();
+    assert_eq!(central.state().refused, 1);
+
+    let other = publish(
+        "tool-2.0-b2",
+        ActionDoc::Execute {
+            command: "true".into(),
+        },
+        None,
+        b"#!/bin/sh\n",
+        &signing_key(),
+    );
+    central.publish(&other);
+    central.answer(vec![vec![job(&other, JobKind::Install)], vec![]]);
+    central.state().refuse_reports = Some("503 Service Unavailable");
+    let e = crate::once(dir.path()).await.unwrap_err().to_string();
+    assert!(e.contains("503"), "{e}");
 }
