@@ -75,6 +75,9 @@ mod tests {
         let at: Timestamp = "2030-01-05T12:00:00Z".parse().unwrap();
         clock.set(at);
         let read = clock.now();
-        assert!(read >= at && read < at + jiff::SignedDuration::from_secs(60), "{read}");
+        assert!(
+            read >= at && read < at + jiff::SignedDuration::from_secs(60),
+            "{read}"
+        );
     }
 }

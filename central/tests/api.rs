@@ -3920,7 +3920,10 @@ async fn uninstall_jobs_and_what_central_believes_is_installed() {
 async fn a_report_settles_only_a_job_central_handed_out() {
     let c = Central::start().await;
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
-    let p = c.given_command_package("app", "5").await["id"].as_str().unwrap().to_owned();
+    let p = c.given_command_package("app", "5").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let id = c
         .given_container(json!({
             "name": "later", "packages": [p], "all": true,
