@@ -150,6 +150,7 @@ fn activated_for(
             info_sha256: p.info_sha256,
             size: p.size,
             fragments: p.fragments,
+            supersedes: p.supersedes,
         })
         .collect();
     packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));

@@ -104,6 +104,10 @@ pub struct ActivatedPackage {
     pub info_sha256: String,
     pub size: u64,
     pub fragments: u32,
+    /// The package this one supersedes (from its signed info): a relay holding
+    /// it keeps it as a delta base and may ask for a delta.
+    #[serde(default)]
+    pub supersedes: Option<PackageId>,
 }
 
 /// A request on its own stream.
@@ -186,6 +190,7 @@ mod tests {
                 info_sha256: "ab".into(),
                 size: 5,
                 fragments: 1,
+                supersedes: Some("p-0".parse().unwrap()),
             }],
         });
         round_trip(Request::Fragment {

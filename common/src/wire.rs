@@ -169,6 +169,10 @@ pub struct Package {
     /// How uninstall jobs remove the package, if it says.
     #[serde(default)]
     pub uninstall: Option<crate::info::UninstallDoc>,
+    /// The older package this one replaces (in its signed info): relays holding
+    /// it may receive this one as a delta.
+    #[serde(default)]
+    pub supersedes: Option<PackageId>,
 }
 
 /// Which sites' relays replicate a package, and whether agents may fall back to central.

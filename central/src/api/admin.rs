@@ -377,6 +377,7 @@ fn package_view(info: &Info, info_sha256: String, created_at: jiff::Timestamp) -
         created_at,
         activation: Activation::default(),
         uninstall: doc.uninstall,
+        supersedes: info.supersedes().cloned(),
     }
 }
 
