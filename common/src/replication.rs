@@ -18,7 +18,15 @@
 //! - **No fragment twice:** a fragment is requested only when it is neither held
 //!   nor in flight; a fetch cut by a disconnection is simply requested again.
 //! - **Convergence:** the activated set is a full set (not a delta); anything held
-//!   that is not in it is dropped.
+//!   that is not in it is dropped — except a package held whole that a wanted
+//!   package supersedes: it is *kept* as a delta base until the relay evicts it
+//!   ([`Event::Evict`], the disk quota's call) or nothing wanted supersedes it.
+//! - **Deltas:** a wanted package whose info is held, that lacks fragments, and
+//!   whose base (the package it supersedes) is held whole, is first asked for as
+//!   one delta ([`Action::FetchDelta`]), once, before any of its fragments; what
+//!   the delta did not yield (declined, corrupt, wrong base) is fetched as plain
+//!   fragments. A delta counts as one request in flight and is charged to the cap
+//!   for the bytes it replaces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -68,6 +76,8 @@ pub struct Wanted {
     pub id: PackageId,
     pub priority: u8,
     pub info_sha256: String,
+    /// The package this one supersedes, a possible delta base.
+    pub supersedes: Option<PackageId>,
 }
 
 /// The shape of a package's fragments, from its verified signed info.
@@ -119,6 +129,27 @@ pub enum Event {
         id: PackageId,
         index: u32,
     },
+    /// A delta was applied: these fragments matched their SHA-256 and were
+    /// committed (the others, if any, are fetched as plain fragments).
+    DeltaHeld {
+        id: PackageId,
+        indices: Vec<u32>,
+    },
+    /// No delta (declined by central, corrupt, or the base was not what central
+    /// believes): the package goes on with plain fragments.
+    DeltaFailed {
+        id: PackageId,
+    },
+    /// A held fragment turned out bad on disk (the scrub) and was deleted.
+    Lost {
+        id: PackageId,
+        index: u32,
+    },
+    /// The relay needs the room: drop this kept delta base (ignored for a
+    /// package the site wants).
+    Evict {
+        id: PackageId,
+    },
     Config(PlannerConfig),
 }
 
@@ -133,6 +164,14 @@ pub enum Action {
         index: u32,
         len: u64,
     },
+    /// Ask central for `id` as a delta against `base` (held whole); `lacking` is
+    /// the fragment bytes it would replace: central declines a delta that is not
+    /// smaller.
+    FetchDelta {
+        id: PackageId,
+        base: PackageId,
+        lacking: u64,
+    },
     /// Delete the package's content: it is no longer activated for the site.
     Drop {
         id: PackageId,
@@ -146,13 +185,23 @@ enum InfoState {
     Held(Shape),
 }
 
+/// Whether a package's delta was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeltaState {
+    Untried,
+    InFlight,
+    Tried,
+}
+
 #[derive(Debug, Clone)]
 struct Package {
     priority: u8,
     info_sha256: String,
+    supersedes: Option<PackageId>,
     info: InfoState,
     held: BTreeSet<u32>,
     in_flight: BTreeSet<u32>,
+    delta: DeltaState,
     failures: u32,
     paused_until: Option<Duration>,
 }
@@ -162,12 +211,25 @@ impl Package {
         Self {
             priority: w.priority,
             info_sha256: w.info_sha256.clone(),
+            supersedes: w.supersedes.clone(),
             info: InfoState::Missing,
             held: BTreeSet::new(),
             in_flight: BTreeSet::new(),
+            delta: DeltaState::Untried,
             failures: 0,
             paused_until: None,
         }
+    }
+
+    /// Fragment bytes not held.
+    fn lacking(&self) -> u64 {
+        let InfoState::Held(shape) = self.info else {
+            return 0;
+        };
+        (1..=shape.count)
+            .filter(|i| !self.held.contains(i))
+            .map(|i| shape.len(i))
+            .sum()
     }
 
     fn complete(&self) -> bool {
@@ -211,6 +273,8 @@ pub struct Planner {
     packages: BTreeMap<PackageId, Package>,
     /// Restored from disk but not (yet) known to be wanted.
     restored: BTreeMap<PackageId, Package>,
+    /// Held whole, not wanted, but superseded by a wanted package: delta bases.
+    kept: BTreeMap<PackageId, Package>,
     drops: Vec<PackageId>,
     in_flight: usize,
     /// The cap's virtual clock: no fragment starts before it.
@@ -227,6 +291,7 @@ impl Planner {
             connected: false,
             packages: BTreeMap::new(),
             restored: BTreeMap::new(),
+            kept: BTreeMap::new(),
             drops: Vec::new(),
             in_flight: 0,
             rate_clock: Duration::ZERO,
@@ -260,11 +325,17 @@ impl Planner {
             && self.packages.values().all(Package::complete)
     }
 
-    /// What is held of each wanted (or restored) package.
+    /// The delta bases kept though the site no longer wants them.
+    pub fn kept(&self) -> Vec<PackageId> {
+        self.kept.keys().cloned().collect()
+    }
+
+    /// What is held of each wanted, restored or kept package.
     pub fn progress(&self) -> Vec<Progress> {
         self.packages
             .iter()
             .chain(self.restored.iter())
+            .chain(self.kept.iter())
             .map(|(id, p)| Progress {
                 id: id.clone(),
                 info_sha256: p.info_sha256.clone(),
@@ -296,6 +367,41 @@ impl Planner {
         self.packages.get_mut(id)
     }
 
+    fn settle_delta(&mut self, id: &PackageId) -> Option<&mut Package> {
+        let p = self.packages.get_mut(id)?;
+        if p.delta == DeltaState::InFlight {
+            p.delta = DeltaState::Tried;
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        self.packages.get_mut(id)
+    }
+
+    /// Whether `base` is held whole (wanted or kept): a delta can be applied to it.
+    fn base_whole(&self, base: &PackageId) -> bool {
+        self.packages
+            .get(base)
+            .or_else(|| self.kept.get(base))
+            .is_some_and(Package::complete)
+    }
+
+    /// Keeps a package no longer wanted as a delta base if it is whole and a
+    /// wanted package supersedes it; otherwise drops it.
+    fn keep_or_drop(&mut self, id: PackageId, p: Package) {
+        let base = p.complete()
+            && self
+                .packages
+                .values()
+                .any(|w| w.supersedes.as_ref() == Some(&id));
+        if base {
+            let mut p = p;
+            p.in_flight.clear();
+            p.delta = DeltaState::Untried;
+            self.kept.insert(id, p);
+        } else if !self.drops.contains(&id) {
+            self.drops.push(id);
+        }
+    }
+
     fn drop_stray(&mut self, id: PackageId) {
         if !self.restored.contains_key(&id) && !self.drops.contains(&id) {
             self.drops.push(id);
@@ -313,6 +419,9 @@ impl Planner {
                     if p.info == InfoState::Fetching {
                         p.info = InfoState::Missing;
                     }
+                    if p.delta == DeltaState::InFlight {
+                        p.delta = DeltaState::Untried;
+                    }
                 }
             }
             Event::Activated(wanted) => {
@@ -322,11 +431,13 @@ impl Planner {
                     let current = self
                         .packages
                         .remove(&w.id)
-                        .or_else(|| self.restored.remove(&w.id));
+                        .or_else(|| self.restored.remove(&w.id))
+                        .or_else(|| self.kept.remove(&w.id));
                     let keep = match current {
                         Some(p) if p.info_sha256 == w.info_sha256 => {
                             let mut p = p;
                             p.priority = w.priority;
+                            p.supersedes = w.supersedes.clone();
                             p
                         }
                         Some(_) => {
@@ -338,16 +449,20 @@ impl Planner {
                     };
                     next.insert(w.id.clone(), keep);
                 }
-                for (id, p) in std::mem::take(&mut self.packages)
+                let leaving: Vec<(PackageId, Package)> = std::mem::take(&mut self.packages)
                     .into_iter()
                     .chain(std::mem::take(&mut self.restored))
-                {
-                    self.in_flight = self.in_flight.saturating_sub(
-                        p.in_flight.len() + usize::from(p.info == InfoState::Fetching),
-                    );
-                    self.drops.push(id);
-                }
+                    .chain(std::mem::take(&mut self.kept))
+                    .collect();
                 self.packages = next;
+                for (id, p) in leaving {
+                    self.in_flight = self.in_flight.saturating_sub(
+                        p.in_flight.len()
+                            + usize::from(p.info == InfoState::Fetching)
+                            + usize::from(p.delta == DeltaState::InFlight),
+                    );
+                    self.keep_or_drop(id, p);
+                }
             }
             Event::Restored {
                 id,
@@ -359,6 +474,7 @@ impl Planner {
                     id: id.clone(),
                     priority: u8::MAX,
                     info_sha256,
+                    supersedes: None,
                 });
                 p.info = InfoState::Held(shape);
                 p.held = held
@@ -373,7 +489,7 @@ impl Planner {
                             w.held = p.held;
                         }
                     } else {
-                        self.drops.push(id);
+                        self.keep_or_drop(id, p);
                     }
                 } else {
                     self.restored.insert(id, p);
@@ -402,6 +518,33 @@ impl Planner {
             Event::FragmentFailed { id, index } => {
                 if let Some(p) = self.settle(&id, Some(index)) {
                     p.fail(now.mono);
+                }
+            }
+            Event::DeltaHeld { id, indices } => match self.settle_delta(&id) {
+                Some(p) => {
+                    if let InfoState::Held(shape) = p.info {
+                        p.held
+                            .extend(indices.into_iter().filter(|i| *i >= 1 && *i <= shape.count));
+                    }
+                    p.failures = 0;
+                }
+                None => self.drop_stray(id),
+            },
+            Event::DeltaFailed { id } => {
+                self.settle_delta(&id);
+            }
+            Event::Lost { id, index } => {
+                if let Some(p) = self.packages.get_mut(&id) {
+                    p.held.remove(&index);
+                } else if let Some(mut p) = self.kept.remove(&id) {
+                    // A base missing a fragment is no base: drop it.
+                    p.held.remove(&index);
+                    self.keep_or_drop(id, p);
+                }
+            }
+            Event::Evict { id } => {
+                if self.kept.remove(&id).is_some() && !self.drops.contains(&id) {
+                    self.drops.push(id);
                 }
             }
             Event::Config(config) => self.config = config,
@@ -441,6 +584,9 @@ impl Planner {
                     return Some(Action::FetchInfo { id });
                 }
                 InfoState::Held(shape) => {
+                    if p.delta == DeltaState::InFlight {
+                        continue;
+                    }
                     let Some(index) = p.next_missing() else {
                         continue;
                     };
@@ -448,6 +594,29 @@ impl Planner {
                         self.waiting_for_window = true;
                         continue;
                     }
+                    let base = p
+                        .supersedes
+                        .clone()
+                        .filter(|_| p.delta == DeltaState::Untried && p.in_flight.is_empty());
+                    if let Some(base) = base.filter(|b| self.base_whole(b)) {
+                        let Some(p) = self.packages.get_mut(&id) else {
+                            continue;
+                        };
+                        let lacking = p.lacking();
+                        if let Some(rate) = self.config.max_rate.filter(|r| *r > 0) {
+                            if now.mono < self.rate_clock {
+                                return None;
+                            }
+                            self.rate_clock = self.rate_clock.max(now.mono)
+                                + Duration::from_secs_f64(lacking as f64 / rate as f64);
+                        }
+                        p.delta = DeltaState::InFlight;
+                        self.in_flight += 1;
+                        return Some(Action::FetchDelta { id, base, lacking });
+                    }
+                    let Some(p) = self.packages.get_mut(&id) else {
+                        continue;
+                    };
                     let len = shape.len(index);
                     if let Some(rate) = self.config.max_rate.filter(|r| *r > 0) {
                         if now.mono < self.rate_clock {
@@ -519,6 +688,7 @@ mod tests {
             id: id(name),
             priority,
             info_sha256: format!("sha-{name}"),
+            supersedes: None,
         }
     }
 
@@ -666,6 +836,193 @@ mod tests {
                 }
             ]
         );
+    }
+
+    fn version(name: &str, base: &str) -> Wanted {
+        Wanted {
+            supersedes: Some(id(base)),
+            ..wanted(name, 5)
+        }
+    }
+
+    fn restored(p: &mut Planner, t: Now, name: &str, count: u32, held: &[u32]) {
+        p.handle(
+            t,
+            Event::Restored {
+                id: id(name),
+                info_sha256: format!("sha-{name}"),
+                shape: shape(count),
+                held: held.iter().copied().collect(),
+            },
+        );
+    }
+
+    #[test]
+    fn a_whole_superseded_package_is_kept_as_a_base_until_evicted() {
+        let mut p = Planner::new(PlannerConfig::default());
+        let t = now(0);
+        restored(&mut p, t, "v1", 2, &[1, 2]);
+        restored(&mut p, t, "partial", 2, &[1]);
+        p.handle(t, Event::Connected);
+        p.handle(
+            t,
+            Event::Activated(vec![version("v2", "v1"), version("w2", "partial")]),
+        );
+        let actions = drain(&mut p, t);
+        // A partial base is no base: dropped. The whole one is kept.
+        assert!(actions.contains(&Action::Drop { id: id("partial") }));
+        assert!(!actions.contains(&Action::Drop { id: id("v1") }));
+        assert_eq!(p.kept(), vec![id("v1")]);
+        // Reported with its holdings, so central knows what the relay keeps.
+        assert!(p.progress().iter().any(|g| g.id == id("v1") && g.held == 2));
+        // Eviction drops it; a wanted package is never evicted.
+        p.handle(t, Event::Evict { id: id("v2") });
+        p.handle(t, Event::Evict { id: id("v1") });
+        assert!(drain(&mut p, t).contains(&Action::Drop { id: id("v1") }));
+        assert!(p.kept().is_empty());
+
+        // Nothing wanted supersedes a kept base any more: dropped.
+        let mut p = Planner::new(PlannerConfig::default());
+        restored(&mut p, t, "v1", 1, &[1]);
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![version("v2", "v1")]));
+        drain(&mut p, t);
+        assert_eq!(p.kept(), vec![id("v1")]);
+        p.handle(t, Event::Activated(vec![wanted("other", 5)]));
+        assert!(drain(&mut p, t).contains(&Action::Drop { id: id("v1") }));
+        // Wanted again: it comes back from the kept set, nothing to fetch.
+        let mut p = Planner::new(PlannerConfig::default());
+        restored(&mut p, t, "v1", 1, &[1]);
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![version("v2", "v1")]));
+        drain(&mut p, t);
+        p.handle(t, Event::Activated(vec![wanted("v1", 5)]));
+        // v2 was never held whole: dropped; v1 is back, with nothing to fetch.
+        assert_eq!(drain(&mut p, t), vec![Action::Drop { id: id("v2") }]);
+        assert!(p.converged());
+    }
+
+    #[test]
+    fn a_delta_is_asked_once_before_fragments_and_what_it_lacks_follows_as_fragments() {
+        let mut p = Planner::new(PlannerConfig::default());
+        let t = now(0);
+        restored(&mut p, t, "v1", 3, &[1, 2, 3]);
+        p.handle(t, Event::Connected);
+        p.handle(
+            t,
+            Event::Activated(vec![wanted("v1", 5), version("v2", "v1")]),
+        );
+        assert_eq!(drain(&mut p, t), vec![Action::FetchInfo { id: id("v2") }]);
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("v2"),
+                shape: shape(3),
+            },
+        );
+        assert_eq!(
+            drain(&mut p, t),
+            vec![Action::FetchDelta {
+                id: id("v2"),
+                base: id("v1"),
+                lacking: 300
+            }]
+        );
+        // No fragment of it while the delta is under way.
+        assert_eq!(drain(&mut p, t), vec![]);
+        // Lost with the connection: asked again.
+        p.handle(t, Event::Disconnected);
+        p.handle(t, Event::Connected);
+        assert!(matches!(
+            drain(&mut p, t).as_slice(),
+            [Action::FetchDelta { .. }]
+        ));
+        // It yielded fragments 1 and 3; 2 follows as a plain fragment, no second delta.
+        p.handle(
+            t,
+            Event::DeltaHeld {
+                id: id("v2"),
+                indices: vec![1, 3, 9],
+            },
+        );
+        assert_eq!(
+            drain(&mut p, t),
+            vec![Action::FetchFragment {
+                id: id("v2"),
+                index: 2,
+                len: 100
+            }]
+        );
+        p.handle(
+            t,
+            Event::FragmentHeld {
+                id: id("v2"),
+                index: 2,
+            },
+        );
+        assert!(p.converged());
+
+        // Declined: every fragment, plainly.
+        let mut p = Planner::new(PlannerConfig {
+            parallel: 8,
+            ..Default::default()
+        });
+        restored(&mut p, t, "v1", 1, &[1]);
+        restored(&mut p, t, "v2", 2, &[]);
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![version("v2", "v1")]));
+        let asked = drain(&mut p, t);
+        assert!(asked.contains(&Action::FetchDelta {
+            id: id("v2"),
+            base: id("v1"),
+            lacking: 200
+        }));
+        p.handle(t, Event::DeltaFailed { id: id("v2") });
+        assert_eq!(
+            drain(&mut p, t)
+                .iter()
+                .filter(|a| matches!(a, Action::FetchFragment { .. }))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_lost_fragment_is_fetched_again_and_a_damaged_base_dropped() {
+        let mut p = Planner::new(PlannerConfig::default());
+        let t = now(0);
+        restored(&mut p, t, "v1", 2, &[1, 2]);
+        restored(&mut p, t, "app", 2, &[1, 2]);
+        p.handle(t, Event::Connected);
+        p.handle(
+            t,
+            Event::Activated(vec![wanted("app", 5), version("v2", "v1")]),
+        );
+        drain(&mut p, t);
+        p.handle(
+            t,
+            Event::Lost {
+                id: id("app"),
+                index: 2,
+            },
+        );
+        p.handle(
+            t,
+            Event::Lost {
+                id: id("v1"),
+                index: 1,
+            },
+        );
+        let actions = drain(&mut p, t);
+        assert!(
+            actions.contains(&Action::Drop { id: id("v1") }),
+            "{actions:?}"
+        );
+        assert!(actions.contains(&Action::FetchFragment {
+            id: id("app"),
+            index: 2,
+            len: 100
+        }));
     }
 
     #[test]

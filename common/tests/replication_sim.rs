@@ -6,7 +6,11 @@
 //! - no relay ever fetches a fragment it already holds;
 //! - no fragment starts outside a window, priority 0 aside;
 //! - the fragment bytes started in any one-second window never exceed the cap by
-//!   more than one fragment.
+//!   more than one request (a fragment, or a delta charged for what it replaces);
+//! - a delta is asked for only against a base held whole, never while fragments
+//!   of its package are in flight, and what it yields is never already held;
+//! - what a relay keeps beyond its site's set is only whole delta bases of
+//!   packages the site wants.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +42,7 @@ struct Pkg {
     id: PackageId,
     priority: u8,
     shape: Shape,
+    supersedes: Option<PackageId>,
 }
 
 struct Relay {
@@ -67,6 +72,7 @@ fn wanted(set: &[Pkg]) -> Vec<Wanted> {
             id: p.id.clone(),
             priority: p.priority,
             info_sha256: format!("sha-{}", p.id),
+            supersedes: p.supersedes.clone(),
         })
         .collect()
 }
@@ -88,7 +94,8 @@ fn restart(relay: &mut Relay, now: Now, pkgs: &BTreeMap<PackageId, Pkg>) {
     }
 }
 
-fn simulate(seed: u64) {
+/// Runs one seed; returns how many deltas the relays asked for.
+fn simulate(seed: u64) -> u64 {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let start = jiff::civil::date(2026, 11, 23).at(0, 0, 0, 0);
     let schedules = [
@@ -116,6 +123,9 @@ fn simulate(seed: u64) {
                     fragment_size,
                     count,
                 },
+                // Half the packages are new versions of the one before.
+                supersedes: (i > 0 && rng.chance(50))
+                    .then(|| format!("p{}", i - 1).parse().unwrap()),
             };
             (id, p)
         })
@@ -148,6 +158,7 @@ fn simulate(seed: u64) {
     let mut next_change = Duration::ZERO;
     let mut t = Duration::ZERO;
     let mut steps = 0u64;
+    let mut deltas = 0u64;
     while t < end {
         steps += 1;
         assert!(
@@ -205,6 +216,19 @@ fn simulate(seed: u64) {
                             r.planner.handle(now, Event::FragmentHeld { id, index });
                         }
                     }
+                    Action::FetchDelta { id, .. } => {
+                        if corrupted || rng.chance(30) {
+                            r.planner.handle(now, Event::DeltaFailed { id });
+                        } else {
+                            let held = r.disk.entry(id.clone()).or_default();
+                            let indices: Vec<u32> = (1..=pkgs[&id].shape.count)
+                                .filter(|i| !held.contains(i))
+                                .filter(|_| !rng.chance(20))
+                                .collect();
+                            held.extend(indices.iter().copied());
+                            r.planner.handle(now, Event::DeltaHeld { id, indices });
+                        }
+                    }
                     Action::Drop { .. } => unreachable!(),
                 }
             }
@@ -253,6 +277,28 @@ fn simulate(seed: u64) {
                         assert_eq!(*len, pkgs[id].shape.len(*index));
                         r.starts.push((t, *len));
                     }
+                    Action::FetchDelta { id, base, lacking } => {
+                        let base_shape = pkgs[base].shape;
+                        assert_eq!(
+                            r.disk.get(base).map(BTreeSet::len),
+                            Some(base_shape.count as usize),
+                            "seed {seed}: delta of {id} asked against {base}, not held whole"
+                        );
+                        assert_eq!(pkgs[id].supersedes.as_ref(), Some(base));
+                        assert!(
+                            !r.in_flight.iter().any(|(_, e, a)| *e == r.epoch
+                                && matches!(a, Action::FetchFragment { id: f, .. } if f == id)),
+                            "seed {seed}: delta of {id} asked while its fragments are in flight"
+                        );
+                        let held = r.disk.get(id).cloned().unwrap_or_default();
+                        let expected: u64 = (1..=pkgs[id].shape.count)
+                            .filter(|i| !held.contains(i))
+                            .map(|i| pkgs[id].shape.len(i))
+                            .sum();
+                        assert_eq!(*lacking, expected, "seed {seed}: {id} lacking bytes");
+                        deltas += 1;
+                        r.starts.push((t, *lacking));
+                    }
                     Action::FetchInfo { .. } => {}
                 }
                 let latency = Duration::from_millis(5 + rng.below(300));
@@ -289,34 +335,44 @@ fn simulate(seed: u64) {
             "seed {seed}: relay {i} did not converge: {:?}",
             r.planner.progress()
         );
-        let held: BTreeMap<PackageId, BTreeSet<u32>> = want
+        let mut held: BTreeMap<PackageId, BTreeSet<u32>> = want
             .iter()
             .map(|p| (p.id.clone(), (1..=p.shape.count).collect()))
             .collect();
+        for base in r.planner.kept() {
+            assert!(
+                want.iter().any(|p| p.supersedes.as_ref() == Some(&base)),
+                "seed {seed}: relay {i} keeps {base}, which nothing wanted supersedes"
+            );
+            held.insert(base.clone(), (1..=pkgs[&base].shape.count).collect());
+        }
         assert_eq!(
             r.disk, held,
-            "seed {seed}: relay {i} holds something else than its site's set"
+            "seed {seed}: relay {i} holds something else than its site's set and its bases"
         );
         if let Some(cap) = r.config.max_rate {
             let max_fragment = pkgs.values().map(|p| p.shape.fragment_size).max().unwrap();
             for (k, (t0, _)) in r.starts.iter().enumerate() {
-                let in_window: u64 = r.starts[k..]
+                let window: Vec<u64> = r.starts[k..]
                     .iter()
                     .take_while(|(t, _)| *t < *t0 + Duration::from_secs(1))
-                    .map(|(_, len)| len)
-                    .sum();
+                    .map(|(_, len)| *len)
+                    .collect();
+                let in_window: u64 = window.iter().sum();
+                let largest = window.iter().copied().max().unwrap_or(0).max(max_fragment);
                 assert!(
-                    in_window <= cap + max_fragment,
+                    in_window <= cap + largest,
                     "seed {seed}: relay {i} started {in_window} bytes in one second (cap {cap})"
                 );
             }
         }
     }
+    deltas
 }
 
 #[test]
 fn relays_converge_within_windows_and_caps_without_duplicate_fetches() {
-    for seed in 1..=40 {
-        simulate(seed);
-    }
+    let deltas: u64 = (1..=40).map(simulate).sum();
+    // The seeds exercise deltas, not only plain fragments.
+    assert!(deltas > 100, "only {deltas} deltas in 40 seeds");
 }

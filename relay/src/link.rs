@@ -369,6 +369,7 @@ async fn session(
                             id: p.id,
                             priority: p.priority,
                             info_sha256: p.info_sha256,
+                            supersedes: p.supersedes,
                         })
                         .collect();
                     let _ = events_tx.send(Event::Activated(wanted));
@@ -468,6 +469,10 @@ async fn drive(
                     blocking(move || s.cache.remove(&gone)).await?;
                     shared.forget(&id);
                     plans.remove(&id);
+                }
+                Action::FetchDelta { id, .. } => {
+                    // Deltas are not asked for yet: plain fragments.
+                    tasks.spawn(async move { Ok(Event::DeltaFailed { id }) });
                 }
                 Action::FetchInfo { id } => {
                     let (conn, shared, keys) = (conn.clone(), Arc::clone(&shared), keys.clone());
