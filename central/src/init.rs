@@ -67,6 +67,10 @@ impl Layout {
     pub fn packages(&self) -> PathBuf {
         self.dir.join("packages")
     }
+    /// Deltas between package versions, computed once and cached.
+    pub fn deltas(&self) -> PathBuf {
+        self.dir.join("deltas")
+    }
 }
 
 /// What `init` is asked for.

@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod delta;
 pub mod error;
 pub mod init;
 pub mod jitter;

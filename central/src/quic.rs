@@ -293,29 +293,25 @@ async fn serve_requests(conn: quinn::Connection, central: Arc<Central>, relay: R
     }
 }
 
+async fn refuse(send: &mut quinn::SendStream, response: Response) -> Result<(), LinkError> {
+    write_message(send, &response).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
 async fn serve_request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     central: &Central,
 ) -> Result<(), LinkError> {
     let request: Request = read_message(&mut recv).await?;
-    let (package_id, range) = match &request {
-        Request::Info { package_id } => (package_id, None),
-        Request::Fragment { package_id, index } => (package_id, Some(*index)),
-    };
+    let package_id = request.package_id();
     let Some(package) = central.store.package(package_id)? else {
-        write_message(
-            &mut send,
-            &Response::NotFound {
-                reason: format!("package '{package_id}' not found"),
-            },
-        )
-        .await?;
-        let _ = send.finish();
-        return Ok(());
+        let reason = format!("package '{package_id}' not found");
+        return refuse(&mut send, Response::NotFound { reason }).await;
     };
-    let sent = match range {
-        None => {
+    let sent = match &request {
+        Request::Info { .. } => {
             let path = central.files.info_path(&package.id);
             let bytes = tokio::fs::read(&path)
                 .await
@@ -330,49 +326,105 @@ async fn serve_request(
             send.write_all(&bytes).await?;
             bytes.len() as u64
         }
-        Some(index) => {
-            let offset = u64::from(index.saturating_sub(1)) * package.fragment_size;
+        Request::Fragment { index, .. } => {
+            let index = *index;
             if index == 0 || index > package.fragments {
-                write_message(
-                    &mut send,
-                    &Response::NotFound {
-                        reason: format!("package '{package_id}' has no fragment {index}"),
-                    },
-                )
-                .await?;
-                let _ = send.finish();
-                return Ok(());
+                let reason = format!("package '{package_id}' has no fragment {index}");
+                return refuse(&mut send, Response::NotFound { reason }).await;
             }
+            let offset = u64::from(index - 1) * package.fragment_size;
             let len = package.fragment_size.min(package.size - offset);
             let path = central.files.data_path(&package.id);
-            let mut file = tokio::fs::File::open(&path)
-                .await
-                .map_err(CentralError::io(&path))?;
-            tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset))
-                .await
-                .map_err(CentralError::io(&path))?;
             write_message(&mut send, &Response::Data { len }).await?;
-            let mut reader = file.take(len);
-            let mut buf = vec![0u8; 256 << 10];
-            let mut left = len;
-            while left > 0 {
-                let n = reader
-                    .read(&mut buf)
-                    .await
-                    .map_err(CentralError::io(&path))?;
-                if n == 0 {
-                    return Err(LinkError::Refused(format!(
-                        "{} is shorter than its metadata",
-                        path.display()
-                    )));
-                }
-                send.write_all(&buf[..n]).await?;
-                left -= n as u64;
-            }
-            len
+            send_file(&mut send, &path, offset, len).await?
         }
+        Request::Delta {
+            base_id, lacking, ..
+        } => match delta_for(central, &package, base_id, *lacking).await? {
+            Ok((path, len)) => {
+                write_message(&mut send, &Response::Data { len }).await?;
+                send_file(&mut send, &path, 0, len).await?
+            }
+            Err(reason) => {
+                tracing::debug!(package = %package.id, base = %base_id, %reason, "delta declined");
+                return refuse(&mut send, Response::Declined { reason }).await;
+            }
+        },
     };
     central.bytes_to_relays.fetch_add(sent, Ordering::Relaxed);
     let _ = send.finish();
     Ok(())
+}
+
+/// The delta from `base_id` to `package` if it is worth sending: the base is
+/// what the package supersedes, and the delta is smaller than the `lacking`
+/// fragment bytes it would replace. `Err(reason)` declines.
+async fn delta_for(
+    central: &Central,
+    package: &sitecast_common::wire::Package,
+    base_id: &sitecast_common::ids::PackageId,
+    lacking: u64,
+) -> Result<Result<(std::path::PathBuf, u64), String>, LinkError> {
+    if package.supersedes.as_ref() != Some(base_id) {
+        return Ok(Err(format!(
+            "'{}' does not supersede '{base_id}'",
+            package.id
+        )));
+    }
+    let Some(base) = central.store.package(base_id)? else {
+        return Ok(Err(format!("base '{base_id}' no longer exists")));
+    };
+    let (b, t) = (base.id.clone(), package.id.clone());
+    let (bp, tp) = (central.files.data_path(&b), central.files.data_path(&t));
+    let fragment_size = package.fragment_size;
+    let deltas = Arc::clone(&central.deltas);
+    // Computing a delta reads both files through: on the blocking pool.
+    let computed = tokio::task::spawn_blocking(move || {
+        deltas.get_or_compute((&b, &bp), (&t, &tp), fragment_size)
+    })
+    .await
+    .map_err(|e| LinkError::Refused(format!("delta task failed: {e}")))?;
+    match computed {
+        Ok((path, len)) if len < lacking => Ok(Ok((path, len))),
+        Ok((_, len)) => Ok(Err(format!(
+            "a delta of {len} bytes is not smaller than the {lacking} bytes lacking"
+        ))),
+        Err(e) => {
+            tracing::warn!(package = %package.id, base = %base_id, error = %e, "cannot compute a delta");
+            Ok(Err(format!("no delta: {e}")))
+        }
+    }
+}
+
+/// Streams `len` bytes of `path` from `offset`.
+async fn send_file(
+    send: &mut quinn::SendStream,
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> Result<u64, LinkError> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(CentralError::io(path))?;
+    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(CentralError::io(path))?;
+    let mut reader = file.take(len);
+    let mut buf = vec![0u8; 256 << 10];
+    let mut left = len;
+    while left > 0 {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(CentralError::io(path))?;
+        if n == 0 {
+            return Err(LinkError::Refused(format!(
+                "{} is shorter than its metadata",
+                path.display()
+            )));
+        }
+        send.write_all(&buf[..n]).await?;
+        left -= n as u64;
+    }
+    Ok(len)
 }

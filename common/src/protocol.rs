@@ -114,16 +114,48 @@ pub struct ActivatedPackage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
-    Info { package_id: PackageId },
-    Fragment { package_id: PackageId, index: u32 },
+    Info {
+        package_id: PackageId,
+    },
+    Fragment {
+        package_id: PackageId,
+        index: u32,
+    },
+    /// `package_id` as a delta against `base_id`, which the relay holds whole;
+    /// `lacking` is the fragment bytes the relay still needs: central declines a
+    /// delta that is not smaller.
+    Delta {
+        package_id: PackageId,
+        base_id: PackageId,
+        lacking: u64,
+    },
+}
+
+impl Request {
+    /// The package asked for.
+    pub fn package_id(&self) -> &PackageId {
+        match self {
+            Request::Info { package_id }
+            | Request::Fragment { package_id, .. }
+            | Request::Delta { package_id, .. } => package_id,
+        }
+    }
 }
 
 /// The answer to a [`Request`]; `Data` is followed by `len` raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
-    Data { len: u64 },
-    NotFound { reason: String },
+    Data {
+        len: u64,
+    },
+    NotFound {
+        reason: String,
+    },
+    /// No delta: the relay fetches plain fragments.
+    Declined {
+        reason: String,
+    },
 }
 
 /// Frames a message: 4-byte big-endian length, then JSON.
@@ -198,6 +230,14 @@ mod tests {
             index: 7,
         });
         round_trip(Response::Data { len: 1 << 40 });
+        round_trip(Request::Delta {
+            package_id: "p-2".parse().unwrap(),
+            base_id: "p-1".parse().unwrap(),
+            lacking: 1 << 33,
+        });
+        round_trip(Response::Declined {
+            reason: "not smaller".into(),
+        });
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod delta;
 pub mod error;
 pub mod http;
 pub mod link;

@@ -470,9 +470,26 @@ async fn drive(
                     shared.forget(&id);
                     plans.remove(&id);
                 }
-                Action::FetchDelta { id, .. } => {
-                    // Deltas are not asked for yet: plain fragments.
-                    tasks.spawn(async move { Ok(Event::DeltaFailed { id }) });
+                Action::FetchDelta { id, base, lacking } => {
+                    let (Some(target_plan), Some(base_plan)) =
+                        (plans.get(&id).cloned(), plans.get(&base).cloned())
+                    else {
+                        tasks.spawn(async move { Ok(Event::DeltaFailed { id }) });
+                        continue;
+                    };
+                    let (conn, shared) = (conn.clone(), Arc::clone(&shared));
+                    let max_rate = planner.config().max_rate;
+                    tasks.spawn(async move {
+                        let wanted = DeltaWanted {
+                            id,
+                            base,
+                            lacking,
+                            target_plan,
+                            base_plan,
+                            max_rate,
+                        };
+                        fetch_delta(&conn, &shared, wanted).await
+                    });
                 }
                 Action::FetchInfo { id } => {
                     let (conn, shared, keys) = (conn.clone(), Arc::clone(&shared), keys.clone());
@@ -528,6 +545,11 @@ async fn drive(
                         }
                     }
                     Event::FragmentHeld { id, index } => shared.add_fragment(id, *index),
+                    Event::DeltaHeld { id, indices } => {
+                        for index in indices {
+                            shared.add_fragment(id, *index);
+                        }
+                    }
                     _ => {}
                 }
                 planner.handle(clock.now(), event);
@@ -604,14 +626,12 @@ async fn request(
     send.finish().map_err(RelayError::link)?;
     match read_message::<Response>(&mut recv).await? {
         Response::Data { len } => Ok((len, recv)),
-        Response::NotFound { reason } => Err(RelayError::BadContent {
-            package: match req {
-                Request::Info { package_id } | Request::Fragment { package_id, .. } => {
-                    package_id.to_string()
-                }
-            },
-            reason,
-        }),
+        Response::NotFound { reason } | Response::Declined { reason } => {
+            Err(RelayError::BadContent {
+                package: req.package_id().to_string(),
+                reason,
+            })
+        }
     }
 }
 
@@ -727,4 +747,126 @@ async fn fetch_fragment(
             Err(e)
         }
     }
+}
+
+/// A delta the planner asked for, with the verified plans of both packages.
+struct DeltaWanted {
+    id: PackageId,
+    base: PackageId,
+    lacking: u64,
+    target_plan: FragmentPlan,
+    base_plan: FragmentPlan,
+    max_rate: Option<u64>,
+}
+
+/// Asks central for a delta, receives it into a temporary file (paced by the
+/// cap), and rebuilds the fragments it gives; whatever it cannot give is left
+/// for plain fragment fetches.
+async fn fetch_delta(
+    conn: &quinn::Connection,
+    shared: &Arc<Shared>,
+    w: DeltaWanted,
+) -> Result<Event, RelayError> {
+    let id = w.id.clone();
+    let request = Request::Delta {
+        package_id: w.id.clone(),
+        base_id: w.base.clone(),
+        lacking: w.lacking,
+    };
+    let (len, mut recv) = match self::request(conn, &request).await {
+        Ok(answer) => answer,
+        Err(e @ RelayError::Link(_)) => return Err(e),
+        Err(e) => {
+            tracing::info!(package = %id, base = %w.base, reason = %e, "no delta; plain fragments");
+            return Ok(Event::DeltaFailed { id });
+        }
+    };
+    if len >= w.lacking {
+        tracing::warn!(package = %id, len, lacking = w.lacking, "central offered a delta larger than what it replaces");
+        return Ok(Event::DeltaFailed { id });
+    }
+    let tmp = shared.cache.temp_path(&id, 0).with_extension("delta");
+    let received = receive_to_file(&mut recv, shared, &tmp, len, w.max_rate).await;
+    if let Err(e) = received {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return match e {
+            RelayError::Link(_) => Err(e),
+            other => {
+                tracing::warn!(package = %id, error = %other, "delta not received; plain fragments");
+                Ok(Event::DeltaFailed { id })
+            }
+        };
+    }
+    let s = Arc::clone(shared);
+    let path = tmp.clone();
+    let rebuilt = blocking(move || {
+        let held = s.cache.fragments_held(&w.id)?;
+        crate::delta::rebuild(
+            &s.cache,
+            (&w.id, &w.target_plan),
+            (&w.base, &w.base_plan),
+            &path,
+            &held,
+        )
+    })
+    .await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let rebuilt = rebuilt?;
+    match &rebuilt.problem {
+        None => {
+            tracing::info!(package = %id, fragments = rebuilt.indices.len(), delta_bytes = len, "rebuilt from a delta")
+        }
+        Some(problem) => {
+            tracing::warn!(package = %id, fragments = rebuilt.indices.len(), %problem, "delta partly unusable; the rest as plain fragments")
+        }
+    }
+    Ok(Event::DeltaHeld {
+        id,
+        indices: rebuilt.indices,
+    })
+}
+
+/// Receives `len` bytes into `path` (fsynced), counting them, no faster than
+/// `max_rate` bytes per second when there is a cap.
+async fn receive_to_file(
+    recv: &mut quinn::RecvStream,
+    shared: &Shared,
+    path: &Path,
+    len: u64,
+    max_rate: Option<u64>,
+) -> Result<(), RelayError> {
+    let mut file = tokio::io::BufWriter::with_capacity(
+        1 << 20,
+        tokio::fs::File::create(path)
+            .await
+            .map_err(RelayError::io(path))?,
+    );
+    let started = tokio::time::Instant::now();
+    let mut got = 0u64;
+    while got < len {
+        let chunk = recv
+            .read_chunk((len - got).min(256 << 10) as usize, true)
+            .await
+            .map_err(RelayError::link)?
+            .ok_or_else(|| {
+                RelayError::Link(format!("delta stream ended after {got} of {len} bytes"))
+            })?;
+        file.write_all(&chunk.bytes)
+            .await
+            .map_err(RelayError::io(path))?;
+        got += chunk.bytes.len() as u64;
+        shared
+            .bytes_from_central
+            .fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
+        shared.touch();
+        if let Some(rate) = max_rate.filter(|r| *r > 0) {
+            let due = started + Duration::from_secs_f64(got as f64 / rate as f64);
+            tokio::time::sleep_until(due).await;
+        }
+    }
+    file.flush().await.map_err(RelayError::io(path))?;
+    file.get_ref()
+        .sync_all()
+        .await
+        .map_err(RelayError::io(path))
 }

@@ -496,6 +496,7 @@ pub async fn delete_package(
     let package = find_package(&c, &id)?;
     c.blocking(move |c| {
         c.store.delete_package(&package.id)?;
+        c.deltas.forget(&package.id)?;
         c.files.remove(&package.id)
     })
     .await?;

@@ -37,6 +37,8 @@ use error::ApiError;
 pub struct Central {
     pub store: Arc<dyn Store>,
     pub files: PackageFiles,
+    /// Deltas between versions, for relays that hold the older one.
+    pub deltas: Arc<crate::delta::Deltas>,
     pub signing_key: SigningKey,
     pub public_keys: Vec<PublicKey>,
     pub admin_token: [u8; 32],
@@ -61,6 +63,7 @@ impl Central {
         let store = SledStore::open(&loaded.layout.db())?;
         let known: HashSet<_> = store.packages()?.into_iter().map(|p| p.id).collect();
         let files = PackageFiles::open(&loaded.layout.packages(), &known)?;
+        let deltas = Arc::new(crate::delta::Deltas::open(&loaded.layout.deltas())?);
         let verifying = loaded.signing_key.verifying_key();
         let public_keys = vec![PublicKey {
             keyid: signing::key_id(&verifying),
@@ -69,6 +72,7 @@ impl Central {
         Ok(Self {
             store: Arc::new(store),
             files,
+            deltas,
             public_keys,
             admin_token: tokens::digest(&loaded.admin_token),
             enroll_token: tokens::digest(&loaded.enroll_token),
