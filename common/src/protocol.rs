@@ -52,8 +52,12 @@ pub enum RelayMessage {
 pub struct RelayReport {
     /// Packages whose signed info the relay holds, with the fragments held.
     pub holdings: Vec<HeldPackage>,
-    /// Bytes received from central since the relay started (infos and fragments).
+    /// Bytes received from central since the relay started (infos, fragments, deltas).
     pub bytes_from_central: u64,
+    /// UDP payload bytes received on the relay's QUIC connections since it
+    /// started: what crossed the WAN, protocol overhead included.
+    #[serde(default)]
+    pub quic_bytes_from_central: u64,
     /// Bytes served to agents since the relay started.
     pub bytes_to_agents: u64,
     /// Whether the relay's schedule admits fragment bytes now.
@@ -210,6 +214,7 @@ mod tests {
                 held: 3,
             }],
             bytes_from_central: 10,
+            quic_bytes_from_central: 12,
             bytes_to_agents: 20,
             window_open: false,
             max_rate: Some(20_000_000),

@@ -66,6 +66,9 @@ pub struct Relay {
     /// Bytes the relay received from central, as it last reported (since it started).
     #[serde(default)]
     pub bytes_from_central: u64,
+    /// UDP bytes the relay received on its QUIC connections (since it started).
+    #[serde(default)]
+    pub quic_bytes_from_central: u64,
     /// Bytes the relay served to agents, as it last reported (since it started).
     #[serde(default)]
     pub bytes_to_agents: u64,

@@ -55,6 +55,8 @@ struct HeldState {
 pub struct Shared {
     pub cache: Cache,
     pub bytes_from_central: AtomicU64,
+    /// UDP bytes received on QUIC connections to central (all of them).
+    pub quic_bytes_from_central: AtomicU64,
     pub bytes_to_agents: AtomicU64,
     held: Mutex<BTreeMap<PackageId, HeldState>>,
     /// Bumped when holdings change, so the link reports them.
@@ -88,6 +90,7 @@ impl Shared {
         Ok(Self {
             cache,
             bytes_from_central: AtomicU64::new(0),
+            quic_bytes_from_central: AtomicU64::new(0),
             bytes_to_agents: AtomicU64::new(0),
             held: Mutex::new(held),
             changed: watch::Sender::new(0),
@@ -160,6 +163,7 @@ impl Shared {
                 })
                 .collect(),
             bytes_from_central: self.bytes_from_central.load(Ordering::Relaxed),
+            quic_bytes_from_central: self.quic_bytes_from_central.load(Ordering::Relaxed),
             bytes_to_agents: self.bytes_to_agents.load(Ordering::Relaxed),
         }
     }
@@ -349,7 +353,8 @@ async fn session(
     };
     tracing::info!(%site, central = %config.central, "connected to central");
     let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
-    let reporter = report_loop(send, Arc::clone(shared));
+    let udp = UdpCounter::new(conn.clone(), Arc::clone(shared));
+    let reporter = report_loop(send, Arc::clone(shared), udp.clone());
     let worker = drive(
         conn.clone(),
         Arc::clone(shared),
@@ -387,14 +392,48 @@ async fn session(
         r = worker => r,
         r = reader => r,
     };
+    udp.refresh();
     conn.close(0u32.into(), b"relay closing link");
     endpoint.wait_idle().await;
     result
 }
 
-async fn report_loop(mut send: quinn::SendStream, shared: Arc<Shared>) -> Result<(), RelayError> {
+/// Keeps `Shared::quic_bytes_from_central` as earlier connections' total plus
+/// what this one received, refreshed before each report so a report that says
+/// a package is complete counts every byte that made it so.
+#[derive(Clone)]
+struct UdpCounter {
+    conn: quinn::Connection,
+    shared: Arc<Shared>,
+    before: u64,
+}
+
+impl UdpCounter {
+    fn new(conn: quinn::Connection, shared: Arc<Shared>) -> Self {
+        let before = shared.quic_bytes_from_central.load(Ordering::Relaxed);
+        Self {
+            conn,
+            shared,
+            before,
+        }
+    }
+
+    fn refresh(&self) {
+        self.shared.quic_bytes_from_central.store(
+            self.before + self.conn.stats().udp_rx.bytes,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+async fn report_loop(
+    mut send: quinn::SendStream,
+    shared: Arc<Shared>,
+    udp: UdpCounter,
+) -> Result<(), RelayError> {
     let mut changed = shared.changed.subscribe();
     changed.mark_changed();
+    udp.refresh();
     let mut last = shared.report();
     loop {
         // Report on change, and every few seconds while the rate moves.
@@ -402,6 +441,7 @@ async fn report_loop(mut send: quinn::SendStream, shared: Arc<Shared>) -> Result
             r = changed.changed() => if r.is_err() { return Ok(()) },
             () = tokio::time::sleep(RATE_WINDOW) => {}
         }
+        udp.refresh();
         let report = shared.report();
         if report != last || report.rate > 0 {
             write_message(&mut send, &RelayMessage::Report(report.clone())).await?;

@@ -43,6 +43,8 @@ pub struct RelayRecord {
     #[serde(default)]
     pub bytes_from_central: u64,
     #[serde(default)]
+    pub quic_bytes_from_central: u64,
+    #[serde(default)]
     pub bytes_to_agents: u64,
     /// What agents reported about this relay.
     #[serde(default)]
@@ -368,6 +370,7 @@ impl Store for SledStore {
                     })
                     .collect();
                 relay.bytes_from_central = r.bytes_from_central;
+                relay.quic_bytes_from_central = r.quic_bytes_from_central;
                 relay.bytes_to_agents = r.bytes_to_agents;
                 relay.replication = wire::ReplicationState {
                     window_open: r.window_open,
