@@ -2302,3 +2302,201 @@ fn container_create_errors_name_the_bad_token() {
         &["container", "ghost-1"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// Versions (supersedes) and deactivation (OCS's red cross)
+// ---------------------------------------------------------------------------
+
+impl Central {
+    /// Creates version `version` of the command package `name` through the CLI,
+    /// with `extra` flags; returns the package as `--json` printed it.
+    fn version(&self, name: &str, version: &str, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "package",
+            "create",
+            "--name",
+            name,
+            "--version",
+            version,
+            "--action",
+            "execute",
+            "--command",
+            "echo hi",
+        ];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+}
+
+#[test]
+fn package_create_supersedes_and_show_prints_the_chain() {
+    let c = Central::start();
+    let v1 = c.version("app", "1", &[]);
+    let v1 = v1["id"].as_str().unwrap().to_owned();
+    assert_eq!(c.get(&format!("/packages/{v1}"))["supersedes"], Value::Null);
+    shows(
+        row(&c.human(&["package", "show", &v1]), "supersedes"),
+        &["none"],
+    );
+
+    // By default the newest version of the name; --supersedes names one.
+    let v2 = c.version("app", "2", &[]);
+    assert_eq!(v2["supersedes"], v1.as_str());
+    let v2 = v2["id"].as_str().unwrap().to_owned();
+    let v3 = c.version("app", "3", &["--supersedes", &v2]);
+    assert_eq!(v3["supersedes"], v2.as_str());
+    let v3 = v3["id"].as_str().unwrap().to_owned();
+
+    // `show` follows the chain, newest first.
+    let shown = c.human(&["package", "show", &v3]);
+    shows(row(&shown, "supersedes"), &[&format!("{v3} → {v2} → {v1}")]);
+    // `--json` is still exactly the API's answer.
+    let body = c.json_is_get(&["package", "show", &v3], &format!("/packages/{v3}"));
+    assert_eq!(body["supersedes"], v2.as_str());
+
+    // `none` starts a new line; the human output of create says so too.
+    let text = c.human(&[
+        "package",
+        "create",
+        "--name",
+        "app",
+        "--version",
+        "4",
+        "--action",
+        "execute",
+        "--command",
+        "echo hi",
+        "--supersedes",
+        "none",
+    ]);
+    shows(row(&text, "supersedes"), &["none"]);
+
+    // A deleted package ends the chain, and says so.
+    ok(c.run(&["package", "delete", &v1]));
+    shows(
+        row(&c.human(&["package", "show", &v3]), "supersedes"),
+        &[&format!("{v3} → {v2} → {v1} (deleted)")],
+    );
+
+    // Another name, or an unknown id: refused, naming the field and the names.
+    let tool = c.command_package("tool");
+    fail(
+        c.run(&[
+            "package",
+            "create",
+            "--name",
+            "app",
+            "--version",
+            "5",
+            "--action",
+            "execute",
+            "--command",
+            "echo hi",
+            "--supersedes",
+            &tool,
+        ]),
+        &["supersedes", &tool, "'tool'", "'app'"],
+    );
+    fail(
+        c.run(&[
+            "package",
+            "create",
+            "--name",
+            "app",
+            "--version",
+            "5",
+            "--action",
+            "execute",
+            "--command",
+            "echo hi",
+            "--supersedes",
+            &v1,
+        ]),
+        &["supersedes", &v1, "not found"],
+    );
+    assert_eq!(c.package_ids().len(), 4);
+}
+
+#[test]
+fn package_deactivate_for_sites_and_all_sites_cancels_waiting_jobs() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+    c.site("lyon", "127.2.0.0/16");
+    for (site, subnet, url) in [
+        ("paris", "127.1.0.0/16", "http://127.1.0.1:8080"),
+        ("lyon", "127.2.0.0/16", "http://127.2.0.1:8080"),
+    ] {
+        ok(c.run(&[
+            "relay", "add", "--site", site, "--subnet", subnet, "--url", url,
+        ]));
+    }
+    let id = c.command_package("patch");
+    let (in_paris, paris_token) = c.enroll_agent("ws-paris", "127.1.0.5");
+    let (waiting_paris, _) = c.enroll_agent("ws-paris-2", "127.1.0.6");
+    let (in_lyon, _) = c.enroll_agent("ws-lyon", "127.2.0.5");
+    ok(c.run(&["package", "activate", &id, "--all-sites"]));
+    ok(c.run(&["package", "assign", &id, "--all"]));
+    // One paris computer has been notified: its job stays.
+    c.agent_post(&paris_token, "/agent/poll", json!({"addresses": []}));
+
+    let text = c.human(&["package", "deactivate", &id, "--site", "paris"]);
+    assert_eq!(
+        text,
+        format!(
+            "deactivated package {id}: still activated for lyon; cancelled 1 job(s) waiting for notification, on {waiting_paris}\n"
+        )
+    );
+    let shown = c.get(&format!("/packages/{id}"));
+    assert_eq!(
+        shown["activation"],
+        json!({"all_sites": false, "sites": ["lyon"], "central_fallback": "never"})
+    );
+    let s = c.get(&format!("/packages/{id}/stats"));
+    assert_eq!(
+        s["by_status"],
+        json!({"NOTIFIED": [in_paris], "WAITING_NOTIFICATION": [in_lyon]})
+    );
+
+    // `--json` prints the API's answer.
+    let d = c.json(&["package", "deactivate", &id, "--all-sites"]);
+    assert_eq!(d["cancelled"], 1);
+    assert_eq!(d["computers"], json!([in_lyon]));
+    assert_eq!(d["package"], c.get(&format!("/packages/{id}")));
+    assert_eq!(
+        d["package"]["activation"],
+        json!({"all_sites": false, "sites": [], "central_fallback": "never"})
+    );
+    let text = c.human(&["package", "deactivate", &id, "--all-sites"]);
+    assert_eq!(
+        text,
+        format!(
+            "deactivated package {id}: activated for no site now; no job waiting for notification to cancel\n"
+        )
+    );
+
+    // Errors name the problem and change nothing.
+    fail(
+        c.run(&["package", "deactivate", &id, "--site", "mars"]),
+        &["mars", "not found"],
+    );
+    fail(c.run(&["package", "deactivate", &id]), &["--site"]);
+    fail(
+        c.run(&[
+            "package",
+            "deactivate",
+            &id,
+            "--site",
+            "paris",
+            "--all-sites",
+        ]),
+        &["--all-sites"],
+    );
+    fail(
+        c.run(&["package", "deactivate", "no-such-package", "--all-sites"]),
+        &["no-such-package"],
+    );
+    assert_eq!(
+        c.get(&format!("/packages/{id}/stats"))["by_status"],
+        json!({"NOTIFIED": [in_paris]})
+    );
+}

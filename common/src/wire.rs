@@ -148,6 +148,9 @@ pub struct UploadParams {
     pub uninstall_command: Option<String>,
     /// Exit codes of the uninstall command that mean success, e.g. `0,3010`.
     pub uninstall_success_exit_codes: Option<String>,
+    /// The package this version replaces: a package id of the same name, or
+    /// `none`. Absent: the newest existing package of the same name.
+    pub supersedes: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +220,18 @@ pub struct ActivationRequest {
     pub all_sites: Option<bool>,
     #[serde(default)]
     pub fallback: Option<String>,
+}
+
+/// Answer of `DELETE /packages/{id}/activations` (OCS's red cross): the package
+/// with what is left of its activation, and the install jobs not yet notified
+/// that were cancelled on the computers of the deactivated sites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deactivated {
+    pub package: Package,
+    /// Jobs removed (install jobs of the package still `WAITING_NOTIFICATION`).
+    pub cancelled: u64,
+    /// The computers those jobs were on, by id.
+    pub computers: Vec<ComputerId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -183,6 +183,19 @@ impl Central {
         Self::answer(resp).await
     }
 
+    /// A DELETE with a JSON body (`DELETE /packages/{id}/activations`).
+    pub async fn delete_json(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .delete(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        Self::answer(resp).await
+    }
+
     /// Creates a package; `query` is the upload's query string.
     pub async fn upload(&self, query: &str, body: Vec<u8>) -> Value {
         let resp = self

@@ -1,5 +1,5 @@
-//! Admin routes: sites, relays, packages (upload, activation, assignment,
-//! statistics) and computers.
+//! Admin routes: sites, relays, packages (upload with the version it
+//! supersedes, activation and deactivation, assignment, statistics) and computers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -18,11 +18,12 @@ use sitecast_common::ids::{slug, ComputerId, PackageId, RelayId, SiteName};
 use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, UninstallDoc, SCHEMA};
 use sitecast_common::signing;
 use sitecast_common::status::StatusCode as Status;
+use sitecast_common::subnet::select_relays;
 use sitecast_common::units::Size;
 use sitecast_common::wire::{
     Activation, ActivationRequest, Assigned, AssignmentRequest, CentralFallback, CentralStatus,
-    ComputerDetail, ComputerPackage, ComputerStat, Holding, Package, Relay, RelayCreated,
-    RelayRequest, Site, SiteRequest, Stats, UploadParams, ValidateRequest, Validated,
+    ComputerDetail, ComputerPackage, ComputerStat, Deactivated, Holding, Package, Relay,
+    RelayCreated, RelayRequest, Site, SiteRequest, Stats, UploadParams, ValidateRequest, Validated,
 };
 
 use super::containers;
@@ -389,7 +390,7 @@ pub async fn create_package(
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let draft = draft(&params, c.config.default_fragment_size.bytes())?;
+    let mut draft = draft(&params, c.config.default_fragment_size.bytes())?;
     if c.store
         .package_id_by_name(&draft.doc.name, &draft.doc.version)?
         .is_some()
@@ -402,6 +403,9 @@ pub async fn create_package(
             ),
         ));
     }
+    // Checked before a byte of the body is read, like every other parameter.
+    draft.doc.supersedes =
+        superseded(&c, &draft.doc.name, params.supersedes.as_deref())?.map(String::from);
 
     let limit = c.config.max_package_size.bytes();
     let mut sink = UploadSink::start(c.files.temp_upload(), draft.doc.fragment_size, limit)?;
@@ -453,6 +457,38 @@ pub async fn create_package(
     .await?;
     tracing::info!(id = %reply.id, size = reply.size, fragments = reply.fragments, "package created");
     Ok((StatusCode::CREATED, Json(reply)).into_response())
+}
+
+/// The package a new version of `name` supersedes (SPEC "Versions"): the one
+/// `given` names, which must exist and bear the same name; none for `none`;
+/// by default the newest existing package of that name (none if it is the first).
+fn superseded(c: &Central, name: &str, given: Option<&str>) -> Result<Option<PackageId>, ApiError> {
+    let text = match given.map(str::trim) {
+        None => return Ok(c.store.packages_named(name)?.pop().map(|p| p.id)),
+        Some("none") => return Ok(None),
+        Some("") => {
+            return Err(ApiError::bad_request(
+                "bad supersedes: empty (give a package id of the same name, or none)",
+            ))
+        }
+        Some(text) => text,
+    };
+    let id: PackageId = text
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("bad supersedes: {e}")))?;
+    let Some(old) = c.store.package(&id)? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("bad supersedes: package '{id}' not found"),
+        ));
+    };
+    if old.name != name {
+        return Err(ApiError::bad_request(format!(
+            "bad supersedes: package '{id}' is named '{}', not '{name}' (a package supersedes only an older version of its own name)",
+            old.name
+        )));
+    }
+    Ok(Some(id))
 }
 
 fn upload_error(e: Option<UploadError>) -> ApiError {
@@ -589,6 +625,118 @@ pub async fn activate(
         .await?;
     c.notify_relays();
     Ok(Json(updated))
+}
+
+/// What `DELETE /packages/{id}/activations` takes away: these sites, or all.
+enum Withdrawn {
+    Sites(BTreeSet<SiteName>),
+    All,
+}
+
+fn withdrawn(c: &Central, req: ActivationRequest) -> Result<Withdrawn, ApiError> {
+    if req.fallback.is_some() {
+        return Err(ApiError::bad_request(
+            "bad fallback: a deactivation takes only sites or all_sites",
+        ));
+    }
+    match (req.sites, req.all_sites) {
+        (Some(_), Some(true)) => Err(ApiError::bad_request(
+            "bad sites: give either sites or all_sites, not both",
+        )),
+        (Some(sites), _) => {
+            if sites.is_empty() {
+                return Err(ApiError::bad_request("bad sites: the list is empty"));
+            }
+            let mut names = BTreeSet::new();
+            for s in &sites {
+                let name: SiteName = s
+                    .parse()
+                    .map_err(|e| ApiError::bad_request(format!("bad sites: {e}")))?;
+                if c.store.site(&name)?.is_none() {
+                    return Err(ApiError::not_found("site", &name));
+                }
+                names.insert(name);
+            }
+            Ok(Withdrawn::Sites(names))
+        }
+        (None, Some(true)) => Ok(Withdrawn::All),
+        (None, _) => Err(ApiError::bad_request(
+            "bad request body: give sites:[...] or all_sites:true",
+        )),
+    }
+}
+
+/// The computers whose site (that of the relay whose subnets contain one of
+/// their addresses, longest prefix first, as `stats` counts them) is one of `sites`.
+fn computers_of_sites(
+    c: &Central,
+    sites: &BTreeSet<SiteName>,
+) -> Result<BTreeSet<ComputerId>, ApiError> {
+    let relays: Vec<stats::SiteRelay> = c.store.relays()?.iter().map(Into::into).collect();
+    Ok(c.store
+        .computers()?
+        .into_iter()
+        .filter(|computer| {
+            select_relays(&computer.addresses, &relays)
+                .first()
+                .is_some_and(|r| sites.contains(&r.site))
+        })
+        .map(|computer| computer.id)
+        .collect())
+}
+
+/// OCS's red cross on an activation: the sites' relays stop holding the package
+/// (they drop it, unless they keep it as a delta base), and the package's install
+/// jobs not yet notified on the computers of those sites are cancelled (with
+/// `all_sites`, on every computer). Jobs handed out or finished stay.
+pub async fn deactivate(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<ActivationRequest>,
+) -> Result<Json<Deactivated>, ApiError> {
+    let package = find_package(&c, &id)?;
+    let withdrawn = withdrawn(&c, req)?;
+    // Removing a site from an activation for all sites leaves every other site.
+    let every_site: Vec<SiteName> = c.store.sites()?.into_iter().map(|s| s.name).collect();
+    let on = match &withdrawn {
+        Withdrawn::Sites(sites) => Some(computers_of_sites(&c, sites)?),
+        Withdrawn::All => None,
+    };
+    let pid = package.id.clone();
+    let (updated, cancelled) = c
+        .blocking(move |c| {
+            let updated = c.store.update_activation(&pid, &|a| match &withdrawn {
+                Withdrawn::All => {
+                    a.all_sites = false;
+                    a.sites.clear();
+                }
+                Withdrawn::Sites(gone) => {
+                    if a.all_sites {
+                        a.all_sites = false;
+                        a.sites = every_site.clone();
+                    }
+                    a.sites.retain(|s| !gone.contains(s));
+                }
+            })?;
+            let cancelled = c.store.remove_waiting_installs(&pid, on.as_ref())?;
+            Ok((updated, cancelled))
+        })
+        .await?;
+    c.notify_relays();
+    let computers: BTreeSet<ComputerId> = cancelled.iter().map(|j| j.computer_id.clone()).collect();
+    tracing::info!(
+        id = %updated.id,
+        all_sites = updated.activation.all_sites,
+        sites = ?updated.activation.sites,
+        cancelled = cancelled.len(),
+        "package deactivated"
+    );
+    Ok(Json(Deactivated {
+        package: updated,
+        cancelled: cancelled.len() as u64,
+        computers: computers.into_iter().collect(),
+    }))
 }
 
 /// The computers a request names: `computers:[…]`, `all:true` or `subnet:CIDR`

@@ -122,7 +122,10 @@ pub fn app(state: Arc<Central>) -> Router {
             get(admin::show_package).delete(admin::delete_package),
         )
         .route("/packages/{id}/info", get(admin::package_info))
-        .route("/packages/{id}/activations", post(admin::activate))
+        .route(
+            "/packages/{id}/activations",
+            post(admin::activate).delete(admin::deactivate),
+        )
         .route("/packages/{id}/assignments", post(admin::assign))
         .route("/packages/{id}/stats", get(admin::stats))
         .route("/packages/{id}/validate", post(admin::validate))

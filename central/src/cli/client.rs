@@ -87,6 +87,16 @@ impl Client {
         self.send(self.http.delete(self.url(path))).await
     }
 
+    /// A DELETE with a JSON body (`DELETE /packages/{id}/activations`).
+    pub async fn delete_json<T: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<Answer, CentralError> {
+        self.send(self.http.request(Method::DELETE, self.url(path)).json(body))
+            .await
+    }
+
     pub async fn post_json<T: serde::Serialize>(
         &self,
         path: &str,

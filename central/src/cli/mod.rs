@@ -7,6 +7,7 @@
 mod client;
 mod render;
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -15,8 +16,8 @@ use futures_util::StreamExt;
 use sitecast_common::ids::{ComputerId, ContainerId, IdError, PackageId};
 use sitecast_common::wire::{
     ActivationRequest, Assigned, AssignmentRequest, Computer, ComputerDetail, Container,
-    ContainerChanged, ContainerRequest, Package, Relay, RelayCreated, RelayRequest, Site,
-    SiteRequest, Stats, ValidateRequest, Validated,
+    ContainerChanged, ContainerRequest, Deactivated, Package, Relay, RelayCreated, RelayRequest,
+    Site, SiteRequest, Stats, ValidateRequest, Validated,
 };
 
 pub use client::{Answer, Client};
@@ -130,6 +131,10 @@ pub struct CreateArgs {
     /// Inferred from the file's first bytes when not given.
     #[arg(long, value_parser = ["none", "zip", "tar.gz"])]
     pub archive: Option<String>,
+    /// The older version this package replaces (a package id of the same name),
+    /// or `none`; default: the newest existing package of the same name.
+    #[arg(long, value_name = "ID|none")]
+    pub supersedes: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -156,6 +161,19 @@ pub enum PackageCommand {
         /// never | always | after:DURATION
         #[arg(long)]
         fallback: Option<String>,
+    },
+    /// Undo an activation (OCS's red cross): the sites' relays drop the package
+    /// and its install jobs not yet notified on their computers are cancelled.
+    Deactivate {
+        id: String,
+        #[arg(
+            long = "site",
+            required_unless_present = "all_sites",
+            conflicts_with = "all_sites"
+        )]
+        sites: Vec<String>,
+        #[arg(long)]
+        all_sites: bool,
     },
     /// Deploy a package to computers.
     Assign {
@@ -373,6 +391,20 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
                 .post_json(&package_path(id, "/activations")?, &req)
                 .await?
         }
+        Command::Package(PackageCommand::Deactivate {
+            id,
+            sites,
+            all_sites,
+        }) => {
+            let req = ActivationRequest {
+                sites: (!*all_sites).then(|| sites.clone()),
+                all_sites: all_sites.then_some(true),
+                fallback: None,
+            };
+            client
+                .delete_json(&package_path(id, "/activations")?, &req)
+                .await?
+        }
         Command::Package(PackageCommand::Assign {
             id,
             computers,
@@ -477,7 +509,14 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
         Command::Package(PackageCommand::Validate { .. }) => {
             render::validated(&answer.json::<Validated>()?)
         }
-        Command::Package(_) => render::package(&answer.json::<Package>()?),
+        Command::Package(PackageCommand::Deactivate { .. }) => {
+            render::deactivated(&answer.json::<Deactivated>()?)
+        }
+        Command::Package(PackageCommand::Show { .. }) => {
+            let p = answer.json::<Package>()?;
+            render::package(&p, &superseded_chain(&client, &p).await?)
+        }
+        Command::Package(_) => render::package(&answer.json::<Package>()?, &[]),
         Command::Computer(ComputerCommand::List) => {
             render::computers(&answer.json::<Vec<Computer>>()?)
         }
@@ -530,6 +569,35 @@ fn container_path(id: &str, rest: &str) -> Result<String, CentralError> {
     Ok(format!("/containers/{id}{rest}"))
 }
 
+/// The packages `p` supersedes, newest first, followed through
+/// `GET /packages/{id}`: the chain ends at a package central no longer has, or
+/// at one already in it.
+async fn superseded_chain(
+    client: &Client,
+    p: &Package,
+) -> Result<Vec<render::Superseded>, CentralError> {
+    let mut seen = BTreeSet::from([p.id.clone()]);
+    let mut chain = Vec::new();
+    let mut next = p.supersedes.clone();
+    while let Some(id) = next.take() {
+        if !seen.insert(id.clone()) {
+            chain.push(render::Superseded::Loop(id));
+            break;
+        }
+        match client.get(&format!("/packages/{id}")).await {
+            Ok(answer) => {
+                next = answer.json::<Package>()?.supersedes;
+                chain.push(render::Superseded::Package(id));
+            }
+            Err(CentralError::Api { status: 404, .. }) => {
+                chain.push(render::Superseded::Deleted(id));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(chain)
+}
+
 async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralError> {
     let mut query: Vec<(&str, String)> = vec![
         ("name", args.name.clone()),
@@ -544,6 +612,7 @@ async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralErr
         ("os", &args.os),
         ("success_exit_codes", &args.success_codes),
         ("archive", &args.archive),
+        ("supersedes", &args.supersedes),
         ("command_timeout_s", &args.command_timeout),
         ("uninstall_command", &args.uninstall_command),
         (

@@ -2,12 +2,13 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use jiff::Timestamp;
+use sitecast_common::ids::PackageId;
 use sitecast_common::info::ActionDoc;
 use sitecast_common::jobs::format_runtime;
 use sitecast_common::status::StatusCode;
 use sitecast_common::wire::{
-    Assigned, Computer, ComputerDetail, Container, ContainerChanged, Job, Package, Relay,
-    RelayCreated, RelayProblems, Site, Stats, Validated,
+    Assigned, Computer, ComputerDetail, Container, ContainerChanged, Deactivated, Job, Package,
+    Relay, RelayCreated, RelayProblems, Site, Stats, Validated,
 };
 
 fn table(header: &[&str]) -> Table {
@@ -209,13 +210,48 @@ pub fn packages(packages: &[Package]) -> String {
     t.to_string()
 }
 
-pub fn package(p: &Package) -> String {
+/// One step down a package's `supersedes` chain, as `package show` follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Superseded {
+    /// A package central has.
+    Package(PackageId),
+    /// A package named by the one before it that central no longer has: the chain ends.
+    Deleted(PackageId),
+    /// A package already in the chain: it ends there.
+    Loop(PackageId),
+}
+
+/// A package and the packages it supersedes, newest first: `app-3 → app-2 →
+/// app-1`. Without a followed `chain`, only the one it names itself.
+fn supersedes(id: &PackageId, first: Option<&PackageId>, chain: &[Superseded]) -> String {
+    let Some(first) = first else {
+        return "none".into();
+    };
+    let mut steps = vec![id.to_string()];
+    if chain.is_empty() {
+        steps.push(first.to_string());
+    }
+    for link in chain {
+        steps.push(match link {
+            Superseded::Package(id) => id.to_string(),
+            Superseded::Deleted(id) => format!("{id} (deleted)"),
+            Superseded::Loop(id) => format!("{id} (loop)"),
+        });
+    }
+    steps.join(" → ")
+}
+
+pub fn package(p: &Package, chain: &[Superseded]) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
     let rows: Vec<(&str, String)> = vec![
         ("id", p.id.to_string()),
         ("name", p.name.clone()),
         ("version", p.version.clone()),
+        (
+            "supersedes",
+            supersedes(&p.id, p.supersedes.as_ref(), chain),
+        ),
         ("os", p.os.clone()),
         ("priority", p.priority.to_string()),
         ("action", action(&p.action)),
@@ -269,6 +305,28 @@ pub fn assigned(a: &Assigned) -> String {
         ));
     }
     text
+}
+
+/// `package deactivate`: what is left of the activation, and what was cancelled.
+pub fn deactivated(d: &Deactivated) -> String {
+    let p = &d.package;
+    let left = if p.activation.all_sites {
+        "still activated for all sites".to_owned()
+    } else if p.activation.sites.is_empty() {
+        "activated for no site now".to_owned()
+    } else {
+        format!("still activated for {}", join(&p.activation.sites))
+    };
+    let cancelled = if d.cancelled == 0 {
+        "no job waiting for notification to cancel".to_owned()
+    } else {
+        format!(
+            "cancelled {} job(s) waiting for notification, on {}",
+            d.cancelled,
+            join(&d.computers)
+        )
+    };
+    format!("deactivated package {}: {left}; {cancelled}", p.id)
 }
 
 pub fn validated(v: &Validated) -> String {
@@ -586,6 +644,32 @@ pub fn cancelled(c: &ContainerChanged) -> String {
 mod tests {
     use super::*;
     use sitecast_common::wire::{ProblemKind, RelayProblem};
+
+    #[test]
+    fn the_supersedes_chain_reads_newest_first_and_says_how_it_ends() {
+        let id = |s: &str| s.parse::<PackageId>().unwrap();
+        assert_eq!(supersedes(&id("app-1"), None, &[]), "none");
+        assert_eq!(
+            supersedes(&id("app-3"), Some(&id("app-2")), &[]),
+            "app-3 → app-2"
+        );
+        let chain = [
+            Superseded::Package(id("app-2")),
+            Superseded::Deleted(id("app-1")),
+        ];
+        assert_eq!(
+            supersedes(&id("app-3"), Some(&id("app-2")), &chain),
+            "app-3 → app-2 → app-1 (deleted)"
+        );
+        let looped = [
+            Superseded::Package(id("app-b")),
+            Superseded::Loop(id("app-a")),
+        ];
+        assert_eq!(
+            supersedes(&id("app-a"), Some(&id("app-b")), &looped),
+            "app-a → app-b → app-a (loop)"
+        );
+    }
 
     #[test]
     fn relay_problems_show_counts_and_the_last_one() {

@@ -17,7 +17,7 @@
 //! the records, and what the API acknowledged survives a `kill -9`. The rules
 //! (order, retries, sequence mode) are `sitecast_common::jobs`'s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::MutexGuard;
 
 use jiff::Timestamp;
@@ -304,6 +304,15 @@ pub trait JobStore {
         package: &PackageId,
         kind: JobKind,
         statuses: &[StatusCode],
+    ) -> Result<Vec<JobRecord>>;
+    /// OCS's red cross on an activation ("unaffect"): removes the package's
+    /// install jobs still `WAITING_NOTIFICATION` (never handed out, or failed and
+    /// waiting for a retry) on `computers` (`None`: every computer). Jobs handed
+    /// out or finished stay. Returns the jobs removed.
+    fn remove_waiting_installs(
+        &self,
+        package: &PackageId,
+        computers: Option<&BTreeSet<ComputerId>>,
     ) -> Result<Vec<JobRecord>>;
     /// `container retry`: the failed jobs start over; `None` if no such container.
     fn retry_container(&self, id: &ContainerId, now: Timestamp) -> Result<Option<u64>>;
@@ -689,6 +698,28 @@ impl JobStore for SledStore {
                 ops.del_job(job, current.as_deref());
             }
             removed.push(latest.clone());
+        }
+        self.apply(ops)?;
+        Ok(removed)
+    }
+
+    fn remove_waiting_installs(
+        &self,
+        package: &PackageId,
+        computers: Option<&BTreeSet<ComputerId>>,
+    ) -> Result<Vec<JobRecord>> {
+        let _guard = self.jobs_lock();
+        let mut ops = Ops::default();
+        let mut removed = Vec::new();
+        for job in self.indexed_jobs(&self.job_trees.by_package, &format!("{package}/"))? {
+            let waiting = job.kind == JobKind::Install
+                && job.status == StatusCode::WaitingNotification
+                && computers.is_none_or(|set| set.contains(&job.computer_id));
+            if waiting {
+                let current = self.current_key(&job.computer_id, package)?;
+                ops.del_job(&job, current.as_deref());
+                removed.push(job);
+            }
         }
         self.apply(ops)?;
         Ok(removed)

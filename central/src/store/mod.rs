@@ -135,6 +135,8 @@ pub trait Store: JobStore + Send + Sync + 'static {
     fn packages(&self) -> Result<Vec<Package>>;
     fn package(&self, id: &PackageId) -> Result<Option<Package>>;
     fn package_id_by_name(&self, name: &str, version: &str) -> Result<Option<PackageId>>;
+    /// Every package of this name (each version), oldest first.
+    fn packages_named(&self, name: &str) -> Result<Vec<Package>>;
     /// Removes a package, its jobs and its installations; false if there was none.
     fn delete_package(&self, id: &PackageId) -> Result<bool>;
     /// Changes a package's activation atomically (concurrent changes are not lost,
@@ -436,6 +438,31 @@ impl Store for SledStore {
             }
             None => Ok(None),
         }
+    }
+
+    fn packages_named(&self, name: &str) -> Result<Vec<Package>> {
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(0);
+        let mut found = Vec::new();
+        for kv in self.names.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let Ok(id) = String::from_utf8_lossy(&v).parse::<PackageId>() else {
+                return Err(CentralError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "not a package id".into(),
+                });
+            };
+            // A name holding a NUL byte would share the prefix: keep exact names only.
+            if let Some(p) = self.package(&id)?.filter(|p| p.name == name) {
+                found.push(p);
+            }
+        }
+        found.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(found)
     }
 
     fn delete_package(&self, id: &PackageId) -> Result<bool> {
