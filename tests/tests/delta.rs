@@ -166,6 +166,9 @@ async fn a_base_that_is_not_what_central_believes_falls_back_to_fragments() {
     let (app, _) = v.replicate_v2().await;
     // The delta, plus at least the fragment built from the damaged stretch.
     assert!(app >= v.info_len() + delta_len + FRAGMENT, "{app}");
-    assert!(app < v.v2_bytes.len() as u64, "{app}: it did not refetch everything");
+    assert!(
+        app < v.v2_bytes.len() as u64,
+        "{app}: it did not refetch everything"
+    );
     v.assert_v2_verifies();
 }
