@@ -637,6 +637,7 @@ async fn relays_are_added_listed_and_deleted() {
             "last_seen": null,
             "holdings": [],
             "bytes_from_central": 0,
+            "quic_bytes_from_central": 0,
             "bytes_to_agents": 0,
             "problems": {"count": 0, "counts": {}, "last": null},
             "replication": {"window_open": true, "max_rate": null, "rate": 0},
