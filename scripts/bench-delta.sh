@@ -127,7 +127,8 @@ for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$RPORT") 2>/dev/null && brea
 rsync_bytes() { # rsync_bytes OLD NEW [FLAGS]: total bytes of pushing NEW over OLD
   cp "$1" "$WORK/rsync-dest/pkg"
   mkdir -p "$WORK/rsync-src"; cp "$2" "$WORK/rsync-src/pkg"
-  rsync --stats --no-whole-file ${3:-} "$WORK/rsync-src/pkg" "rsync://127.0.0.1:$RPORT/bench/pkg" \
+  # -I: compare contents even when size and time agree (same-size tars).
+  rsync --stats --no-whole-file -I ${3:-} "$WORK/rsync-src/pkg" "rsync://127.0.0.1:$RPORT/bench/pkg" \
     | awk -F': ' '/^Total bytes sent/ {gsub(",","",$2); s=$2} /^Total bytes received/ {gsub(",","",$2); r=$2} END {print s + r}'
 }
 

@@ -17,9 +17,12 @@ use sitecast_common::ids::PackageId;
 use crate::error::CentralError;
 use crate::init::fsync_dir;
 
-/// zstd level: deltas are computed once and sent to every relay, so a little
-/// more CPU for fewer WAN bytes pays.
-const LEVEL: i32 = 9;
+/// zstd levels: deltas are computed once and sent to every relay, so more CPU
+/// for fewer WAN bytes pays — up to a size where the strongest level would take
+/// minutes.
+const LEVEL: i32 = 19;
+const LEVEL_LARGE: i32 = 9;
+const LARGE: u64 = 256 << 20;
 
 /// The deltas directory.
 #[derive(Debug)]
@@ -141,7 +144,12 @@ fn compute(base: &Path, target: &Path, fragment_size: u64, out: &Path) -> Result
         target_size: target_len,
     };
     let sink = File::create(out).map_err(CentralError::io(out))?;
-    let mut z = zstd::Encoder::new(BufWriter::new(sink), LEVEL).map_err(CentralError::io(out))?;
+    let level = if target_len > LARGE {
+        LEVEL_LARGE
+    } else {
+        LEVEL
+    };
+    let mut z = zstd::Encoder::new(BufWriter::new(sink), level).map_err(CentralError::io(out))?;
     z.write_all(&header.encode())
         .map_err(CentralError::io(out))?;
     let mut window = vec![0u8; usize::try_from(header.window).unwrap_or(usize::MAX)];

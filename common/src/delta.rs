@@ -54,10 +54,11 @@ pub enum DeltaError {
     Base(#[from] io::Error),
 }
 
-/// Block size of the signature for a base of `len` bytes: about 256 Ki blocks
-/// (so the signature stays a few MiB), never below 1 KiB.
+/// Block size of the signature for a base of `len` bytes: small blocks find
+/// more matches (256 bytes, against rsync's square root of the length), but at
+/// most about 256 Ki blocks, so the signature stays a few MiB whatever the size.
 pub fn block_size_for(len: u64) -> u32 {
-    let size = (len / (256 << 10)).clamp(1 << 10, 64 << 10);
+    let size = (len >> 18).clamp(256, 64 << 10);
     // A multiple of 64, which keeps chunk boundaries on block boundaries.
     u32::try_from(size / 64 * 64).unwrap_or(64 << 10)
 }
@@ -415,8 +416,10 @@ mod tests {
         assert_eq!(window_for(4 << 20), 8 << 20);
         assert_eq!(window_for(3 << 20), 6 << 20);
         assert_eq!(window_for(64 << 20), 64 << 20);
-        assert_eq!(block_size_for(0), 1024);
+        assert_eq!(block_size_for(0), 256);
+        assert_eq!(block_size_for(64 << 20), 256);
         assert_eq!(block_size_for(1 << 30), 4096);
+        assert_eq!(block_size_for(1 << 40), 64 << 10);
     }
 
     proptest! {

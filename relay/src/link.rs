@@ -36,6 +36,9 @@ use crate::clock::Clock;
 use crate::config::RelayConfig;
 use crate::error::RelayError;
 
+/// The largest UDP payload the relay accepts and probes for (jumbo frames).
+const MAX_UDP_PAYLOAD: u16 = 8952;
+
 /// Fragments in flight at once over parallel streams.
 pub const PARALLEL_FRAGMENTS: usize = 4;
 /// Reports are coalesced: at most one per this interval.
@@ -236,7 +239,7 @@ pub fn client_config(ca: &Path) -> Result<quinn::ClientConfig, RelayError> {
         .mtu_discovery_config(Some({
             // Up to jumbo frames where the path allows: fewer packets per byte.
             let mut mtu = quinn::MtuDiscoveryConfig::default();
-            mtu.upper_bound(8952);
+            mtu.upper_bound(MAX_UDP_PAYLOAD);
             mtu
         }));
     config.transport_config(Arc::new(transport));
@@ -320,7 +323,15 @@ async fn session(
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let endpoint = quinn::Endpoint::client(bind).map_err(RelayError::io("QUIC client socket"))?;
+    let socket = std::net::UdpSocket::bind(bind).map_err(RelayError::io("QUIC client socket"))?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| RelayError::Invalid("no async runtime for QUIC".into()))?;
+    let mut endpoint_config = quinn::EndpointConfig::default();
+    // Accept packets up to jumbo frames, so MTU discovery can use them where the
+    // path allows (quinn's default stops at 1472 bytes).
+    let _ = endpoint_config.max_udp_payload_size(MAX_UDP_PAYLOAD);
+    let endpoint = quinn::Endpoint::new(endpoint_config, None, socket, runtime)
+        .map_err(RelayError::io("QUIC client socket"))?;
     let conn = endpoint
         .connect_with(client.clone(), addr, &host)
         .map_err(RelayError::link)?
