@@ -50,6 +50,9 @@ pub struct RelayRecord {
     /// Replication state, as the relay last reported.
     #[serde(default)]
     pub replication: wire::ReplicationState,
+    /// Disk, quota, scrub and version, as the relay last reported.
+    #[serde(default)]
+    pub health: wire::RelayHealth,
 }
 
 /// What a relay holds of one package: the info it has and how many fragments.
@@ -374,6 +377,7 @@ impl Store for SledStore {
                     max_rate: r.max_rate,
                     rate: r.rate,
                 };
+                relay.health = r.health.clone();
             }
         })?;
         self.flush()
