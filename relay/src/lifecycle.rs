@@ -336,6 +336,8 @@ async fn scrub_loop(
         tracing::warn!(error = %e, "cannot write the scrub record");
     }
     publish_scrub(&shared, &record);
+    // Said once, not at every look.
+    let mut said_no_keys = false;
     loop {
         let every = settings.borrow().scrub_every;
         let due = every.is_some_and(|every| record.due(every) <= Timestamp::now());
@@ -348,21 +350,25 @@ async fn scrub_loop(
         }
         let keys = match crate::keys::load(&dir) {
             Ok(k) if !k.is_empty() => k,
-            Ok(_) => {
-                tracing::info!("no signing keys known yet; the scrub waits for a first connection");
-                if !pause(&mut stop, TICK).await {
-                    return;
+            unusable => {
+                if !said_no_keys {
+                    match unusable {
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read the signing keys; the scrub waits")
+                        }
+                        Ok(_) => tracing::info!(
+                            "no signing keys known yet; the scrub waits for a first connection"
+                        ),
+                    }
+                    said_no_keys = true;
                 }
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the signing keys; no scrub");
                 if !pause(&mut stop, TICK).await {
                     return;
                 }
                 continue;
             }
         };
+        said_no_keys = false;
         tracing::info!("scrub: re-verifying every held fragment");
         let (sh, halt) = (Arc::clone(&shared), stop.clone());
         let found = blocking(move || scrub::scrub(&sh.cache, &keys, &|| *halt.borrow())).await;
