@@ -641,6 +641,12 @@ async fn relays_are_added_listed_and_deleted() {
             "bytes_to_agents": 0,
             "problems": {"count": 0, "counts": {}, "last": null},
             "replication": {"window_open": true, "max_rate": null, "rate": 0},
+            // Nothing reported yet.
+            "health": {
+                "version": "", "disk_used": 0, "disk_free": null, "max_disk": null,
+                "over_quota": false, "kept": [], "evicted": 0, "last_scrub": null,
+                "scrub_bad": 0, "scrub_bad_total": 0, "scrub_interval_s": null
+            },
         }])
     );
 

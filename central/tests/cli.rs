@@ -54,6 +54,8 @@ struct Central {
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     rt: Option<tokio::runtime::Runtime>,
+    /// Central's state, for what only a relay over QUIC would say (reports).
+    state: Arc<api::Central>,
     _tmp: tempfile::TempDir,
 }
 
@@ -89,13 +91,13 @@ impl Central {
         let loaded = init::load(&dir).unwrap();
         let admin = loaded.admin_token.clone();
         let enroll_token = loaded.enroll_token.clone();
-        let central = api::Central::open(loaded, Arc::new(SystemClock)).unwrap();
+        let central = Arc::new(api::Central::open(loaded, Arc::new(SystemClock)).unwrap());
         let tls = server::tls_config(&layout.server_cert(), &layout.server_key()).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         rt.spawn(server::run(
             listener,
             tls,
-            api::app(Arc::new(central)),
+            api::app(Arc::clone(&central)),
             async move {
                 let _ = stopped.await;
             },
@@ -118,6 +120,7 @@ impl Central {
             http,
             stop: Some(stop),
             rt: Some(rt),
+            state: central,
             _tmp: tmp,
         }
     }
@@ -952,6 +955,65 @@ fn package_activate_for_sites_and_for_all_sites_with_fallback() {
     shows(
         row(&c.human(&["relay", "list"]), relay["id"].as_str().unwrap()),
         &[&format!("{id} 0/0")],
+    );
+}
+
+#[test]
+fn relay_list_shows_each_relays_health() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+    let relay = c.json(&[
+        "relay",
+        "add",
+        "--site",
+        "paris",
+        "--subnet",
+        "127.1.0.0/16",
+        "--url",
+        "http://127.1.0.1:8080",
+    ]);
+    let id = relay["id"].as_str().unwrap();
+    let list = c.human(&["relay", "list"]);
+    shows(&list, &["HEALTH"]);
+    shows(row(&list, id), &["never"]);
+    // What the relay says in its report over QUIC.
+    let health = json!({
+        "version": "sitecast-relay 9.9.9",
+        "disk_used": 3_145_728,
+        "disk_free": 42_949_672_960u64,
+        "max_disk": 2_097_152,
+        "over_quota": true,
+        "kept": ["app-1"],
+        "evicted": 2,
+        "last_scrub": "2026-03-01T09:00:00Z",
+        "scrub_bad": 1,
+        "scrub_bad_total": 4,
+        "scrub_interval_s": 3600
+    });
+    let report: sitecast_common::protocol::RelayReport = serde_json::from_value(json!({
+        "holdings": [],
+        "bytes_from_central": 0,
+        "bytes_to_agents": 0,
+        "health": health,
+    }))
+    .unwrap();
+    c.state
+        .store
+        .record_relay_report(&id.parse().unwrap(), Some(&report), jiff::Timestamp::now())
+        .unwrap();
+    let relays = c.json_is_get(&["relay", "list"], "/relays");
+    assert_eq!(relays[0]["health"], health);
+    let list = c.human(&["relay", "list"]);
+    shows(row(&list, id), &["sitecast-relay 9.9.9"]);
+    shows(
+        &list,
+        &[
+            "disk 3.0 MiB used, 40.0 GiB free",
+            "quota 2.0 MiB EXCEEDED by activated content",
+            "scrub 2026-03-01 09:00:00 (1 bad, 4 in all)",
+            "kept bases: app-1",
+            "evicted 2",
+        ],
     );
 }
 

@@ -69,6 +69,9 @@ pub struct RelayReport {
     /// Bytes per second received from central, over the last few seconds.
     #[serde(default)]
     pub rate: u64,
+    /// Disk, quota, kept delta bases, scrub and software version.
+    #[serde(default)]
+    pub health: crate::wire::RelayHealth,
 }
 
 fn yes() -> bool {
@@ -219,6 +222,12 @@ mod tests {
             window_open: false,
             max_rate: Some(20_000_000),
             rate: 19_000_000,
+            health: crate::wire::RelayHealth {
+                version: "sitecast-relay 0.1.0".into(),
+                disk_used: 1 << 30,
+                kept: vec!["p-0".parse().unwrap()],
+                ..Default::default()
+            },
         }));
         round_trip(CentralMessage::Activated {
             packages: vec![ActivatedPackage {

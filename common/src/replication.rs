@@ -105,7 +105,9 @@ pub enum Event {
     Disconnected,
     /// The complete set of packages activated for the site.
     Activated(Vec<Wanted>),
-    /// Found on disk at start: a verified info and the fragments held.
+    /// Found on disk — at start, or put there by an import from offline media —
+    /// a verified info and the fragments held. What a package already held is
+    /// kept: the fragments are added to it.
     Restored {
         id: PackageId,
         info_sha256: String,
@@ -144,6 +146,11 @@ pub enum Event {
     Lost {
         id: PackageId,
         index: u32,
+    },
+    /// A held signed info turned out bad on disk (the scrub) and the package's
+    /// content was deleted: a wanted package starts over from its info.
+    InfoLost {
+        id: PackageId,
     },
     /// The relay needs the room: drop this kept delta base (ignored for a
     /// package the site wants).
@@ -481,16 +488,26 @@ impl Planner {
                     .into_iter()
                     .filter(|i| *i >= 1 && *i <= shape.count)
                     .collect();
-                if self.activated_once {
-                    // Restored after the activated set arrived: keep it only if wanted.
-                    if let Some(w) = self.packages.get_mut(&id) {
-                        if w.info_sha256 == p.info_sha256 && w.info == InfoState::Missing {
+                if let Some(w) = self
+                    .packages
+                    .get_mut(&id)
+                    .or_else(|| self.kept.get_mut(&id))
+                    .or_else(|| self.restored.get_mut(&id))
+                {
+                    // Known already (an import while running): add what is on disk.
+                    if w.info_sha256 == p.info_sha256 {
+                        if w.info == InfoState::Missing {
                             w.info = p.info;
-                            w.held = p.held;
                         }
-                    } else {
-                        self.keep_or_drop(id, p);
+                        if matches!(w.info, InfoState::Held(s) if s == shape)
+                            || w.info == InfoState::Fetching
+                        {
+                            w.held.extend(p.held);
+                        }
                     }
+                } else if self.activated_once {
+                    // Restored after the activated set arrived: keep it only if wanted.
+                    self.keep_or_drop(id, p);
                 } else {
                     self.restored.insert(id, p);
                 }
@@ -534,12 +551,36 @@ impl Planner {
                 self.settle_delta(&id);
             }
             Event::Lost { id, index } => {
-                if let Some(p) = self.packages.get_mut(&id) {
+                if let Some(p) = self
+                    .packages
+                    .get_mut(&id)
+                    .or_else(|| self.restored.get_mut(&id))
+                {
                     p.held.remove(&index);
                 } else if let Some(mut p) = self.kept.remove(&id) {
                     // A base missing a fragment is no base: drop it.
                     p.held.remove(&index);
                     self.keep_or_drop(id, p);
+                }
+            }
+            Event::InfoLost { id } => {
+                if let Some(p) = self.packages.get_mut(&id) {
+                    // Its info is fetched again (one in flight lands as usual).
+                    if matches!(p.info, InfoState::Held(_)) {
+                        p.info = InfoState::Missing;
+                    }
+                    p.held.clear();
+                    p.delta = match p.delta {
+                        DeltaState::InFlight => DeltaState::InFlight,
+                        _ => DeltaState::Untried,
+                    };
+                    p.failures = 0;
+                    p.paused_until = None;
+                } else {
+                    self.restored.remove(&id);
+                    if self.kept.remove(&id).is_some() && !self.drops.contains(&id) {
+                        self.drops.push(id);
+                    }
                 }
             }
             Event::Evict { id } => {
@@ -1023,6 +1064,115 @@ mod tests {
             index: 2,
             len: 100
         }));
+    }
+
+    #[test]
+    fn content_restored_while_running_is_added_and_nothing_of_it_is_fetched() {
+        // An import from offline media while the window is closed: the info was
+        // fetched, the fragments came from the media.
+        let mut p = Planner::new(PlannerConfig {
+            schedule: Some("SAT 0:00-23:59".parse().unwrap()),
+            ..Default::default()
+        });
+        let t = now(0); // a Monday
+        p.handle(t, Event::Connected);
+        p.handle(
+            t,
+            Event::Activated(vec![wanted("app", 5), wanted("lib", 5)]),
+        );
+        drain(&mut p, t);
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("app"),
+                shape: shape(3),
+            },
+        );
+        restored(&mut p, t, "app", 3, &[1, 2, 3]);
+        // The other one's info is still in flight: the import lands meanwhile.
+        restored(&mut p, t, "lib", 2, &[1, 2]);
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("lib"),
+                shape: shape(2),
+            },
+        );
+        assert!(p.converged(), "{:?}", p.progress());
+        let saturday = now(5 * 86_400);
+        assert_eq!(drain(&mut p, saturday), vec![]);
+        // Another content under a known id adds nothing.
+        p.handle(
+            t,
+            Event::Restored {
+                id: id("app"),
+                info_sha256: "other".into(),
+                shape: shape(9),
+                held: BTreeSet::from([9]),
+            },
+        );
+        assert!(p.progress().iter().all(|g| g.held <= 3));
+    }
+
+    #[test]
+    fn a_lost_info_starts_the_package_over_and_drops_a_kept_base() {
+        let mut p = Planner::new(PlannerConfig::default());
+        let t = now(0);
+        restored(&mut p, t, "app", 2, &[1, 2]);
+        restored(&mut p, t, "v1", 1, &[1]);
+        p.handle(t, Event::Connected);
+        p.handle(
+            t,
+            Event::Activated(vec![wanted("app", 5), version("v2", "v1")]),
+        );
+        drain(&mut p, t);
+        assert_eq!(p.kept(), vec![id("v1")]);
+        p.handle(t, Event::InfoLost { id: id("app") });
+        p.handle(t, Event::InfoLost { id: id("v1") });
+        let actions = drain(&mut p, t);
+        assert!(
+            actions.contains(&Action::Drop { id: id("v1") }),
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&Action::FetchInfo { id: id("app") }),
+            "{actions:?}"
+        );
+        assert!(p.kept().is_empty());
+        p.handle(
+            t,
+            Event::InfoHeld {
+                id: id("app"),
+                shape: shape(2),
+            },
+        );
+        assert_eq!(
+            drain(&mut p, t)
+                .iter()
+                .filter(|a| matches!(a, Action::FetchFragment { id: i, .. } if *i == id("app")))
+                .count(),
+            2
+        );
+        // Lost before the activated set arrived: not counted as held any more.
+        let mut p = Planner::new(PlannerConfig::default());
+        restored(&mut p, t, "app", 2, &[1, 2]);
+        p.handle(
+            t,
+            Event::Lost {
+                id: id("app"),
+                index: 2,
+            },
+        );
+        p.handle(t, Event::Connected);
+        p.handle(t, Event::Activated(vec![wanted("app", 5)]));
+        assert_eq!(
+            drain(&mut p, t),
+            vec![Action::FetchFragment {
+                id: id("app"),
+                index: 2,
+                len: 100
+            }]
+        );
     }
 
     #[test]

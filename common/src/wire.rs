@@ -78,6 +78,50 @@ pub struct Relay {
     /// Window, cap and current rate, as the relay last reported.
     #[serde(default)]
     pub replication: ReplicationState,
+    /// Disk, quota, scrub and software, as the relay last reported.
+    #[serde(default)]
+    pub health: RelayHealth,
+}
+
+/// A relay's health: its software, its cache against its disk and quota, the
+/// delta bases it keeps, and what its last scrub found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayHealth {
+    /// The relay's software, e.g. `sitecast-relay 0.1.0` (empty: not reported).
+    #[serde(default)]
+    pub version: String,
+    /// Bytes of the relay's cache (signed infos and fragments).
+    #[serde(default)]
+    pub disk_used: u64,
+    /// Bytes free on the cache's file system (`None`: unknown).
+    #[serde(default)]
+    pub disk_free: Option<u64>,
+    /// The relay's `max_disk` quota in bytes (`None`: unlimited).
+    #[serde(default)]
+    pub max_disk: Option<u64>,
+    /// The cache exceeds the quota with nothing left to evict: what the site
+    /// has activated alone is larger than `max_disk`.
+    #[serde(default)]
+    pub over_quota: bool,
+    /// Packages no longer activated but kept whole as delta bases (evicted
+    /// first, least recently needed first, when the quota needs room).
+    #[serde(default)]
+    pub kept: Vec<PackageId>,
+    /// Kept packages evicted for the quota since the relay started.
+    #[serde(default)]
+    pub evicted: u64,
+    /// When the last scrub (every held fragment re-hashed) finished.
+    #[serde(default)]
+    pub last_scrub: Option<Timestamp>,
+    /// Bad fragments (and infos) the last scrub found, deleted and fetched again.
+    #[serde(default)]
+    pub scrub_bad: u64,
+    /// Bad fragments (and infos) found by every scrub so far.
+    #[serde(default)]
+    pub scrub_bad_total: u64,
+    /// Seconds between scrubs (`None`: scrubbing is off).
+    #[serde(default)]
+    pub scrub_interval_s: Option<u64>,
 }
 
 /// Where a relay's replication stands: whether its schedule admits fragment

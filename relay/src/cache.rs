@@ -6,7 +6,7 @@
 //! renamed into place, so after a crash the relay holds exactly what it held.
 //! The relay is a cache: wiping this directory loses nothing but WAN bytes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,66 @@ impl Cache {
             root: root.to_owned(),
             tmp_seq: AtomicU64::new(0),
         })
+    }
+
+    /// The cache of a relay that may be running, for another process (`import`):
+    /// nothing is swept, so the relay's temporary files are left alone.
+    pub fn attach(root: &Path) -> Result<Self, RelayError> {
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp).map_err(RelayError::io(&tmp))?;
+        Ok(Self {
+            root: root.to_owned(),
+            tmp_seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Bytes on disk per package (its info and fragments, by file length).
+    pub fn usage(&self) -> Result<BTreeMap<PackageId, u64>, RelayError> {
+        let mut usage = BTreeMap::new();
+        for id in self.packages()? {
+            let dir = self.dir(&id);
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                // Dropped meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(RelayError::io(dir)(e)),
+            };
+            let mut bytes = 0u64;
+            for entry in entries.flatten() {
+                if let Ok(meta) = entry.metadata() {
+                    if meta.is_file() {
+                        bytes += meta.len();
+                    }
+                }
+            }
+            usage.insert(id, bytes);
+        }
+        Ok(usage)
+    }
+
+    /// Deletes a fragment found bad, if the file at its path is still the one
+    /// that was checked (`ino`): a fresh copy renamed into place meanwhile stays.
+    pub fn remove_bad_fragment(
+        &self,
+        id: &PackageId,
+        index: u32,
+        ino: u64,
+    ) -> Result<bool, RelayError> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.fragment_path(id, index);
+        match fs::metadata(&path) {
+            Ok(m) if m.ino() == ino => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(RelayError::io(path)(e)),
+        }
+        fs::remove_file(&path).map_err(RelayError::io(&path))?;
+        fsync_dir(&self.dir(id))?;
+        Ok(true)
     }
 
     fn dir(&self, id: &PackageId) -> PathBuf {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sitecast_common::constraint::TimeFrames;
 use sitecast_common::ids::RelayId;
-use sitecast_common::units::Rate;
+use sitecast_common::units::{Duration, Rate, Size};
 
 use crate::error::RelayError;
 
@@ -27,6 +27,33 @@ pub struct RelayConfig {
     /// Cap on fragment bytes from central.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rate: Option<Rate>,
+    /// Quota on the cache's bytes: above it, delta bases no longer activated are
+    /// evicted, least recently needed first (none: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk: Option<Size>,
+    /// How often every held fragment is re-read and re-hashed (absent:
+    /// [`DEFAULT_SCRUB_INTERVAL`]; `0s`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub_interval: Option<Duration>,
+}
+
+/// Scrub once a week unless told otherwise.
+pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
+
+/// A quota as `--max-disk` takes it: a size (`50GiB`), or `unlimited` (or `0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxDisk(pub Option<Size>);
+
+impl std::str::FromStr for MaxDisk {
+    type Err = sitecast_common::grammar::GrammarError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("unlimited") {
+            return Ok(MaxDisk(None));
+        }
+        let size: Size = s.parse()?;
+        Ok(MaxDisk((size.bytes() > 0).then_some(size)))
+    }
 }
 
 impl RelayConfig {
@@ -56,10 +83,21 @@ impl RelayConfig {
         crate::cache::write_atomically(
             &Self::path(dir),
             format!(
-                "# Sitecast relay. `sitecast-relay config` changes schedule and max_rate.\n{body}"
+                "# Sitecast relay. `sitecast-relay config` changes schedule, max_rate, max_disk and scrub_interval.\n{body}"
             )
             .as_bytes(),
         )
+    }
+
+    /// The quota in bytes (`None`: unlimited).
+    pub fn max_disk_bytes(&self) -> Option<u64> {
+        self.max_disk.map(Size::bytes).filter(|b| *b > 0)
+    }
+
+    /// Time between scrubs (`None`: scrubbing is off).
+    pub fn scrub_every(&self) -> Option<std::time::Duration> {
+        let every = self.scrub_interval.unwrap_or(DEFAULT_SCRUB_INTERVAL);
+        (every.as_secs() > 0).then(|| every.into())
     }
 
     /// `central` split into host (for TLS) and port.
@@ -95,10 +133,41 @@ mod tests {
             listen: "127.1.0.1:8080".parse().unwrap(),
             schedule: Some("MON-FRI 18:00-23:59".parse().unwrap()),
             max_rate: Some("20MB/s".parse().unwrap()),
+            max_disk: Some("50GiB".parse().unwrap()),
+            scrub_interval: Some("1d".parse().unwrap()),
         };
         c.save(dir.path()).unwrap();
         assert_eq!(RelayConfig::load(dir.path()).unwrap(), c);
         assert_eq!(c.central_host().unwrap(), ("localhost", 4433));
+        assert_eq!(c.max_disk_bytes(), Some(50 << 30));
+        assert_eq!(
+            c.scrub_every(),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        let defaults = RelayConfig {
+            max_disk: None,
+            scrub_interval: None,
+            ..c.clone()
+        };
+        assert_eq!(defaults.max_disk_bytes(), None);
+        assert_eq!(defaults.scrub_every(), Some(DEFAULT_SCRUB_INTERVAL.into()));
+        let off = RelayConfig {
+            max_disk: Some("0".parse().unwrap()),
+            scrub_interval: Some("0s".parse().unwrap()),
+            ..c.clone()
+        };
+        assert_eq!((off.max_disk_bytes(), off.scrub_every()), (None, None));
+        assert_eq!("unlimited".parse::<MaxDisk>().unwrap(), MaxDisk(None));
+        assert_eq!("0".parse::<MaxDisk>().unwrap(), MaxDisk(None));
+        assert_eq!(
+            "2GiB".parse::<MaxDisk>().unwrap(),
+            MaxDisk(Some(Size::from_bytes(2 << 30)))
+        );
+        assert!("2 parsecs"
+            .parse::<MaxDisk>()
+            .unwrap_err()
+            .to_string()
+            .contains("parsecs"));
         let v6 = RelayConfig {
             central: "[::1]:4433".into(),
             ..c.clone()

@@ -51,6 +51,7 @@ async fn info(State(s): State<Arc<HttpState>>, Path(id): Path<String>) -> Respon
     match s.shared.cache.info(&id) {
         Ok(Some(bytes)) => {
             s.shared.served(bytes.len() as u64);
+            s.shared.lifecycle.needed_now(&id);
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         Ok(None) => not_found("package"),
@@ -137,6 +138,7 @@ async fn fragment(
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
     }
     s.shared.served(count);
+    s.shared.lifecycle.needed_now(&id);
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), 64 << 10));
     let mut response = (
         status,
@@ -170,6 +172,7 @@ async fn health(State(s): State<Arc<HttpState>>) -> Json<serde_json::Value> {
         "holdings": holdings,
         "bytes_from_central": s.shared.bytes_from_central.load(Ordering::Relaxed),
         "bytes_to_agents": s.shared.bytes_to_agents.load(Ordering::Relaxed),
+        "health": s.shared.lifecycle.health(),
     }))
 }
 

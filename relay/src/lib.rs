@@ -8,7 +8,12 @@ pub mod config;
 pub mod delta;
 pub mod error;
 pub mod http;
+pub mod import;
+pub mod keys;
+pub mod lifecycle;
 pub mod link;
+pub mod quota;
+pub mod scrub;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -29,6 +34,10 @@ pub struct EnrollOptions {
     pub listen: std::net::SocketAddr,
     pub schedule: Option<sitecast_common::constraint::TimeFrames>,
     pub max_rate: Option<sitecast_common::units::Rate>,
+    /// Quota on the cache (`None`: unlimited).
+    pub max_disk: Option<sitecast_common::units::Size>,
+    /// Time between scrubs (`None`: the default; `0s`: never).
+    pub scrub_interval: Option<sitecast_common::units::Duration>,
 }
 
 /// Writes `DIR/relay.toml` and a copy of central's CA; refuses to overwrite.
@@ -52,6 +61,8 @@ pub fn enroll(dir: &Path, opts: EnrollOptions) -> Result<RelayConfig, RelayError
         listen: opts.listen,
         schedule: opts.schedule,
         max_rate: opts.max_rate,
+        max_disk: opts.max_disk.filter(|s| s.bytes() > 0),
+        scrub_interval: opts.scrub_interval,
     };
     config.central_host()?;
     config.save(dir)?;
@@ -83,11 +94,12 @@ pub fn planner_config(config: &RelayConfig) -> PlannerConfig {
     }
 }
 
-/// Re-reads `relay.toml` when it changes (`sitecast-relay config`), so schedule
-/// and cap take effect without a restart.
+/// Re-reads `relay.toml` when it changes (`sitecast-relay config`), so schedule,
+/// cap, quota and scrub interval take effect without a restart.
 async fn watch_config(
     dir: PathBuf,
     tx: watch::Sender<PlannerConfig>,
+    lifecycle: watch::Sender<lifecycle::Settings>,
     mut stop: watch::Receiver<bool>,
 ) {
     let path = RelayConfig::path(&dir);
@@ -106,6 +118,15 @@ async fn watch_config(
         match RelayConfig::load(&dir) {
             Ok(c) => {
                 let _ = tx.send(planner_config(&c));
+                lifecycle.send_if_modified(|s| {
+                    let next = lifecycle::Settings::of(&c);
+                    let changed = *s != next;
+                    if changed {
+                        tracing::info!(max_disk = ?next.max_disk, scrub_every = ?next.scrub_every, "quota and scrub settings changed");
+                    }
+                    *s = next;
+                    changed
+                });
             }
             Err(e) => {
                 tracing::error!(error = %e, "relay.toml changed but cannot be read; keeping the old settings")
@@ -123,7 +144,7 @@ pub async fn serve_with_clock(
 ) -> Result<(), RelayError> {
     let config = RelayConfig::load(dir)?;
     let cache = cache::Cache::open(&dir.join("cache"))?;
-    let shared = Arc::new(link::Shared::open(cache)?);
+    let shared = Arc::new(link::Shared::open(cache, lifecycle::Lifecycle::open(dir))?);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -144,13 +165,27 @@ pub async fn serve_with_clock(
         })
     };
     let (planner_tx, planner_rx) = watch::channel(planner_config(&config));
-    tokio::spawn(watch_config(dir.to_owned(), planner_tx, stop_rx.clone()));
+    let (settings_tx, settings_rx) = watch::channel(lifecycle::Settings::of(&config));
+    tokio::spawn(watch_config(
+        dir.to_owned(),
+        planner_tx,
+        settings_tx,
+        stop_rx.clone(),
+    ));
+    let housekeeping = tokio::spawn(lifecycle::run(
+        Arc::clone(&shared),
+        settings_rx,
+        stop_rx.clone(),
+    ));
     let ca = RelayConfig::ca_path(dir);
     let link = link::run(config, &ca, shared, clock, planner_rx, stop_rx).await;
     match http.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
         Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    }
+    if let Err(e) = housekeeping.await {
+        tracing::error!(error = %e, "lifecycle task failed");
     }
     link
 }

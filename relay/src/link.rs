@@ -69,6 +69,8 @@ pub struct Shared {
     max_rate: AtomicU64,
     /// Recent (time, bytes_from_central) samples, for the current rate.
     samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// Quota, scrub, imports and health ([`crate::lifecycle`]).
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 /// The current rate is measured over this much recent history.
@@ -76,7 +78,7 @@ const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 impl Shared {
     /// Loads what the cache holds (after a restart: resume from there).
-    pub fn open(cache: Cache) -> Result<Self, RelayError> {
+    pub fn open(cache: Cache, lifecycle: crate::lifecycle::Lifecycle) -> Result<Self, RelayError> {
         let mut held = BTreeMap::new();
         for id in cache.packages()? {
             if let Some(envelope) = cache.info(&id)? {
@@ -100,6 +102,7 @@ impl Shared {
             window_open: AtomicBool::new(true),
             max_rate: AtomicU64::new(0),
             samples: Mutex::new(VecDeque::new()),
+            lifecycle,
         })
     }
 
@@ -168,6 +171,7 @@ impl Shared {
             bytes_from_central: self.bytes_from_central.load(Ordering::Relaxed),
             quic_bytes_from_central: self.quic_bytes_from_central.load(Ordering::Relaxed),
             bytes_to_agents: self.bytes_to_agents.load(Ordering::Relaxed),
+            health: self.lifecycle.health(),
         }
     }
 
@@ -179,7 +183,7 @@ impl Shared {
             .collect()
     }
 
-    fn set_info(&self, id: &PackageId, info_sha256: String, fragments: BTreeSet<u32>) {
+    pub(crate) fn set_info(&self, id: &PackageId, info_sha256: String, fragments: BTreeSet<u32>) {
         self.lock().insert(
             id.clone(),
             HeldState {
@@ -197,8 +201,26 @@ impl Shared {
         self.touch();
     }
 
-    fn forget(&self, id: &PackageId) {
+    pub(crate) fn forget(&self, id: &PackageId) {
         self.lock().remove(id);
+        self.touch();
+    }
+
+    /// A held fragment was found bad and deleted (the scrub).
+    pub(crate) fn lose_fragment(&self, id: &PackageId, index: u32) {
+        if let Some(h) = self.lock().get_mut(id) {
+            h.fragments.remove(&index);
+        }
+        self.touch();
+    }
+
+    /// Moves whenever holdings, counters or health change.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The health changed: report it.
+    pub(crate) fn health_changed(&self) {
         self.touch();
     }
 }
@@ -350,6 +372,7 @@ async fn session(
     .await?;
     let (site, keys) = match read_message::<CentralMessage>(&mut recv).await? {
         CentralMessage::Welcome { site, signing_keys } => {
+            shared.lifecycle.remember_keys(&signing_keys);
             let keys = signing_keys
                 .iter()
                 .map(|k| signing::verifying_key_from_pem(&k.pem))
@@ -474,6 +497,9 @@ async fn drive(
     mut config: watch::Receiver<PlannerConfig>,
 ) -> Result<(), RelayError> {
     let mut planner = Planner::new(config.borrow_and_update().clone());
+    // Lifecycle events (scrub, quota, imports) for this connection's planner.
+    let mut inbox = shared.lifecycle.inbox().await;
+    let _kept = KeptPublished(&shared.lifecycle);
     let mut plans: HashMap<PackageId, FragmentPlan> = HashMap::new();
     let mut wanted_sha: HashMap<PackageId, String> = HashMap::new();
     // Resume from what the cache holds, trusting only infos that still verify.
@@ -508,7 +534,12 @@ async fn drive(
     }
     planner.handle(clock.now(), Event::Connected);
     let mut tasks: JoinSet<Result<Event, RelayError>> = JoinSet::new();
+    let mut activated = false;
     loop {
+        // The quota evicts only what this planner, told the activated set, keeps.
+        shared
+            .lifecycle
+            .publish_kept(activated.then(|| planner.kept()));
         let now = clock.now();
         shared.set_replication_state(planner.window_open(&now), planner.config().max_rate);
         while let Some(action) = planner.poll_action(now) {
@@ -522,6 +553,7 @@ async fn drive(
                     plans.remove(&id);
                 }
                 Action::FetchDelta { id, base, lacking } => {
+                    shared.lifecycle.needed_now(&base);
                     let (Some(target_plan), Some(base_plan)) =
                         (plans.get(&id).cloned(), plans.get(&base).cloned())
                     else {
@@ -578,12 +610,27 @@ async fn drive(
             event = events.recv() => match event {
                 Some(event) => {
                     if let Event::Activated(wanted) = &event {
+                        // Needed now: what is activated, and what just stopped being.
+                        for id in wanted_sha.keys().chain(wanted.iter().map(|w| &w.id)) {
+                            shared.lifecycle.needed_now(id);
+                        }
+                        activated = true;
                         wanted_sha = wanted.iter().map(|w| (w.id.clone(), w.info_sha256.clone())).collect();
                     }
                     planner.handle(clock.now(), event);
                 }
                 None => return Ok(()),
             },
+            Some(event) = inbox.recv() => {
+                if let Event::Restored { id, .. } = &event {
+                    // Imported content: its plan, from an info that verifies.
+                    match crate::lifecycle::verified_plan(&shared.cache, id, &keys) {
+                        Some(plan) => { plans.insert(id.clone(), plan); }
+                        None => continue,
+                    }
+                }
+                planner.handle(clock.now(), event);
+            }
             Some(done) = tasks.join_next() => {
                 let event = done.map_err(|e| RelayError::Invalid(format!("fetch task failed: {e}")))??;
                 match &event {
@@ -591,7 +638,9 @@ async fn drive(
                         if let Ok(Some(envelope)) = shared.cache.info(id) {
                             if let Ok(info) = signing::verify_info(&envelope, &keys) {
                                 plans.insert(id.clone(), info.plan().clone());
-                                shared.set_info(id, sha256_hex(&envelope), BTreeSet::new());
+                                // Fragments imported meanwhile are on disk already.
+                                let held = shared.cache.fragments_held(id).unwrap_or_default();
+                                shared.set_info(id, sha256_hex(&envelope), held);
                             }
                         }
                     }
@@ -614,6 +663,15 @@ async fn drive(
             }
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// Withdraws the planner's kept set when the connection's planner goes.
+struct KeptPublished<'a>(&'a crate::lifecycle::Lifecycle);
+
+impl Drop for KeptPublished<'_> {
+    fn drop(&mut self) {
+        self.0.publish_kept(None);
     }
 }
 

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sitecast_common::constraint::TimeFrames;
-use sitecast_common::units::Rate;
+use sitecast_common::units::{Duration, Rate};
+use sitecast_relay::config::MaxDisk;
 use sitecast_relay::{enroll, serve, EnrollOptions, RelayConfig};
 
 #[derive(Parser)]
@@ -42,8 +43,16 @@ enum Command {
         /// Cap on fragment bytes from central, e.g. 20MB/s.
         #[arg(long)]
         max_rate: Option<Rate>,
+        /// Quota on the cache, e.g. 50GiB: above it, superseded versions kept as
+        /// delta bases are evicted, least recently needed first.
+        #[arg(long)]
+        max_disk: Option<MaxDisk>,
+        /// How often every held fragment is re-hashed, e.g. 7d (0s: never).
+        #[arg(long)]
+        scrub_interval: Option<Duration>,
     },
-    /// Change the schedule or cap of a relay.
+    /// Change the schedule, cap, disk quota or scrub interval of a relay (a
+    /// running relay takes them up within a second).
     Config {
         #[arg(long)]
         dir: PathBuf,
@@ -51,6 +60,25 @@ enum Command {
         schedule: Option<TimeFrames>,
         #[arg(long)]
         max_rate: Option<Rate>,
+        /// A size (50GiB), or unlimited.
+        #[arg(long)]
+        max_disk: Option<MaxDisk>,
+        /// A duration (7d), or 0s to stop scrubbing.
+        #[arg(long)]
+        scrub_interval: Option<Duration>,
+    },
+    /// Prestage a package from offline media: its signed info (as `GET
+    /// /packages/ID/info` returns it) and its data file, both verified before
+    /// anything is committed. A running relay takes it up within a second.
+    Import {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The signed info (DSSE envelope).
+        #[arg(long)]
+        info: PathBuf,
+        /// The package's file.
+        #[arg(long)]
+        data: PathBuf,
     },
     /// Replicate from central and serve agents until SIGINT or SIGTERM.
     Serve {
@@ -78,6 +106,8 @@ async fn main() -> anyhow::Result<()> {
             listen,
             schedule,
             max_rate,
+            max_disk,
+            scrub_interval,
         } => {
             let config = enroll(
                 &dir,
@@ -89,6 +119,8 @@ async fn main() -> anyhow::Result<()> {
                     listen,
                     schedule,
                     max_rate,
+                    max_disk: max_disk.and_then(|m| m.0),
+                    scrub_interval,
                 },
             )?;
             println!("relay {} enrolled in {}", config.id, dir.display());
@@ -98,10 +130,24 @@ async fn main() -> anyhow::Result<()> {
             dir,
             schedule,
             max_rate,
+            max_disk,
+            scrub_interval,
         } => {
             let mut config = RelayConfig::load(&dir)?;
-            if schedule.is_none() && max_rate.is_none() {
-                anyhow::bail!("nothing to change: give --schedule and/or --max-rate");
+            if schedule.is_none()
+                && max_rate.is_none()
+                && max_disk.is_none()
+                && scrub_interval.is_none()
+            {
+                anyhow::bail!(
+                    "nothing to change: give --schedule, --max-rate, --max-disk or --scrub-interval"
+                );
+            }
+            if let Some(MaxDisk(m)) = max_disk {
+                config.max_disk = m;
+            }
+            if let Some(i) = scrub_interval {
+                config.scrub_interval = Some(i);
             }
             if let Some(s) = schedule {
                 config.schedule = (!s.is_empty()).then_some(s);
@@ -111,6 +157,14 @@ async fn main() -> anyhow::Result<()> {
             }
             config.save(&dir)?;
             println!("relay {} configuration updated", config.id);
+            Ok(())
+        }
+        Command::Import { dir, info, data } => {
+            let done = sitecast_relay::import::import(&dir, &info, &data)?;
+            println!(
+                "imported {} ({} {}): {} fragments, {} bytes",
+                done.id, done.name, done.version, done.fragments, done.bytes
+            );
             Ok(())
         }
         Command::Serve { dir } => {

@@ -57,6 +57,8 @@ async fn a_relay_killed_mid_replication_fetches_only_what_it_lacked() {
             listen: format!("127.1.0.1:{port}").parse().unwrap(),
             schedule: None,
             max_rate: None,
+            max_disk: None,
+            scrub_interval: None,
         },
     )
     .unwrap();

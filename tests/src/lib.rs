@@ -196,6 +196,17 @@ impl Central {
         Self::answer(resp).await
     }
 
+    pub async fn delete(&self, path: &str) {
+        let resp = self
+            .http
+            .delete(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap();
+        Self::answer(resp).await;
+    }
+
     /// Creates a package; `query` is the upload's query string.
     pub async fn upload(&self, query: &str, body: Vec<u8>) -> Value {
         let resp = self
@@ -216,6 +227,19 @@ impl Central {
 
     /// Adds a relay on central and starts it, its HTTP server on `ip`.
     pub async fn relay(&self, site: &str, subnets: &[&str], ip: &str) -> Relay {
+        self.relay_with(site, subnets, ip, |_| {}, None).await
+    }
+
+    /// [`Central::relay`] whose `relay.toml` `configure` changes before it
+    /// starts, running on `clock` if given (tests move its wall clock).
+    pub async fn relay_with(
+        &self,
+        site: &str,
+        subnets: &[&str],
+        ip: &str,
+        configure: impl FnOnce(&mut sitecast_relay::RelayConfig),
+        clock: Option<Arc<dyn sitecast_relay::clock::Clock>>,
+    ) -> Relay {
         let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let created = self
@@ -236,9 +260,14 @@ impl Central {
                 listen: listener.local_addr().unwrap(),
                 schedule: None,
                 max_rate: None,
+                max_disk: None,
+                scrub_interval: None,
             },
         )
         .unwrap();
+        let mut config = sitecast_relay::RelayConfig::load(&dir).unwrap();
+        configure(&mut config);
+        config.save(&dir).unwrap();
         let mut relay = Relay {
             id,
             dir,
@@ -246,7 +275,7 @@ impl Central {
             ip: ip.to_owned(),
             running: None,
         };
-        relay.start_on(listener);
+        relay.start_on(listener, clock);
         relay
     }
 
@@ -417,11 +446,17 @@ pub struct Relay {
 }
 
 impl Relay {
-    fn start_on(&mut self, listener: tokio::net::TcpListener) {
+    fn start_on(
+        &mut self,
+        listener: tokio::net::TcpListener,
+        clock: Option<Arc<dyn sitecast_relay::clock::Clock>>,
+    ) {
         let (stop, rx) = watch::channel(false);
         let dir = self.dir.clone();
+        let clock =
+            clock.unwrap_or_else(|| Arc::new(sitecast_relay::clock::SystemClock::default()));
         let task = tokio::spawn(async move {
-            sitecast_relay::serve(&dir, listener, stop_signal(&rx))
+            sitecast_relay::serve_with_clock(&dir, listener, stop_signal(&rx), clock)
                 .await
                 .unwrap();
         });

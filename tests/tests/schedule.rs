@@ -38,6 +38,8 @@ async fn relay(c: &Central, site: &str, subnet: &str, ip: &str, schedule: &str) 
             listen: listener.local_addr().unwrap(),
             schedule: Some(schedule.parse().unwrap()),
             max_rate: None,
+            max_disk: None,
+            scrub_interval: None,
         },
     )
     .unwrap();

@@ -121,6 +121,7 @@ pub async fn add_relay(
         bytes_to_agents: 0,
         problems: Default::default(),
         replication: Default::default(),
+        health: Default::default(),
     };
     let digest = tokens::digest(&token);
     c.blocking(move |c| c.store.add_relay(&record, digest))
@@ -170,6 +171,7 @@ pub(super) fn relay_view(record: RelayRecord, packages: &[Package]) -> Relay {
         bytes_to_agents: record.bytes_to_agents,
         problems: record.problems,
         replication: record.replication,
+        health: record.health,
     }
 }
 

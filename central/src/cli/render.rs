@@ -8,7 +8,7 @@ use sitecast_common::jobs::format_runtime;
 use sitecast_common::status::StatusCode;
 use sitecast_common::wire::{
     Assigned, Computer, ComputerDetail, Container, ContainerChanged, Deactivated, Job, Package,
-    Relay, RelayCreated, RelayProblems, Site, Stats, Validated,
+    Relay, RelayCreated, RelayHealth, RelayProblems, Site, Stats, Validated,
 };
 
 fn table(header: &[&str]) -> Table {
@@ -114,6 +114,43 @@ fn problems(p: &RelayProblems) -> String {
     )
 }
 
+/// A relay's health in a table cell: version, disk, quota, scrub, kept bases.
+fn health(h: &RelayHealth) -> String {
+    if h.version.is_empty() {
+        return "-".into();
+    }
+    let mut lines = vec![
+        h.version.clone(),
+        format!(
+            "disk {} used, {} free",
+            bytes(h.disk_used),
+            h.disk_free.map_or_else(|| "?".to_owned(), bytes)
+        ),
+    ];
+    lines.push(match h.max_disk {
+        None => "quota none".to_owned(),
+        Some(q) if h.over_quota => format!("quota {} EXCEEDED by activated content", bytes(q)),
+        Some(q) => format!("quota {}", bytes(q)),
+    });
+    lines.push(match (h.scrub_interval_s, h.last_scrub) {
+        (None, None) => "scrub off".to_owned(),
+        (_, None) => "scrub never yet".to_owned(),
+        (_, Some(at)) => format!(
+            "scrub {} ({} bad, {} in all)",
+            when(Some(at)),
+            h.scrub_bad,
+            h.scrub_bad_total
+        ),
+    });
+    if !h.kept.is_empty() {
+        lines.push(format!("kept bases: {}", join(&h.kept)));
+    }
+    if h.evicted > 0 {
+        lines.push(format!("evicted {}", h.evicted));
+    }
+    lines.join("\n")
+}
+
 pub fn relays(relays: &[Relay]) -> String {
     let mut t = table(&[
         "RELAY",
@@ -121,6 +158,7 @@ pub fn relays(relays: &[Relay]) -> String {
         "SUBNETS",
         "URL",
         "LAST SEEN",
+        "HEALTH",
         "REPLICATION",
         "HOLDINGS",
         "PROBLEMS",
@@ -158,6 +196,7 @@ pub fn relays(relays: &[Relay]) -> String {
             join(&r.subnets),
             r.url.clone(),
             when(r.last_seen),
+            health(&r.health),
             replication,
             holdings,
             problems(&r.problems),
@@ -691,6 +730,42 @@ mod tests {
             "{cell}"
         );
         assert!(cell.contains("no byte for 15s"), "{cell}");
+    }
+
+    #[test]
+    fn relay_health_shows_version_disk_quota_scrub_and_kept_bases() {
+        assert_eq!(health(&RelayHealth::default()), "-");
+        let mut h = RelayHealth {
+            version: "sitecast-relay 0.1.0".into(),
+            disk_used: 3 << 20,
+            disk_free: Some(40 << 30),
+            max_disk: Some(2 << 20),
+            over_quota: true,
+            kept: vec!["app-1".parse().unwrap()],
+            evicted: 2,
+            last_scrub: Some("2026-03-01T09:00:00Z".parse().unwrap()),
+            scrub_bad: 1,
+            scrub_bad_total: 4,
+            scrub_interval_s: Some(3600),
+        };
+        assert_eq!(
+            health(&h),
+            "sitecast-relay 0.1.0\ndisk 3.0 MiB used, 40.0 GiB free\n\
+             quota 2.0 MiB EXCEEDED by activated content\n\
+             scrub 2026-03-01 09:00:00 (1 bad, 4 in all)\nkept bases: app-1\nevicted 2"
+        );
+        h.over_quota = false;
+        h.max_disk = None;
+        h.last_scrub = None;
+        h.kept.clear();
+        h.evicted = 0;
+        assert!(
+            health(&h).ends_with("quota none\nscrub never yet"),
+            "{}",
+            health(&h)
+        );
+        h.scrub_interval_s = None;
+        assert!(health(&h).ends_with("scrub off"));
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct RelayRecord {
     /// Replication state, as the relay last reported.
     #[serde(default)]
     pub replication: wire::ReplicationState,
+    /// Disk, quota, scrub and version, as the relay last reported.
+    #[serde(default)]
+    pub health: wire::RelayHealth,
 }
 
 /// What a relay holds of one package: the info it has and how many fragments.
@@ -379,6 +382,7 @@ impl Store for SledStore {
                     max_rate: r.max_rate,
                     rate: r.rate,
                 };
+                relay.health = r.health.clone();
             }
         })?;
         self.flush()
