@@ -4,6 +4,8 @@
 # PyPI wheels), in two forms — the published compressed archive, and an
 # uncompressed tar of its contents — it prints:
 #   full size of the new version,
+#   S-APP:    the bytes the relay received from central above QUIC (signed info
+#             and delta, or fragments),
 #   Sitecast: UDP bytes a relay holding the old version received on its QUIC
 #             connection while replicating the new one (signed info + delta +
 #             QUIC overhead), as the relay counts them,
@@ -132,7 +134,7 @@ rsync_bytes() { # rsync_bytes OLD NEW [FLAGS]: total bytes of pushing NEW over O
     | awk -F': ' '/^Total bytes sent/ {gsub(",","",$2); s=$2} /^Total bytes received/ {gsub(",","",$2); r=$2} END {print s + r}'
 }
 
-printf '%-32s %12s %12s %12s %12s %8s %8s\n' PAIR FULL SITECAST RSYNC "RSYNC -z" "S/R" "S/R-z"
+printf '%-32s %10s %10s %10s %10s %10s %7s %7s\n' PAIR FULL "S-APP" SITECAST RSYNC "RSYNC -z" "S/R" "S/R-z"
 n=0
 for pair in "${PAIRS[@]}"; do
   read -r label old new <<<"$pair"
@@ -142,13 +144,15 @@ for pair in "${PAIRS[@]}"; do
   wait_complete "$v1"
   v2=$(upload "p$n" 2 "$new" "&supersedes=$v1")
   before=$(relay_view | jq .quic_bytes_from_central)
+  app_before=$(relay_view | jq .bytes_from_central)
   sc package activate "$v2" --site bench >/dev/null
   wait_complete "$v2"
   after=$(relay_view | jq .quic_bytes_from_central)
+  app=$(( $(relay_view | jq .bytes_from_central) - app_before ))
   s=$((after - before))
   r=$(rsync_bytes "$old" "$new")
   rz=$(rsync_bytes "$old" "$new" -z)
   full=$(stat -c %s "$new")
-  awk -v l="$label" -v f="$full" -v s="$s" -v r="$r" -v z="$rz" \
-    'BEGIN { printf "%-32s %12d %12d %12d %12d %8.3f %8.3f\n", l, f, s, r, z, s / r, s / z }'
+  awk -v l="$label" -v f="$full" -v a="$app" -v s="$s" -v r="$r" -v z="$rz" \
+    'BEGIN { printf "%-32s %10d %10d %10d %10d %10d %7.3f %7.3f\n", l, f, a, s, r, z, s / r, s / z }'
 done

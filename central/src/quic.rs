@@ -57,6 +57,10 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, Cen
 pub fn mtu_discovery() -> quinn::MtuDiscoveryConfig {
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(MAX_UDP_PAYLOAD);
+    // A loss burst in a replication burst reads as a black hole and drops to
+    // 1200-byte packets; probe again after 10 s rather than quinn's minute,
+    // since the probes had shown the path carries the larger size.
+    mtu.black_hole_cooldown(Duration::from_secs(10));
     mtu
 }
 
@@ -66,7 +70,7 @@ pub fn endpoint(
     addr: SocketAddr,
 ) -> Result<quinn::Endpoint, CentralError> {
     let what = format!("QUIC endpoint {addr}");
-    let socket = std::net::UdpSocket::bind(addr).map_err(CentralError::io(&what))?;
+    let socket = udp_socket(addr).map_err(CentralError::io(&what))?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| CentralError::Invalid("no async runtime for QUIC".into()))?;
     quinn::Endpoint::new(endpoint_config(), Some(config), socket, runtime)
@@ -77,6 +81,25 @@ pub fn endpoint(
 /// discovery can use them where the path allows (quinn's default stops at
 /// 1472 bytes, about 2.6 % of headers and tags on every byte sent).
 pub const MAX_UDP_PAYLOAD: u16 = 8952;
+
+/// Socket buffers of QUIC endpoints: a burst of full-size packets should not
+/// overflow the kernel's default (about 208 KiB); losses slow the link down and
+/// can read as an MTU black hole. The kernel caps it at `net.core.rmem_max`.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `addr` with [`SOCKET_BUFFER`]-sized buffers (best
+/// effort: a smaller cap is not an error).
+pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
 
 /// The endpoint configuration central and relays share.
 pub fn endpoint_config() -> quinn::EndpointConfig {

@@ -39,6 +39,24 @@ use crate::error::RelayError;
 /// The largest UDP payload the relay accepts and probes for (jumbo frames).
 const MAX_UDP_PAYLOAD: u16 = 8952;
 
+/// Socket buffers: a burst from central must not overflow the kernel's default
+/// (about 208 KiB), or the losses read as an MTU black hole and the link falls
+/// back to 1200-byte packets. The kernel caps it at `net.core.rmem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `addr` with [`SOCKET_BUFFER`]-sized buffers (best effort).
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// Fragments in flight at once over parallel streams.
 pub const PARALLEL_FRAGMENTS: usize = 4;
 /// Reports are coalesced: at most one per this interval.
@@ -262,6 +280,7 @@ pub fn client_config(ca: &Path) -> Result<quinn::ClientConfig, RelayError> {
             // Up to jumbo frames where the path allows: fewer packets per byte.
             let mut mtu = quinn::MtuDiscoveryConfig::default();
             mtu.upper_bound(MAX_UDP_PAYLOAD);
+            mtu.black_hole_cooldown(Duration::from_secs(10));
             mtu
         }));
     config.transport_config(Arc::new(transport));
@@ -345,7 +364,7 @@ async fn session(
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = std::net::UdpSocket::bind(bind).map_err(RelayError::io("QUIC client socket"))?;
+    let socket = udp_socket(bind).map_err(RelayError::io("QUIC client socket"))?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| RelayError::Invalid("no async runtime for QUIC".into()))?;
     let mut endpoint_config = quinn::EndpointConfig::default();
