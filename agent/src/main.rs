@@ -100,12 +100,28 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Run { dir } => {
-            run(&dir, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?
-        }
+        Command::Run { dir } => run(&dir, stop_signal()).await?,
     }
     Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what systemd and `kill` send): `run` finishes
+/// the step under way and exits cleanly.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the agent");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("stopping");
 }
