@@ -36,8 +36,9 @@ use crate::clock::Clock;
 use crate::config::RelayConfig;
 use crate::error::RelayError;
 
-/// The largest UDP payload the relay accepts and probes for (jumbo frames).
-const MAX_UDP_PAYLOAD: u16 = 8952;
+/// The largest UDP payload the relay accepts and probes for (see central's
+/// `quic::MAX_UDP_PAYLOAD` for why not jumbo frames).
+const MAX_UDP_PAYLOAD: u16 = 6144;
 
 /// Socket buffers: a burst from central must not overflow the kernel's default
 /// (about 208 KiB), or the losses read as an MTU black hole and the link falls
@@ -277,7 +278,7 @@ pub fn client_config(ca: &Path) -> Result<quinn::ClientConfig, RelayError> {
         .stream_receive_window((8u32 << 20).into())
         .receive_window((32u32 << 20).into())
         .mtu_discovery_config(Some({
-            // Up to jumbo frames where the path allows: fewer packets per byte.
+            // Larger packets where the path allows: fewer packets per byte.
             let mut mtu = quinn::MtuDiscoveryConfig::default();
             mtu.upper_bound(MAX_UDP_PAYLOAD);
             mtu.black_hole_cooldown(Duration::from_secs(10));
@@ -368,8 +369,8 @@ async fn session(
     let runtime = quinn::default_runtime()
         .ok_or_else(|| RelayError::Invalid("no async runtime for QUIC".into()))?;
     let mut endpoint_config = quinn::EndpointConfig::default();
-    // Accept packets up to jumbo frames, so MTU discovery can use them where the
-    // path allows (quinn's default stops at 1472 bytes).
+    // Accept packets above quinn's 1472-byte default, so MTU discovery can use
+    // them where the path allows.
     let _ = endpoint_config.max_udp_payload_size(MAX_UDP_PAYLOAD);
     let endpoint = quinn::Endpoint::new(endpoint_config, None, socket, runtime)
         .map_err(RelayError::io("QUIC client socket"))?;
