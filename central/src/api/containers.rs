@@ -28,7 +28,7 @@ use super::error::ApiError;
 use super::extract::{Admin, ApiJson, ApiPath};
 use super::Central;
 use crate::error::CentralError;
-use crate::store::{ContainerRecord, JobRecord};
+use crate::store::{ContainerRecord, JobRecord, Store};
 use crate::tokens;
 
 type Shared = State<Arc<Central>>;
@@ -461,23 +461,42 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn retry(
-    _: Admin,
-    State(c): Shared,
-    ApiPath(id): ApiPath<String>,
+/// A store change to a container's jobs: retry or cancel.
+type JobsChange = fn(&dyn Store, &ContainerId, Timestamp) -> Result<Option<u64>, CentralError>;
+
+/// Applies `change` to the container `id` and answers how many jobs it touched.
+async fn change_jobs(
+    c: Arc<Central>,
+    id: String,
+    change: JobsChange,
+    what: &'static str,
 ) -> Result<Json<ContainerChanged>, ApiError> {
     let cid = find_container(&c, &id)?.id;
     let now = c.clock.now();
     let at = cid.clone();
     let jobs = c
-        .blocking(move |c| c.store.retry_container(&at, now))
+        .blocking(move |c| change(c.store.as_ref(), &at, now))
         .await?
         .ok_or_else(|| ApiError::not_found("container", &id))?;
-    tracing::info!(container = %cid, jobs, "failed jobs renewed");
+    tracing::info!(container = %cid, jobs, "{what}");
     Ok(Json(ContainerChanged {
         container_id: cid,
         jobs,
     }))
+}
+
+pub async fn retry(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ContainerChanged>, ApiError> {
+    change_jobs(
+        c,
+        id,
+        |s, id, now| s.retry_container(id, now),
+        "failed jobs renewed",
+    )
+    .await
 }
 
 pub async fn cancel(
@@ -485,18 +504,13 @@ pub async fn cancel(
     State(c): Shared,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ContainerChanged>, ApiError> {
-    let cid = find_container(&c, &id)?.id;
-    let now = c.clock.now();
-    let at = cid.clone();
-    let jobs = c
-        .blocking(move |c| c.store.cancel_container(&at, now))
-        .await?
-        .ok_or_else(|| ApiError::not_found("container", &id))?;
-    tracing::info!(container = %cid, jobs, "container cancelled");
-    Ok(Json(ContainerChanged {
-        container_id: cid,
-        jobs,
-    }))
+    change_jobs(
+        c,
+        id,
+        |s, id, now| s.cancel_container(id, now),
+        "container cancelled",
+    )
+    .await
 }
 
 /// `package assign`: the computers that have no unfinished install job of the
