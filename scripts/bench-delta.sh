@@ -153,6 +153,10 @@ for pair in "${PAIRS[@]}"; do
   r=$(rsync_bytes "$old" "$new")
   rz=$(rsync_bytes "$old" "$new" -z)
   full=$(stat -c %s "$new")
+  # Each pair on its own: the next pair's activated set (pushed whole to the
+  # relay on every change) does not carry this one's packages.
+  sc package deactivate "$v2" --all-sites >/dev/null
+  sc package deactivate "$v1" --all-sites >/dev/null
   awk -v l="$label" -v f="$full" -v a="$app" -v s="$s" -v r="$r" -v z="$rz" \
     'BEGIN { printf "%-32s %10d %10d %10d %10d %10d %7.3f %7.3f\n", l, f, a, s, r, z, s / r, s / z }'
 done
