@@ -572,34 +572,9 @@ pub async fn activate(
     ApiJson(req): ApiJson<ActivationRequest>,
 ) -> Result<Json<Package>, ApiError> {
     let package = find_package(&c, &id)?;
-    let sites = match (req.sites, req.all_sites) {
-        (Some(_), Some(true)) => {
-            return Err(ApiError::bad_request(
-                "bad sites: give either sites or all_sites, not both",
-            ))
-        }
-        (Some(sites), _) => {
-            if sites.is_empty() {
-                return Err(ApiError::bad_request("bad sites: the list is empty"));
-            }
-            let mut names = Vec::new();
-            for s in &sites {
-                let name: SiteName = s
-                    .parse()
-                    .map_err(|e| ApiError::bad_request(format!("bad sites: {e}")))?;
-                if c.store.site(&name)?.is_none() {
-                    return Err(ApiError::not_found("site", &name));
-                }
-                names.push(name);
-            }
-            Some(names)
-        }
-        (None, Some(true)) => None,
-        (None, _) => {
-            return Err(ApiError::bad_request(
-                "bad request body: give sites:[...] or all_sites:true",
-            ))
-        }
+    let sites = match chosen_sites(&c, req.sites, req.all_sites)? {
+        Sites::Named(names) => Some(names),
+        Sites::All => None,
     };
     let fallback = req
         .fallback
@@ -629,19 +604,19 @@ pub async fn activate(
     Ok(Json(updated))
 }
 
-/// What `DELETE /packages/{id}/activations` takes away: these sites, or all.
-enum Withdrawn {
-    Sites(BTreeSet<SiteName>),
+/// The sites an activation request names: these (each checked), or all.
+enum Sites {
+    Named(BTreeSet<SiteName>),
     All,
 }
 
-fn withdrawn(c: &Central, req: ActivationRequest) -> Result<Withdrawn, ApiError> {
-    if req.fallback.is_some() {
-        return Err(ApiError::bad_request(
-            "bad fallback: a deactivation takes only sites or all_sites",
-        ));
-    }
-    match (req.sites, req.all_sites) {
+/// Reads `sites:[…]` or `all_sites:true` (exactly one), each site checked.
+fn chosen_sites(
+    c: &Central,
+    sites: Option<Vec<String>>,
+    all_sites: Option<bool>,
+) -> Result<Sites, ApiError> {
+    match (sites, all_sites) {
         (Some(_), Some(true)) => Err(ApiError::bad_request(
             "bad sites: give either sites or all_sites, not both",
         )),
@@ -659,13 +634,23 @@ fn withdrawn(c: &Central, req: ActivationRequest) -> Result<Withdrawn, ApiError>
                 }
                 names.insert(name);
             }
-            Ok(Withdrawn::Sites(names))
+            Ok(Sites::Named(names))
         }
-        (None, Some(true)) => Ok(Withdrawn::All),
+        (None, Some(true)) => Ok(Sites::All),
         (None, _) => Err(ApiError::bad_request(
             "bad request body: give sites:[...] or all_sites:true",
         )),
     }
+}
+
+/// What `DELETE /packages/{id}/activations` takes away: these sites, or all.
+fn withdrawn(c: &Central, req: ActivationRequest) -> Result<Sites, ApiError> {
+    if req.fallback.is_some() {
+        return Err(ApiError::bad_request(
+            "bad fallback: a deactivation takes only sites or all_sites",
+        ));
+    }
+    chosen_sites(c, req.sites, req.all_sites)
 }
 
 /// The computers whose site (that of the relay whose subnets contain one of
@@ -702,18 +687,18 @@ pub async fn deactivate(
     // Removing a site from an activation for all sites leaves every other site.
     let every_site: Vec<SiteName> = c.store.sites()?.into_iter().map(|s| s.name).collect();
     let on = match &withdrawn {
-        Withdrawn::Sites(sites) => Some(computers_of_sites(&c, sites)?),
-        Withdrawn::All => None,
+        Sites::Named(sites) => Some(computers_of_sites(&c, sites)?),
+        Sites::All => None,
     };
     let pid = package.id.clone();
     let (updated, cancelled) = c
         .blocking(move |c| {
             let updated = c.store.update_activation(&pid, &|a| match &withdrawn {
-                Withdrawn::All => {
+                Sites::All => {
                     a.all_sites = false;
                     a.sites.clear();
                 }
-                Withdrawn::Sites(gone) => {
+                Sites::Named(gone) => {
                     if a.all_sites {
                         a.all_sites = false;
                         a.sites = every_site.clone();
