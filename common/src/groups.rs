@@ -59,7 +59,11 @@ impl FromStr for Tag {
     fn from_str(s: &str) -> Result<Self, CriteriaError> {
         let t = s.trim();
         if t.is_empty() || t.len() > TEXT_MAX {
-            return Err(bad("tags", s, format!("must be 1 to {TEXT_MAX} characters")));
+            return Err(bad(
+                "tags",
+                s,
+                format!("must be 1 to {TEXT_MAX} characters"),
+            ));
         }
         if !t
             .chars()

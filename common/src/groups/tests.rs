@@ -101,7 +101,10 @@ fn a_member_wants_each_package_it_lacks_in_group_order() {
     let w = wants(true, &[a.clone(), b.clone()], &[], false);
     assert_eq!(
         w,
-        vec![(pid("a-1"), JobKind::Install), (pid("b-1"), JobKind::Install)]
+        vec![
+            (pid("a-1"), JobKind::Install),
+            (pid("b-1"), JobKind::Install)
+        ]
     );
     assert!(wants(false, &[a, b], &[], true).is_empty());
 }
@@ -112,23 +115,51 @@ fn auto_uninstall_removes_other_versions_first_and_what_left_the_group() {
     let v2 = pkg("app-2", "app");
     let tool = pkg("tool-1", "tool");
     // Upgrading: the old version goes before the new one comes.
-    let w = wants(true, std::slice::from_ref(&v2), &[installed(&v1, false)], true);
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v1, false)],
+        true,
+    );
     assert_eq!(
         w,
-        vec![(pid("app-1"), JobKind::Uninstall), (pid("app-2"), JobKind::Install)]
+        vec![
+            (pid("app-1"), JobKind::Uninstall),
+            (pid("app-2"), JobKind::Install)
+        ]
     );
     // Without auto-uninstall the old version stays.
-    let w = wants(true, std::slice::from_ref(&v2), &[installed(&v1, false)], false);
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v1, false)],
+        false,
+    );
     assert_eq!(w, vec![(pid("app-2"), JobKind::Install)]);
     // A package the rule installed and that left the group is uninstalled...
-    let w = wants(true, std::slice::from_ref(&v2), &[installed(&v2, true), installed(&tool, true)], true);
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v2, true), installed(&tool, true)],
+        true,
+    );
     assert_eq!(w, vec![(pid("tool-1"), JobKind::Uninstall)]);
     // ...but not one installed by someone else, nor one with no way to uninstall it.
-    let w = wants(true, std::slice::from_ref(&v2), &[installed(&v2, true), installed(&tool, false)], true);
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v2, true), installed(&tool, false)],
+        true,
+    );
     assert!(w.is_empty());
     let mut stuck = tool.clone();
     stuck.uninstallable = false;
-    let w = wants(true, std::slice::from_ref(&v2), &[installed(&v2, true), installed(&stuck, true)], true);
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v2, true), installed(&stuck, true)],
+        true,
+    );
     assert!(w.is_empty());
 }
 
@@ -184,7 +215,11 @@ fn reconcile_adds_keeps_renews_and_removes() {
 
 #[test]
 fn two_versions_of_a_name_with_auto_uninstall_are_refused() {
-    let group = [pkg("app-1", "app"), pkg("tool-1", "tool"), pkg("app-2", "app")];
+    let group = [
+        pkg("app-1", "app"),
+        pkg("tool-1", "tool"),
+        pkg("app-2", "app"),
+    ];
     let e = loop_check(true, "office", &group).unwrap_err();
     assert!(e.contains("'office'") && e.contains("'app'"), "{e}");
     assert!(e.contains("app-1, app-2") && e.contains("loop"), "{e}");
