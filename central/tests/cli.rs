@@ -2344,11 +2344,12 @@ fn container_create_errors_name_the_bad_token() {
             "n",
             "--package",
             &zlib,
-            "--all",
-            "--subnet",
-            "10.0.0.0/8",
+            "--tag",
+            "alpha",
+            "--computer",
+            "pc-1",
         ]),
-        &["--all", "--subnet"],
+        &["--computer", "--tag"],
     );
     usage(
         create(&["--uninstall", "--no-auto-uninstall"]),
@@ -2562,3 +2563,6 @@ fn package_deactivate_for_sites_and_all_sites_cancels_waiting_jobs() {
         json!({"NOTIFIED": [in_paris]})
     );
 }
+
+#[path = "cli/groups.rs"]
+mod groups;
