@@ -302,6 +302,7 @@ impl Central {
                 bind: Some(ip.parse().unwrap()),
                 tags: vec![],
                 hostname: Some(name.to_owned()),
+                notifier: None,
             },
         )
         .await

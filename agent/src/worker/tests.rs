@@ -354,6 +354,7 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         max_unpack: sitecast_common::units::Size::from_bytes(1 << 20),
         downloads: crate::config::SourcePolicy::default(),
         cycle: CycleConfig::default(),
+        notifier: None,
     }
     .save(&layout)
     .unwrap();
