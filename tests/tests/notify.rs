@@ -155,3 +155,37 @@ async fn a_delayed_package_runs_in_a_later_cycle_of_run() {
         ]
     );
 }
+
+/// `enroll --notifier` writes `agent.toml`'s `notifier`; one that cannot be split
+/// into words is refused, naming the flag, before anything is enrolled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_sets_the_notifier_and_refuses_a_bad_one() {
+    let c = Central::start().await;
+    let options = |notifier: &str| sitecast_agent::EnrollOptions {
+        central: c.url.clone(),
+        ca: c.layout.ca_cert(),
+        enroll_token: c.enroll_token.clone(),
+        bind: Some("127.0.0.24".parse().unwrap()),
+        tags: vec![],
+        hostname: Some("desk".into()),
+        notifier: Some(notifier.to_owned()),
+    };
+    let dir = c.path("agent-desk");
+    let e = sitecast_agent::enroll(&dir, options("tell 'user"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--notifier"), "{e}");
+    assert!(!dir.exists());
+    assert_eq!(c.get("/computers").await, json!([]));
+
+    let config = sitecast_agent::enroll(&dir, options("/usr/local/bin/tell-user --title 'IT'"))
+        .await
+        .unwrap();
+    assert_eq!(
+        config.notifier.as_deref(),
+        Some("/usr/local/bin/tell-user --title 'IT'")
+    );
+    let loaded = sitecast_agent::AgentConfig::load(&sitecast_agent::Layout::new(&dir)).unwrap();
+    assert_eq!(loaded.notifier, config.notifier);
+}
