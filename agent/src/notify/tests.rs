@@ -158,14 +158,15 @@ async fn the_countdown_running_out_continues_and_stops_the_notifier() {
         pids.display()
     );
     let notifier = Notifier::new(Some(&script(tmp.path(), &body))).unwrap();
-    let info = info(Some(notify(1, true, true)), None);
+    // Long enough for the script to start its dialog on a busy machine.
+    let info = info(Some(notify(3, true, true)), None);
     let started = Instant::now();
     let answer = notifier
         .ask(&Notice::before(&info, info.notify().unwrap()))
         .await;
     let took = started.elapsed();
     assert_eq!(answer, Answer::Continue);
-    assert!(took >= Duration::from_secs(1), "{took:?}");
+    assert!(took >= Duration::from_secs(3), "{took:?}");
     assert!(took < Duration::from_secs(30), "{took:?}");
     wait_stopped(pid_in(&pids)).await;
 }
