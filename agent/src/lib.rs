@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod history;
 pub mod install;
 pub mod manifest;
+pub mod power;
 pub mod uninstall;
 pub mod unpack;
 mod worker;
@@ -41,6 +42,9 @@ pub struct EnrollOptions {
     pub tags: Vec<String>,
     /// Defaults to the system's host name.
     pub hostname: Option<String>,
+    /// MAC addresses for Wake-on-LAN, written to agent.toml (empty: the
+    /// interfaces' are reported).
+    pub macs: Vec<sitecast_common::power::MacAddr>,
 }
 
 fn hostname() -> String {
@@ -86,6 +90,10 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
             .iter()
             .map(ToString::to_string)
             .collect(),
+        macs: power::macs(&opts.macs)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     };
     let answer = client::enroll(&opts.central, &opts.ca, opts.bind, &request).await?;
     std::fs::create_dir_all(dir).map_err(AgentError::io(dir))?;
@@ -99,6 +107,8 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         tags: opts.tags,
         signing_keys: answer.signing_keys.into_iter().map(|k| k.pem).collect(),
         max_unpack: sitecast_common::units::Size::from_bytes(64 << 30),
+        mac_addresses: opts.macs,
+        power_command: None,
         downloads: config::SourcePolicy::default(),
         cycle: sitecast_common::deployment::CycleConfig::default(),
     };

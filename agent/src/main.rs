@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use sitecast_agent::{enroll, once, run, EnrollOptions, Outcome};
+use sitecast_common::power::MacAddr;
 use sitecast_common::wire::JobKind;
 
 #[derive(Parser)]
@@ -37,6 +38,9 @@ enum Command {
         /// Host name to report (default: the system's).
         #[arg(long)]
         hostname: Option<String>,
+        /// A MAC address for Wake-on-LAN (repeatable; default: the interfaces').
+        #[arg(long = "mac")]
+        macs: Vec<MacAddr>,
     },
     /// Poll, deploy and uninstall what can be done now, urgent first then in central's
     /// order, report, poll again while jobs end (a job container's next job), and exit.
@@ -69,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
             bind,
             tags,
             hostname,
+            macs,
         } => {
             let config = enroll(
                 &dir,
@@ -79,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
                     bind,
                     tags,
                     hostname,
+                    macs,
                 },
             )
             .await?;

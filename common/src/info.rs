@@ -62,6 +62,10 @@ pub struct InfoDoc {
     #[serde(default)]
     pub uninstall: Option<UninstallDoc>,
     pub issued_at: String,
+    /// The computer must restart after the install (absent: no, so infos
+    /// signed before this field existed read and verify the same).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
 }
 
 pub fn default_success_codes() -> Vec<i32> {
@@ -261,6 +265,7 @@ pub struct Info {
     supersedes: Option<PackageId>,
     uninstall: Option<Uninstall>,
     issued_at: Timestamp,
+    restart: bool,
 }
 
 impl Info {
@@ -308,6 +313,10 @@ impl Info {
     }
     pub fn issued_at(&self) -> Timestamp {
         self.issued_at
+    }
+    /// The computer restarts after installing it.
+    pub fn restart(&self) -> bool {
+        self.restart
     }
 
     /// Parses and validates an info document's JSON bytes.
@@ -473,6 +482,7 @@ impl TryFrom<InfoDoc> for Info {
             supersedes,
             uninstall,
             issued_at,
+            restart: doc.restart,
         })
     }
 }
@@ -515,6 +525,7 @@ impl From<&Info> for InfoDoc {
                 success_exit_codes: u.success_exit_codes.clone(),
             }),
             issued_at: info.issued_at.to_string(),
+            restart: info.restart,
         }
     }
 }
@@ -549,6 +560,7 @@ mod tests {
             supersedes: None,
             uninstall: None,
             issued_at: "2026-11-21T08:00:00Z".into(),
+            restart: false,
         }
     }
 
@@ -604,6 +616,21 @@ mod tests {
         let mut d = sample_doc();
         d.schema = 2;
         assert_eq!(err_field(d), "schema");
+    }
+
+    #[test]
+    fn restart_is_left_out_unless_set() {
+        let plain = Info::try_from(sample_doc()).unwrap();
+        assert!(!plain.restart());
+        let json = String::from_utf8(plain.to_json()).unwrap();
+        assert!(!json.contains("restart"), "{json}");
+        let mut doc = sample_doc();
+        doc.restart = true;
+        let info = Info::try_from(doc).unwrap();
+        assert!(info.restart());
+        let json = String::from_utf8(info.to_json()).unwrap();
+        assert!(json.contains("\"restart\": true"), "{json}");
+        assert!(Info::from_json(json.as_bytes()).unwrap().restart());
     }
 
     #[test]

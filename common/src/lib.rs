@@ -12,6 +12,7 @@ pub mod grammar;
 pub mod ids;
 pub mod info;
 pub mod jobs;
+pub mod power;
 pub mod protocol;
 pub mod replication;
 pub mod signing;

@@ -138,6 +138,7 @@ fn publish(
             success_exit_codes: vec![0],
         }),
         issued_at: "2026-11-21T08:00:00Z".into(),
+        restart: false,
     })
     .unwrap();
     Published {
@@ -232,6 +233,7 @@ fn job(package: &Published, kind: JobKind) -> PolledPackage {
         relay_pending: false,
         central_fallback: CentralFallback::Never,
         kind,
+        restart_timeout_s: 300,
     }
 }
 
@@ -296,6 +298,7 @@ fn route(
         let response = PollResponse {
             poll_interval_s: 60,
             packages: state.answers.front().cloned().unwrap_or_default(),
+            power: None,
         };
         return ("200 OK", serde_json::to_vec(&response).unwrap());
     }
@@ -352,6 +355,8 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         tags: Vec::new(),
         signing_keys: vec![pem],
         max_unpack: sitecast_common::units::Size::from_bytes(1 << 20),
+        mac_addresses: Vec::new(),
+        power_command: None,
         downloads: crate::config::SourcePolicy::default(),
         cycle: CycleConfig::default(),
     }

@@ -304,6 +304,15 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
             ))
         })?,
     };
+    let restart = match params.restart.as_deref().map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "bad restart: '{other}' is not true or false"
+            )))
+        }
+    };
     let doc = InfoDoc {
         schema: SCHEMA,
         // The real id, plan and time are filled in once the file is in.
@@ -325,6 +334,7 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         supersedes: None,
         uninstall,
         issued_at: "2000-01-01T00:00:00Z".into(),
+        restart,
     };
     Info::try_from(doc.clone()).map_err(info_error)?;
     Ok(Draft {
@@ -383,6 +393,7 @@ fn package_view(info: &Info, info_sha256: String, created_at: jiff::Timestamp) -
         activation: Activation::default(),
         uninstall: doc.uninstall,
         supersedes: info.supersedes().cloned(),
+        restart: info.restart(),
     }
 }
 

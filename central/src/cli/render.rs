@@ -6,6 +6,7 @@ use sitecast_common::ids::PackageId;
 use sitecast_common::info::ActionDoc;
 use sitecast_common::jobs::format_runtime;
 use sitecast_common::status::StatusCode;
+use sitecast_common::wire::Wake;
 use sitecast_common::wire::{
     Assigned, Computer, ComputerDetail, Container, ContainerChanged, Deactivated, Job, Package,
     Relay, RelayCreated, RelayHealth, RelayProblems, Site, Stats, Validated,
@@ -309,6 +310,7 @@ pub fn package(p: &Package, chain: &[Superseded]) -> String {
             "central fallback",
             p.activation.central_fallback.to_string(),
         ),
+        ("restart", yes_no(p.restart).to_owned()),
     ];
     for (k, v) in rows {
         t.add_row(vec![k.to_owned(), v]);
@@ -432,7 +434,14 @@ fn sites_table(s: &Stats) -> String {
 }
 
 pub fn computers(list: &[Computer]) -> String {
-    let mut t = table(&["COMPUTER", "HOSTNAME", "OS", "ADDRESSES", "LAST SEEN"]);
+    let mut t = table(&[
+        "COMPUTER",
+        "HOSTNAME",
+        "OS",
+        "ADDRESSES",
+        "LAST SEEN",
+        "MACS",
+    ]);
     for c in list {
         t.add_row(vec![
             c.id.to_string(),
@@ -440,6 +449,7 @@ pub fn computers(list: &[Computer]) -> String {
             c.os.clone(),
             join(&c.addresses),
             when(c.last_seen),
+            join(&c.macs),
         ]);
     }
     t.to_string()
@@ -455,6 +465,7 @@ pub fn computer(d: &ComputerDetail) -> String {
         ("hostname", c.hostname.clone()),
         ("os", c.os.clone()),
         ("addresses", join(&c.addresses)),
+        ("macs", join(&c.macs)),
         ("enrolled", when(Some(c.enrolled_at))),
         ("last seen", when(c.last_seen)),
     ];
@@ -621,6 +632,9 @@ pub fn container(c: &Container) -> String {
             "auto uninstall",
             if c.auto_uninstall { "yes" } else { "no" }.to_owned(),
         ),
+        ("wake-on-lan", wol(c)),
+        ("shutdown after", yes_no(c.shutdown_after).to_owned()),
+        ("restart timeout", c.restart_timeout.to_string()),
         (
             "cancelled",
             c.cancelled_at
@@ -642,6 +656,7 @@ pub fn container(c: &Container) -> String {
     if c.jobs.is_empty() {
         return t.to_string();
     }
+    let woken = c.wake.as_ref().map(wake_table);
     let mut j = table(&[
         "COMPUTER", "HOSTNAME", "#", "PACKAGE", "KIND", "STATUS", "EXIT", "TRIES", "RETRY AT",
         "STARTED", "FINISHED",
@@ -661,7 +676,67 @@ pub fn container(c: &Container) -> String {
             at(job.finished_at),
         ]);
     }
-    format!("{t}\n{j}")
+    match woken {
+        Some(w) => format!("{t}\n{j}\n{w}"),
+        None => format!("{t}\n{j}"),
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// `no`, `yes (not yet woken)`, or when and how many computers were asked.
+fn wol(c: &Container) -> String {
+    if !c.wol {
+        return "no".into();
+    }
+    match &c.wake {
+        None => "yes (not yet woken)".into(),
+        Some(w) => {
+            let asked = w.computers.iter().filter(|l| l.relay.is_some()).count();
+            let off = w.computers.iter().filter(|l| l.was_off).count();
+            format!(
+                "yes, woken {}: {asked} of {} computer(s) asked, {off} were off",
+                when(Some(w.at)),
+                w.computers.len()
+            )
+        }
+    }
+}
+
+/// Each computer of a wake: whether it was off, the relay asked, when it came
+/// up and where its shutdown stands.
+fn wake_table(w: &Wake) -> String {
+    let mut t = table(&[
+        "WOKEN COMPUTER",
+        "WAS OFF",
+        "MACS",
+        "RELAY",
+        "CAME UP",
+        "SHUTDOWN",
+    ]);
+    for l in &w.computers {
+        let shutdown = match l.shutdown_at {
+            Some(at) => format!("{} {}", l.shutdown, when(Some(at))),
+            None => l.shutdown.to_string(),
+        };
+        t.add_row(vec![
+            l.computer_id.to_string(),
+            yes_no(l.was_off).to_owned(),
+            join(&l.macs),
+            l.relay
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string),
+            at(l.came_up_at),
+            shutdown,
+        ]);
+    }
+    t.to_string()
 }
 
 pub fn retried(c: &ContainerChanged) -> String {

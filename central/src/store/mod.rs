@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sitecast_common::ids::{ComputerId, PackageId, RelayId, SiteName};
+use sitecast_common::power::MacAddr;
 use sitecast_common::protocol::RelayReport;
 use sitecast_common::wire::{self, Activation, Package, Site};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -25,6 +26,8 @@ use crate::error::CentralError;
 
 pub mod jobs;
 pub use jobs::{ContainerRecord, InstalledRecord, JobRecord, JobStore};
+pub mod power;
+pub use power::{ContainerPower, PowerStore};
 
 type Result<T> = std::result::Result<T, CentralError>;
 
@@ -73,6 +76,9 @@ pub struct ComputerRecord {
     pub addresses: Vec<IpAddr>,
     pub enrolled_at: Timestamp,
     pub last_seen: Option<Timestamp>,
+    /// MAC addresses the agent last reported, for Wake-on-LAN.
+    #[serde(default)]
+    pub macs: Vec<MacAddr>,
 }
 
 impl RelayRecord {
@@ -101,6 +107,7 @@ impl ComputerRecord {
             addresses: self.addresses.clone(),
             last_seen: self.last_seen,
             enrolled_at: self.enrolled_at,
+            macs: self.macs.clone(),
         }
     }
 }
@@ -114,7 +121,7 @@ pub enum TokenOwner {
 }
 
 /// What the API asks of central's metadata.
-pub trait Store: JobStore + Send + Sync + 'static {
+pub trait Store: JobStore + PowerStore + Send + Sync + 'static {
     fn add_site(&self, site: &Site) -> Result<()>;
     fn sites(&self) -> Result<Vec<Site>>;
     fn site(&self, name: &SiteName) -> Result<Option<Site>>;
@@ -154,8 +161,15 @@ pub trait Store: JobStore + Send + Sync + 'static {
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()>;
     fn computers(&self) -> Result<Vec<ComputerRecord>>;
     fn computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>>;
-    /// Records a contact from the computer and the addresses it reported.
-    fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp) -> Result<()>;
+    /// Records a contact from the computer and the addresses and MACs it
+    /// reported (empty lists keep the last ones).
+    fn touch_computer(
+        &self,
+        id: &ComputerId,
+        addresses: &[IpAddr],
+        macs: &[MacAddr],
+        now: Timestamp,
+    ) -> Result<()>;
 
     /// Counts a problem an agent had with a relay; false if there is no such relay.
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool>;
@@ -171,6 +185,8 @@ pub struct SledStore {
     names: sled::Tree,
     computers: sled::Tree,
     job_trees: jobs::JobTrees,
+    /// Wake-on-LAN records (see [`power`]).
+    wakes: sled::Tree,
     /// Serialises every change to the job trees (see [`jobs`]).
     jobs_lock: std::sync::Mutex<()>,
 }
@@ -220,6 +236,7 @@ impl SledStore {
             names: db.open_tree("package_names")?,
             computers: db.open_tree("computers")?,
             job_trees: jobs::JobTrees::open(&db)?,
+            wakes: db.open_tree("wakes")?,
             jobs_lock: std::sync::Mutex::new(()),
             db,
         })
@@ -518,13 +535,22 @@ impl Store for SledStore {
         Self::get(&self.computers, id.as_str().as_bytes())
     }
 
-    fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp) -> Result<()> {
+    fn touch_computer(
+        &self,
+        id: &ComputerId,
+        addresses: &[IpAddr],
+        macs: &[MacAddr],
+        now: Timestamp,
+    ) -> Result<()> {
         let mut c = self
             .computer(id)?
             .ok_or_else(|| CentralError::not_found("computer", id))?;
         c.last_seen = Some(now);
         if !addresses.is_empty() {
             c.addresses = addresses.to_vec();
+        }
+        if !macs.is_empty() {
+            c.macs = macs.to_vec();
         }
         self.computers.insert(id.as_str(), encode(&c))?;
         self.flush()
