@@ -893,6 +893,29 @@ mod tests {
     }
 
     #[test]
+    fn older_peers_answers_and_requests_still_read() {
+        let poll: PollResponse = serde_json::from_value(serde_json::json!({
+            "poll_interval_s": 60,
+            "packages": [{"id": "app-1", "priority": 5, "info_sha256": "ab", "relays": [],
+                          "central_fallback": "never"}],
+        }))
+        .unwrap();
+        assert_eq!(poll.power, None);
+        assert_eq!(poll.packages[0].restart_timeout_s, 300);
+        let request: PollRequest =
+            serde_json::from_value(serde_json::json!({"addresses": ["10.1.0.5"]})).unwrap();
+        assert!(request.macs.is_empty());
+        // Nothing to say about power: the field is left out.
+        let json = serde_json::to_value(&poll).unwrap();
+        assert!(json.get("power").is_none(), "{json}");
+        let shut = PollResponse {
+            power: Some(PowerAction::Shutdown),
+            ..poll
+        };
+        assert_eq!(serde_json::to_value(&shut).unwrap()["power"], "shutdown");
+    }
+
+    #[test]
     fn stats_counts_are_keyed_by_code() {
         let mut counts = BTreeMap::new();
         counts.insert(StatusCode::Success, 2);

@@ -194,3 +194,31 @@ impl PowerStore for SledStore {
         Ok(shut_down)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::ComputerRecord;
+
+    #[test]
+    fn records_written_before_power_existed_still_load() {
+        let container: ContainerRecord = serde_json::from_value(serde_json::json!({
+            "id": "c-1", "name": "c", "description": "",
+            "created_at": "2026-11-21T00:00:00Z", "start_at": "2026-11-21T00:00:00Z",
+            "end_at": null, "priority": 0, "ip_ranges": null, "time_frames": null,
+            "sequence": "ignore_failed", "retries": 0, "retry_backoff": "5m",
+            "auto_uninstall": true, "cancelled_at": null, "seq": 3,
+        }))
+        .unwrap();
+        assert_eq!(container.power, ContainerPower::default());
+        assert!(!container.power.wol && !container.power.shutdown_after);
+        assert_eq!(container.power.restart_timeout.as_secs(), 300);
+        let computer: ComputerRecord = serde_json::from_value(serde_json::json!({
+            "id": "pc-1", "hostname": "pc", "os": "linux", "addresses": ["10.1.0.5"],
+            "enrolled_at": "2026-11-21T00:00:00Z", "last_seen": null,
+        }))
+        .unwrap();
+        assert!(computer.macs.is_empty());
+    }
+}
