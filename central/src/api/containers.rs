@@ -460,12 +460,13 @@ pub async fn create(
     }
     let (record, jobs) = c
         .blocking(move |c| {
-            let (mut record, jobs) =
-                create_container(c, settings, &packages, &computers, kind, now)?;
+            let (record, jobs) = create_container(c, settings, &packages, &computers, kind, now)?;
             // Starting now: wake its computers at once (later starts are woken
-            // by `wake_periodically`).
-            if crate::power::wake_due(&record, now) && crate::power::wake(c, &record, now)? {
-                record.power.woken_at = Some(now);
+            // by `wake_periodically`, which may also have got there first).
+            if crate::power::wake_due(&record, now) {
+                crate::power::wake(c, &record, now)?;
+                let woken = c.store.container(&record.id)?.unwrap_or(record);
+                return Ok((woken, jobs));
             }
             Ok((record, jobs))
         })
