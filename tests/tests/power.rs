@@ -80,6 +80,10 @@ async fn the_relay_wakes_the_site_and_only_the_woken_computer_shuts_down() {
         .await;
     on.harmless_power_command();
     off.harmless_power_command();
+    // `enroll --mac` writes agent.toml's mac_addresses, which every poll reports.
+    let layout = sitecast_agent::Layout::new(&off.dir);
+    let config = sitecast_agent::AgentConfig::load(&layout).unwrap();
+    assert_eq!(config.mac_addresses, vec![mac_off]);
     let p = command_package(&c, "patch", "").await;
     c.post(
         &format!("/packages/{p}/activations"),
