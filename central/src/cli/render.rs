@@ -982,6 +982,59 @@ mod tests {
     }
 
     #[test]
+    fn container_show_says_whether_and_whom_it_woke() {
+        let mut c = container_json(serde_json::json!([job_json(1, "SUCCESS", Some(0))]), false);
+        let text = container(&c);
+        assert!(field_row(&text, "wake-on-lan").contains("no"), "{text}");
+        assert!(field_row(&text, "restart timeout").contains("5m"), "{text}");
+        c.wol = true;
+        c.shutdown_after = true;
+        let text = container(&c);
+        assert!(field_row(&text, "wake-on-lan").contains("yes (not yet woken)"));
+        assert!(field_row(&text, "shutdown after").contains("yes"));
+        c.wake = Some(
+            serde_json::from_value(serde_json::json!({
+                "at": "2026-11-21T22:00:00Z",
+                "computers": [
+                    {"computer_id": "pc-1", "was_off": true, "macs": ["52:54:00:ab:cd:ef"],
+                     "relay": "relay-paris-1", "came_up_at": "2026-11-21T22:03:00Z",
+                     "shutdown": "sent", "shutdown_at": "2026-11-21T22:30:00Z"},
+                    {"computer_id": "pc-2", "was_off": false, "macs": [], "relay": null,
+                     "came_up_at": null, "shutdown": "never", "shutdown_at": null},
+                ],
+            }))
+            .unwrap(),
+        );
+        let text = container(&c);
+        assert!(
+            field_row(&text, "wake-on-lan")
+                .contains("yes, woken 2026-11-21 22:00:00: 1 of 2 computer(s) asked, 1 were off"),
+            "{text}"
+        );
+        let woken = text
+            .lines()
+            .find(|l| l.contains("52:54:00:ab:cd:ef"))
+            .unwrap();
+        for cell in [
+            "pc-1",
+            "yes",
+            "relay-paris-1",
+            "2026-11-21 22:03:00",
+            "sent 2026-11-21 22:30:00",
+        ] {
+            assert!(woken.contains(cell), "{cell}: {woken}");
+        }
+        let on = text.lines().rfind(|l| l.contains("pc-2")).unwrap();
+        assert!(on.contains("never") && on.contains(" - "), "{on}");
+    }
+
+    fn field_row<'a>(text: &'a str, key: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("no {key}: {text}"))
+    }
+
+    #[test]
     fn computer_show_has_installed_columns_and_its_jobs() {
         let mut d: ComputerDetail = serde_json::from_value(serde_json::json!({
             "id": "pc-1", "hostname": "ws-paris-1", "os": "linux", "addresses": ["10.1.0.5"],
