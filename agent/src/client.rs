@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use sitecast_common::ids::{PackageId, RelayId};
+use sitecast_common::power::MacAddr;
 use sitecast_common::wire::{
     EnrollRequest, EnrollResponse, ErrorBody, PollRequest, PollResponse, ProblemKind,
     ProblemReport, StatusReport,
@@ -409,9 +410,14 @@ impl Client {
         format!("{}/api/v1/agent{path}", self.central)
     }
 
-    pub async fn poll(&self, addresses: &[IpAddr]) -> Result<PollResponse, AgentError> {
+    pub async fn poll(
+        &self,
+        addresses: &[IpAddr],
+        macs: &[MacAddr],
+    ) -> Result<PollResponse, AgentError> {
         let body = PollRequest {
             addresses: addresses.iter().map(ToString::to_string).collect(),
+            macs: macs.iter().map(ToString::to_string).collect(),
         };
         let resp = self
             .http

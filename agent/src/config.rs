@@ -9,6 +9,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use sitecast_common::deployment::CycleConfig;
 use sitecast_common::ids::ComputerId;
+use sitecast_common::power::MacAddr;
 use sitecast_common::signing;
 use sitecast_common::units::{Duration, Rate, Size};
 
@@ -32,6 +33,14 @@ pub struct AgentConfig {
     /// Most bytes one package may unpack to (zip and gzip bombs stop here).
     #[serde(default = "default_max_unpack")]
     pub max_unpack: Size,
+    /// MAC addresses reported for Wake-on-LAN, instead of the interfaces'
+    /// (`/sys/class/net/*/address`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mac_addresses: Vec<MacAddr>,
+    /// Runs power actions as `<power_command> shutdown` or `<power_command>
+    /// restart` (absent: they are only logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_command: Option<String>,
     /// Deadlines and back-off of every download, from relays and from central
     /// (the `[downloads]` table).
     #[serde(default)]
@@ -177,6 +186,12 @@ impl AgentConfig {
             .downloads
             .check()
             .and_then(|()| check_cycle(&config.cycle))
+            .and_then(|()| {
+                config
+                    .power_command
+                    .as_deref()
+                    .map_or(Ok(()), crate::power::check_command)
+            })
             .map_err(|reason| AgentError::Config {
                 path: path.clone(),
                 reason,
@@ -308,6 +323,34 @@ mod tests {
             let e = load(&format!("{bad}\n{BASE}")).unwrap_err().to_string();
             assert!(e.contains("notifier"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn macs_and_the_power_command_are_read_and_checked() {
+        let plain = load(BASE).unwrap();
+        assert!(plain.mac_addresses.is_empty());
+        assert_eq!(plain.power_command, None);
+        let set = load(&format!(
+            "power_command = \"/usr/local/sbin/power --now\"\nmac_addresses = [\"52-54-00-AB-CD-EF\"]\n{BASE}"
+        ))
+        .unwrap();
+        assert_eq!(set.mac_addresses[0].to_string(), "52:54:00:ab:cd:ef");
+        assert_eq!(
+            set.power_command.as_deref(),
+            Some("/usr/local/sbin/power --now")
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        set.save(&layout).unwrap();
+        assert_eq!(AgentConfig::load(&layout).unwrap(), set);
+        let e = load(&format!("mac_addresses = [\"52:54:00:ab:cd\"]\n{BASE}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("52:54:00:ab:cd"), "{e}");
+        let e = load(&format!("power_command = \"power 'open\"\n{BASE}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("power_command"), "{e}");
     }
 
     #[test]

@@ -819,6 +819,7 @@ mod tests {
             relay_pending: pending,
             central_fallback: fallback.parse().unwrap(),
             kind: Default::default(),
+            restart_timeout_s: 300,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod history;
 pub mod install;
 pub mod manifest;
 pub mod notify;
+pub mod power;
 pub mod uninstall;
 pub mod unpack;
 mod worker;
@@ -45,6 +46,9 @@ pub struct EnrollOptions {
     pub hostname: Option<String>,
     /// The command that tells the computer's user (`agent.toml`'s `notifier`).
     pub notifier: Option<String>,
+    /// MAC addresses for Wake-on-LAN, written to agent.toml (empty: the
+    /// interfaces' are reported).
+    pub macs: Vec<sitecast_common::power::MacAddr>,
 }
 
 fn hostname() -> String {
@@ -95,6 +99,10 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
             .map(ToString::to_string)
             .collect(),
         tags: opts.tags.clone(),
+        macs: power::macs(&opts.macs)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     };
     let answer = client::enroll(&opts.central, &opts.ca, opts.bind, &request).await?;
     std::fs::create_dir_all(dir).map_err(AgentError::io(dir))?;
@@ -108,6 +116,8 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         tags: opts.tags,
         signing_keys: answer.signing_keys.into_iter().map(|k| k.pem).collect(),
         max_unpack: sitecast_common::units::Size::from_bytes(64 << 30),
+        mac_addresses: opts.macs,
+        power_command: None,
         downloads: config::SourcePolicy::default(),
         cycle: sitecast_common::deployment::CycleConfig::default(),
         notifier: opts.notifier,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use sitecast_agent::{enroll, once, run, EnrollOptions, Outcome};
+use sitecast_common::power::MacAddr;
 use sitecast_common::wire::JobKind;
 
 #[derive(Parser)]
@@ -43,6 +44,9 @@ enum Command {
         /// reads the answer (agent.toml's `notifier`; see the README).
         #[arg(long, value_name = "CMD")]
         notifier: Option<String>,
+        /// A MAC address for Wake-on-LAN (repeatable; default: the interfaces').
+        #[arg(long = "mac")]
+        macs: Vec<MacAddr>,
     },
     /// Poll, deploy and uninstall what can be done now, urgent first then in central's
     /// order, report, poll again while jobs end (a job container's next job), and exit.
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
             tags,
             hostname,
             notifier,
+            macs,
         } => {
             let config = enroll(
                 &dir,
@@ -87,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
                     tags,
                     hostname,
                     notifier,
+                    macs,
                 },
             )
             .await?;

@@ -179,6 +179,11 @@ impl Notifier {
         })
     }
 
+    /// Whether a notifier command is configured (someone may be told).
+    pub fn is_configured(&self) -> bool {
+        self.words.is_some()
+    }
+
     /// No notifier: every text is logged, every question answered `continue`.
     pub fn headless() -> Self {
         Notifier {

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use sitecast_common::deployment::{CycleConfig, Job};
 use sitecast_common::ids::PackageId;
+use sitecast_common::power::MacAddr;
 use sitecast_common::status::StatusCode;
 use sitecast_common::units;
 use sitecast_common::wire::{JobKind, StatusReport};
@@ -43,7 +44,7 @@ use crate::error::AgentError;
 use crate::history::{History, Installed};
 use crate::manifest::Manifest;
 use crate::notify::Notifier;
-use crate::{addresses, fsutil, install, uninstall, unpack};
+use crate::{addresses, fsutil, install, power, uninstall, unpack};
 
 /// The cycle's clock: monotonic, starting at `epoch` when the agent starts.
 ///
@@ -111,6 +112,10 @@ pub(crate) struct Worker {
     unsent: Vec<(PackageId, StatusReport)>,
     last_send_error: Option<AgentError>,
     poll_interval: Duration,
+    /// Reported in every poll, for Wake-on-LAN.
+    macs: Vec<MacAddr>,
+    /// agent.toml's `power_command` (none: power actions are only logged).
+    power_command: Option<String>,
 }
 
 impl Worker {
@@ -173,6 +178,8 @@ impl Worker {
             unsent: Vec::new(),
             last_send_error: None,
             poll_interval: Duration::from_secs(60),
+            macs: power::macs(&config.mac_addresses),
+            power_command: config.power_command.clone(),
         };
         Ok((worker, config.cycle))
     }
@@ -389,9 +396,18 @@ impl Performer for Worker {
 
     async fn poll(&mut self) -> Result<Duration, AgentError> {
         self.flush().await;
-        let poll = self.ctx.client.poll(&self.ctx.addresses).await?;
+        let poll = self
+            .ctx
+            .client
+            .poll(&self.ctx.addresses, &self.macs)
+            .await?;
         self.poll_interval = Duration::from_secs(poll.poll_interval_s.max(1));
         self.take_poll(poll.packages).await;
+        if let Some(action) = poll.power {
+            // The reports of what ran go out first: after a shutdown they could not.
+            self.flush().await;
+            power::act(self.power_command.as_deref(), action).await;
+        }
         Ok(self.poll_interval)
     }
 
@@ -471,6 +487,7 @@ impl Performer for Worker {
             return;
         };
         let kind = tracked.package.kind();
+        let restart_timeout = Duration::from_secs(tracked.package.polled().restart_timeout_s);
         let (report, manifest) = match kind {
             JobKind::Install => match deploy::install_step(&self.ctx, &mut tracked.package).await {
                 install::Installed::Report(report, manifest) => (report, manifest),
@@ -483,7 +500,15 @@ impl Performer for Worker {
                 (report, None)
             }
         };
+        let restart = kind == JobKind::Install
+            && report.code == StatusCode::Success
+            && tracked.package.info().is_some_and(|i| i.restart());
+        let info = tracked.package.info().cloned();
         self.conclude(id, kind, report, manifest).await;
+        if restart {
+            let command = self.power_command.as_deref();
+            power::restart(command, &self.ctx.notifier, restart_timeout, info.as_ref()).await;
+        }
     }
 
     async fn time_out(&mut self, id: &PackageId) {

@@ -42,6 +42,11 @@ pub struct CentralConfig {
     /// The same for containers with a failed job.
     #[serde(default = "default_purge_failed")]
     pub purge_failed_after: PurgeAge,
+    /// A computer woken for a job container with `shutdown_after` counts as
+    /// woken only if it polls within this long of the wake; one that comes up
+    /// later is not shut down (OCO's "WOL Shutdown Expiry").
+    #[serde(default = "default_wol_shutdown_expiry")]
+    pub wol_shutdown_expiry: Duration,
 }
 
 /// How long a finished job container is kept: a duration, or `never` (kept for ever).
@@ -75,6 +80,11 @@ fn default_purge_succeeded() -> PurgeAge {
 
 fn default_purge_failed() -> PurgeAge {
     PurgeAge(None)
+}
+
+/// Long enough for a machine to boot and its agent to poll once.
+fn default_wol_shutdown_expiry() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// Reads a `time_zone` setting.
@@ -118,6 +128,7 @@ impl CentralConfig {
             time_zone: default_time_zone(),
             purge_succeeded_after: default_purge_succeeded(),
             purge_failed_after: default_purge_failed(),
+            wol_shutdown_expiry: default_wol_shutdown_expiry(),
         }
     }
 
@@ -193,6 +204,16 @@ mod tests {
         assert_eq!(ages.purge_succeeded_after, PurgeAge(None));
         assert_eq!(ages.purge_failed_after.0.unwrap().as_secs(), 2 * 86400);
         assert_eq!(ages.tz(), jiff::tz::TimeZone::UTC);
+        assert_eq!(minimal.wol_shutdown_expiry.as_secs(), 600);
+        let expiry: CentralConfig = toml::from_str(
+            "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\nwol_shutdown_expiry = \"15m\"",
+        )
+        .unwrap();
+        assert_eq!(expiry.wol_shutdown_expiry.as_secs(), 900);
+        let bad_expiry = toml::from_str::<CentralConfig>(
+            "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\nwol_shutdown_expiry = \"10x\"",
+        );
+        assert!(bad_expiry.unwrap_err().to_string().contains("10x"));
         let bad_age = toml::from_str::<CentralConfig>(
             "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\npurge_failed_after = \"soon\"",
         );

@@ -14,6 +14,7 @@ pub mod error;
 pub mod init;
 pub mod jitter;
 pub mod packaging;
+pub mod power;
 pub mod quic;
 pub mod server;
 pub mod stats;

@@ -5,6 +5,8 @@
 //! central to the relay). Central then pushes the site's activated set at once and
 //! again whenever `Central::changes` moves, records the relay's reports, and serves
 //! infos and fragments, one request per stream, straight from the package files.
+//! Each connection is attached to `Central::relay_links`, through which
+//! Wake-on-LAN requests reach the relay's control stream.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -272,6 +274,7 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
     let id = relay.id.clone();
     let mut changes = central.changes.subscribe();
     record(&central, &id, None).await?;
+    let mut link = central.relay_links.attach(&id);
 
     let requests = {
         let conn = conn.clone();
@@ -294,6 +297,9 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
                     let packages = activated_for(&central, &current)?;
                     write_message(&mut send, &CentralMessage::Activated { packages }).await?;
                 }
+                Some(message) = link.messages.recv() => {
+                    write_message(&mut send, &message).await?;
+                }
                 message = read_message::<RelayMessage>(&mut recv) => match message? {
                     RelayMessage::Report(report) => record(&central, &id, Some(report)).await?,
                     RelayMessage::Hello { .. } => return Err(LinkError::Refused("hello sent twice".into())),
@@ -302,6 +308,7 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
         }
     }
     .await;
+    central.relay_links.detach(&id, link.serial);
     requests.abort();
     result
 }

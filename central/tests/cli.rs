@@ -2686,5 +2686,166 @@ fn package_deactivate_for_sites_and_all_sites_cancels_waiting_jobs() {
     );
 }
 
+// ---------------------------------------------------------------------------
+// Wake-on-LAN, shutdown after and restart timeout
+// ---------------------------------------------------------------------------
+
+impl Central {
+    /// Enrolls a computer that reports MAC addresses; returns its id.
+    fn enroll_with_macs(&self, hostname: &str, address: &str, macs: &[&str]) -> String {
+        self.rt().block_on(async {
+            let resp = self
+                .http
+                .post(format!("{}/api/v1/agent/enroll", self.url))
+                .json(&json!({
+                    "enroll_token": self.enroll_token,
+                    "hostname": hostname,
+                    "os": "linux",
+                    "addresses": [address],
+                    "macs": macs,
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            let v: Value = resp.json().await.unwrap();
+            v["computer_id"].as_str().unwrap().to_owned()
+        })
+    }
+}
+
+#[test]
+fn computer_list_and_show_print_the_mac_addresses() {
+    let c = Central::start();
+    let ws = c.enroll_with_macs("ws-1", "127.1.0.5", &["52-54-00-AB-CD-EF"]);
+    c.json_is_get(&["computer", "list"], "/computers");
+    shows(
+        row(&c.human(&["computer", "list"]), &ws),
+        &["ws-1", "52:54:00:ab:cd:ef"],
+    );
+    shows(
+        field(&c.human(&["computer", "show", &ws]), "macs"),
+        &["52:54:00:ab:cd:ef"],
+    );
+}
+
+#[test]
+fn container_create_with_wol_shutdown_after_and_restart_timeout() {
+    let c = Central::start();
+    let ws = c.enroll_with_macs("ws-1", "127.1.0.5", &["52:54:00:ab:cd:ef"]);
+    let zlib = c.command_package("zlib");
+    let created: Container = serde_json::from_value(c.json(&[
+        "container",
+        "create",
+        "--name",
+        "night",
+        "--package",
+        &zlib,
+        "--all",
+        "--wol",
+        "--shutdown-after",
+        "--restart-timeout",
+        "2m",
+    ]))
+    .unwrap();
+    assert!(created.wol && created.shutdown_after);
+    assert_eq!(created.restart_timeout.as_secs(), 120);
+    // Started now: woken at once (no relay serves 127.1.0.5 here, so nobody was asked).
+    let wake = created.wake.clone().unwrap();
+    assert_eq!(wake.computers.len(), 1);
+    assert_eq!(wake.computers[0].relay, None);
+    let shown = c.human(&["container", "show", created.id.as_str()]);
+    shows(
+        field(&shown, "wake-on-lan"),
+        &["yes, woken", "0 of 1 computer(s) asked"],
+    );
+    shows(field(&shown, "shutdown after"), &["yes"]);
+    shows(field(&shown, "restart timeout"), &["2m"]);
+    shows(&shown, &["WOKEN COMPUTER", "WAS OFF", "SHUTDOWN"]);
+    // Enrolled a moment ago: on, so never shut down; no relay asked.
+    shows(
+        row_with(&shown, &[&ws, "52:54:00:ab:cd:ef"]),
+        &["never", " - "],
+    );
+    c.json_is_get(
+        &["container", "show", created.id.as_str()],
+        &format!("/containers/{}", created.id),
+    );
+
+    // Defaults: no wake, OCO's five minutes.
+    let plain = c.human(&[
+        "container",
+        "create",
+        "--name",
+        "day",
+        "--package",
+        &zlib,
+        "--all",
+    ]);
+    shows(field(&plain, "wake-on-lan"), &["no"]);
+    shows(field(&plain, "shutdown after"), &["no"]);
+    shows(field(&plain, "restart timeout"), &["5m"]);
+    assert!(!plain.contains("WOKEN COMPUTER"), "{plain}");
+
+    let before = c.containers().len();
+    fail(
+        c.run(&[
+            "container",
+            "create",
+            "--name",
+            "n",
+            "--package",
+            &zlib,
+            "--all",
+            "--shutdown-after",
+        ]),
+        &["--wol"],
+    );
+    fail(
+        c.run(&[
+            "container",
+            "create",
+            "--name",
+            "n",
+            "--package",
+            &zlib,
+            "--all",
+            "--restart-timeout",
+            "5x",
+        ]),
+        &["restart_timeout", "5x"],
+    );
+    assert_eq!(c.containers().len(), before);
+}
+
+#[test]
+fn package_create_restart_is_signed_and_shown() {
+    let c = Central::start();
+    let p = c.json(&[
+        "package",
+        "create",
+        "--name",
+        "driver",
+        "--version",
+        "1",
+        "--action",
+        "execute",
+        "--command",
+        "install-driver",
+        "--restart",
+    ]);
+    assert_eq!(p["restart"], true);
+    let id = p["id"].as_str().unwrap();
+    shows(
+        field(&c.human(&["package", "show", id]), "restart"),
+        &["yes"],
+    );
+    let plain = c.command_package("plain");
+    assert_eq!(c.get(&format!("/packages/{plain}"))["restart"], false);
+    shows(
+        field(&c.human(&["package", "show", &plain]), "restart"),
+        &["no"],
+    );
+}
 #[path = "cli/groups.rs"]
 mod groups;

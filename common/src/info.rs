@@ -62,6 +62,10 @@ pub struct InfoDoc {
     #[serde(default)]
     pub uninstall: Option<UninstallDoc>,
     pub issued_at: String,
+    /// The computer must restart after the install (absent: no, so infos
+    /// signed before this field existed read and verify the same).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
 }
 
 pub fn default_success_codes() -> Vec<i32> {
@@ -271,6 +275,7 @@ pub struct Info {
     supersedes: Option<PackageId>,
     uninstall: Option<Uninstall>,
     issued_at: Timestamp,
+    restart: bool,
 }
 
 impl Info {
@@ -318,6 +323,10 @@ impl Info {
     }
     pub fn issued_at(&self) -> Timestamp {
         self.issued_at
+    }
+    /// The computer restarts after installing it.
+    pub fn restart(&self) -> bool {
+        self.restart
     }
 
     /// Parses and validates an info document's JSON bytes.
@@ -499,6 +508,7 @@ impl TryFrom<InfoDoc> for Info {
             supersedes,
             uninstall,
             issued_at,
+            restart: doc.restart,
         })
     }
 }
@@ -541,6 +551,7 @@ impl From<&Info> for InfoDoc {
                 success_exit_codes: u.success_exit_codes.clone(),
             }),
             issued_at: info.issued_at.to_string(),
+            restart: info.restart,
         }
     }
 }
@@ -575,6 +586,7 @@ mod tests {
             supersedes: None,
             uninstall: None,
             issued_at: "2026-11-21T08:00:00Z".into(),
+            restart: false,
         }
     }
 
@@ -668,6 +680,21 @@ mod tests {
         assert!(check_text("abc", 2)
             .unwrap_err()
             .contains("at most 2 bytes"));
+    }
+
+    #[test]
+    fn restart_is_left_out_unless_set() {
+        let plain = Info::try_from(sample_doc()).unwrap();
+        assert!(!plain.restart());
+        let json = String::from_utf8(plain.to_json()).unwrap();
+        assert!(!json.contains("restart"), "{json}");
+        let mut doc = sample_doc();
+        doc.restart = true;
+        let info = Info::try_from(doc).unwrap();
+        assert!(info.restart());
+        let json = String::from_utf8(info.to_json()).unwrap();
+        assert!(json.contains("\"restart\": true"), "{json}");
+        assert!(Info::from_json(json.as_bytes()).unwrap().restart());
     }
 
     #[test]

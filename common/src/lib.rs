@@ -13,6 +13,7 @@ pub mod groups;
 pub mod ids;
 pub mod info;
 pub mod jobs;
+pub mod power;
 pub mod protocol;
 pub mod replication;
 pub mod signing;

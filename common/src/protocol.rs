@@ -11,10 +11,13 @@
 //! Messages are framed as a 4-byte big-endian length and a JSON body. Decoding is
 //! pure and bounded: a length above [`MAX_MESSAGE`] is refused before any allocation.
 
+use std::net::Ipv4Addr;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{PackageId, RelayId, SiteName};
+use crate::ids::{ComputerId, PackageId, RelayId, SiteName};
+use crate::power::MacAddr;
 use crate::wire::PublicKey;
 
 /// ALPN protocol name: a relay and a central that disagree on it never talk.
@@ -102,6 +105,20 @@ pub enum CentralMessage {
     Activated {
         packages: Vec<ActivatedPackage>,
     },
+    /// Send Wake-on-LAN magic packets on the relay's LAN (a job container with
+    /// `wol` started).
+    Wake {
+        targets: Vec<WakeTarget>,
+    },
+}
+
+/// One magic packet to send: the MAC it names, to the broadcast address of the
+/// relay's subnet that contains the computer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeTarget {
+    pub computer_id: ComputerId,
+    pub mac: MacAddr,
+    pub broadcast: Ipv4Addr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +254,13 @@ mod tests {
                 size: 5,
                 fragments: 1,
                 supersedes: Some("p-0".parse().unwrap()),
+            }],
+        });
+        round_trip(CentralMessage::Wake {
+            targets: vec![WakeTarget {
+                computer_id: "pc-1".parse().unwrap(),
+                mac: "aa:bb:cc:dd:ee:ff".parse().unwrap(),
+                broadcast: "10.1.255.255".parse().unwrap(),
             }],
         });
         round_trip(Request::Fragment {

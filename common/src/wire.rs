@@ -20,6 +20,7 @@ use crate::groups::{Criteria, Tag};
 use crate::ids::{ComputerId, ContainerId, GroupName, PackageId, RelayId, SiteName};
 use crate::info::ActionDoc;
 use crate::jobs::{Runtimes, Sequence};
+use crate::power::{MacAddr, PowerAction};
 use crate::status::StatusCode;
 use crate::units::Duration;
 
@@ -207,6 +208,9 @@ pub struct UploadParams {
     pub notify_can_delay: Option<String>,
     /// Shown to the computer's user after the action succeeded.
     pub done_action_text: Option<String>,
+    /// `true`: the computer restarts after the package installed (after its
+    /// container's restart timeout).
+    pub restart: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +246,9 @@ pub struct Package {
     /// What the agent tells the user after a successful action (in the signed info).
     #[serde(default)]
     pub done_action_text: Option<String>,
+    /// The computer restarts after installing it (in its signed info).
+    #[serde(default)]
+    pub restart: bool,
 }
 
 /// Which sites' relays replicate a package, and whether agents may fall back to central.
@@ -388,6 +395,16 @@ pub struct ContainerRequest {
     /// Wait before the first retry, doubled after each (duration grammar; default `5m`).
     #[serde(default)]
     pub retry_backoff: Option<String>,
+    /// Wake the computers with Wake-on-LAN when the container starts (OCO).
+    #[serde(default)]
+    pub wol: Option<bool>,
+    /// Shut down the computers that were woken once their jobs are done (needs `wol`).
+    #[serde(default)]
+    pub shutdown_after: Option<bool>,
+    /// How long an agent waits before restarting for a package that needs it
+    /// (duration grammar; default `5m`).
+    #[serde(default)]
+    pub restart_timeout: Option<String>,
     /// Targeting by criteria: see [`Target`].
     #[serde(default)]
     pub group: Option<String>,
@@ -438,6 +455,18 @@ pub struct Container {
     pub runtimes: Runtimes,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<Job>,
+    /// Wake-on-LAN when the container starts.
+    #[serde(default)]
+    pub wol: bool,
+    /// Shut down the computers that were woken once their jobs are done.
+    #[serde(default)]
+    pub shutdown_after: bool,
+    /// How long agents wait before a restart a package needs.
+    #[serde(default = "default_restart_timeout")]
+    pub restart_timeout: Duration,
+    /// The wake central sent when the container started (shown with the jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<Wake>,
 }
 
 /// Where a container stands as a whole.
@@ -579,6 +608,9 @@ pub struct Computer {
     /// OCS's TAG: from `sitecast-agent enroll --tag`, changed by `computer tag`.
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// The MAC addresses the agent last reported (for Wake-on-LAN).
+    #[serde(default)]
+    pub macs: Vec<MacAddr>,
 }
 
 /// Answer of `GET /computers/{id}`: the computer (the fields of
@@ -618,6 +650,9 @@ pub struct EnrollRequest {
     pub addresses: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// MAC addresses, for Wake-on-LAN (`aa:bb:cc:dd:ee:ff`).
+    #[serde(default)]
+    pub macs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -639,12 +674,19 @@ pub struct PublicKey {
 pub struct PollRequest {
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// MAC addresses, for Wake-on-LAN (none: keep the last ones reported).
+    #[serde(default)]
+    pub macs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollResponse {
     pub poll_interval_s: u64,
     pub packages: Vec<PolledPackage>,
+    /// Shut down (once: a computer woken for a container with `shutdown_after`
+    /// whose jobs there are done), after the reports are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<PowerAction>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -663,6 +705,10 @@ pub struct PolledPackage {
     /// Install the package, or run its uninstall procedure (SPEC "Jobs").
     #[serde(default)]
     pub kind: JobKind,
+    /// Seconds to wait before restarting, if the package needs a restart
+    /// (its container's `restart_timeout`).
+    #[serde(default = "default_restart_timeout_s")]
+    pub restart_timeout_s: u64,
 }
 
 /// A relay as agents see it: where to download and which subnets it serves.
@@ -1022,6 +1068,72 @@ pub struct RuleEvaluated {
     pub evaluation: Evaluation,
 }
 
+/// OCO's default restart timeout: time for a user to save their work.
+pub const DEFAULT_RESTART_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub fn default_restart_timeout() -> Duration {
+    DEFAULT_RESTART_TIMEOUT
+}
+
+fn default_restart_timeout_s() -> u64 {
+    DEFAULT_RESTART_TIMEOUT.as_secs()
+}
+
+/// What central did when a container with `wol` started: which computers it
+/// asked relays to wake, and where each one's shutdown stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    /// When the wake was recorded (then sent).
+    pub at: Timestamp,
+    /// The computers with unfinished jobs then, by id.
+    pub computers: Vec<WokenComputer>,
+}
+
+/// One computer of a wake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WokenComputer {
+    pub computer_id: ComputerId,
+    /// It had not been in touch with central for two poll intervals before the
+    /// wake: only such computers count as woken and may be shut down.
+    pub was_off: bool,
+    /// The MAC addresses the magic packets named.
+    pub macs: Vec<MacAddr>,
+    /// The relay asked to send them (`None`: no MAC known, or no connected
+    /// relay's IPv4 subnet contains the computer's addresses).
+    pub relay: Option<RelayId>,
+    /// Its first poll within `wol_shutdown_expiry` of the wake.
+    pub came_up_at: Option<Timestamp>,
+    pub shutdown: ShutdownState,
+    /// When it was told to shut down.
+    pub shutdown_at: Option<Timestamp>,
+}
+
+/// Where a computer's shutdown after the jobs stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownState {
+    /// Never shut down: no `shutdown_after`, it was on before the wake, or no
+    /// magic packet went out for it.
+    Never,
+    /// Woken: shut down once it came up in time and its jobs are done.
+    Pending,
+    /// It did not come up within `wol_shutdown_expiry`: dropped (OCO).
+    Expired,
+    /// A poll told it to shut down.
+    Sent,
+}
+
+impl fmt::Display for ShutdownState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Never => "never",
+            Self::Pending => "pending",
+            Self::Expired => "expired",
+            Self::Sent => "sent",
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -1035,6 +1147,29 @@ mod tests {
         let e = "sometimes".parse::<CentralFallback>().unwrap_err();
         assert_eq!(e.token, "sometimes");
         assert!("after:2x".parse::<CentralFallback>().is_err());
+    }
+
+    #[test]
+    fn older_peers_answers_and_requests_still_read() {
+        let poll: PollResponse = serde_json::from_value(serde_json::json!({
+            "poll_interval_s": 60,
+            "packages": [{"id": "app-1", "priority": 5, "info_sha256": "ab", "relays": [],
+                          "central_fallback": "never"}],
+        }))
+        .unwrap();
+        assert_eq!(poll.power, None);
+        assert_eq!(poll.packages[0].restart_timeout_s, 300);
+        let request: PollRequest =
+            serde_json::from_value(serde_json::json!({"addresses": ["10.1.0.5"]})).unwrap();
+        assert!(request.macs.is_empty());
+        // Nothing to say about power: the field is left out.
+        let json = serde_json::to_value(&poll).unwrap();
+        assert!(json.get("power").is_none(), "{json}");
+        let shut = PollResponse {
+            power: Some(PowerAction::Shutdown),
+            ..poll
+        };
+        assert_eq!(serde_json::to_value(&shut).unwrap()["power"], "shutdown");
     }
 
     #[test]

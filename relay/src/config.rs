@@ -35,7 +35,14 @@ pub struct RelayConfig {
     /// [`DEFAULT_SCRUB_INTERVAL`]; `0s`: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrub_interval: Option<Duration>,
+    /// UDP port Wake-on-LAN magic packets are sent to (absent: [`DEFAULT_WOL_PORT`];
+    /// read when the relay starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wol_port: Option<u16>,
 }
+
+/// The discard port, where Wake-on-LAN tools send magic packets.
+pub const DEFAULT_WOL_PORT: u16 = 9;
 
 /// Scrub once a week unless told otherwise.
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
@@ -94,6 +101,11 @@ impl RelayConfig {
         self.max_disk.map(Size::bytes).filter(|b| *b > 0)
     }
 
+    /// The UDP port of magic packets.
+    pub fn wol_port(&self) -> u16 {
+        self.wol_port.unwrap_or(DEFAULT_WOL_PORT)
+    }
+
     /// Time between scrubs (`None`: scrubbing is off).
     pub fn scrub_every(&self) -> Option<std::time::Duration> {
         let every = self.scrub_interval.unwrap_or(DEFAULT_SCRUB_INTERVAL);
@@ -135,10 +147,17 @@ mod tests {
             max_rate: Some("20MB/s".parse().unwrap()),
             max_disk: Some("50GiB".parse().unwrap()),
             scrub_interval: Some("1d".parse().unwrap()),
+            wol_port: Some(4009),
         };
         c.save(dir.path()).unwrap();
         assert_eq!(RelayConfig::load(dir.path()).unwrap(), c);
         assert_eq!(c.central_host().unwrap(), ("localhost", 4433));
+        assert_eq!(c.wol_port(), 4009);
+        let no_port = RelayConfig {
+            wol_port: None,
+            ..c.clone()
+        };
+        assert_eq!(no_port.wol_port(), DEFAULT_WOL_PORT);
         assert_eq!(c.max_disk_bytes(), Some(50 << 30));
         assert_eq!(
             c.scrub_every(),

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod link;
 pub mod quota;
 pub mod scrub;
+pub mod wol;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,7 @@ pub fn enroll(dir: &Path, opts: EnrollOptions) -> Result<RelayConfig, RelayError
         max_rate: opts.max_rate,
         max_disk: opts.max_disk.filter(|s| s.bytes() > 0),
         scrub_interval: opts.scrub_interval,
+        wol_port: None,
     };
     config.central_host()?;
     config.save(dir)?;

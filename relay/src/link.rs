@@ -401,11 +401,12 @@ async fn session(
             (site, keys)
         }
         CentralMessage::Refused { reason } => return Err(RelayError::Refused(reason)),
-        CentralMessage::Activated { .. } => {
+        CentralMessage::Activated { .. } | CentralMessage::Wake { .. } => {
             return Err(RelayError::Link("central skipped the welcome".into()))
         }
     };
     tracing::info!(%site, central = %config.central, "connected to central");
+    let wol_port = config.wol_port();
     let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
     let udp = UdpCounter::new(conn.clone(), Arc::clone(shared));
     let reporter = report_loop(send, Arc::clone(shared), udp.clone());
@@ -432,6 +433,14 @@ async fn session(
                         })
                         .collect();
                     let _ = events_tx.send(Event::Activated(wanted));
+                }
+                CentralMessage::Wake { targets } => {
+                    // On its own task: the repeats must not hold up the activated sets.
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::wol::wake(&targets, wol_port).await {
+                            tracing::warn!(error = %e, "cannot send Wake-on-LAN packets");
+                        }
+                    });
                 }
                 other => {
                     return Err::<(), _>(RelayError::Link(format!(

@@ -205,6 +205,7 @@ mod tests {
             supersedes: None,
             uninstall: None,
             issued_at: "2026-01-01T00:00:00Z".into(),
+            restart: false,
         };
         let info = Info::try_from(doc).unwrap();
         let envelope = signing::sign_info(&key, &info);

@@ -297,6 +297,10 @@ impl Central {
 
     /// Enrolls an agent whose address is `ip`, as `sitecast-agent enroll --tag` does.
     pub async fn tagged_agent(&self, name: &str, ip: &str, tags: &[&str]) -> Agent {
+        self.enroll_agent(name, ip, tags, &[]).await
+    }
+
+    async fn enroll_agent(&self, name: &str, ip: &str, tags: &[&str], macs: &[&str]) -> Agent {
         let dir = self.path(&format!("agent-{name}"));
         let config = sitecast_agent::enroll(
             &dir,
@@ -308,6 +312,7 @@ impl Central {
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 hostname: Some(name.to_owned()),
                 notifier: None,
+                macs: macs.iter().map(|m| m.parse().unwrap()).collect(),
             },
         )
         .await
@@ -893,4 +898,51 @@ pub async fn wait_status(c: &Central, package: &str, status: &str, at_least: u64
     })
     .await;
     c.stats(package).await
+}
+
+impl Central {
+    /// Enrolls an agent whose address is `ip` and that reports these MAC
+    /// addresses (written to its agent.toml's `mac_addresses`), for Wake-on-LAN.
+    pub async fn agent_with_macs(&self, name: &str, ip: &str, macs: &[&str]) -> Agent {
+        self.enroll_agent(name, ip, &[], macs).await
+    }
+
+    /// Waits until the relay's QUIC connection is attached on central (what
+    /// central sends it, a wake, reaches it).
+    pub async fn wait_linked(&self, relay: &str) {
+        let id: sitecast_common::ids::RelayId = relay.parse().unwrap();
+        let id = &id;
+        wait_until(&format!("{relay} to be connected"), || async move {
+            self.state.relay_links.connected(id)
+        })
+        .await;
+    }
+}
+
+impl Agent {
+    /// Changes the agent's `agent.toml`.
+    pub fn configure(&self, change: impl FnOnce(&mut sitecast_agent::AgentConfig)) {
+        let layout = sitecast_agent::Layout::new(&self.dir);
+        let mut config = sitecast_agent::AgentConfig::load(&layout).unwrap();
+        change(&mut config);
+        config.save(&layout).unwrap();
+    }
+
+    /// Gives the agent a harmless `power_command`: a script appending each
+    /// action to `DIR/power.log` (see [`Agent::power_log`]).
+    pub fn harmless_power_command(&self) {
+        let script = self.dir.join("power.sh");
+        std::fs::write(&script, "echo \"$1\" >> \"$(dirname \"$0\")/power.log\"\n").unwrap();
+        let command = format!("/bin/sh {}", script.display());
+        self.configure(|c| c.power_command = Some(command));
+    }
+
+    /// The actions the harmless power command was run with, in order.
+    pub fn power_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("power.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
 }

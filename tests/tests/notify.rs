@@ -169,6 +169,7 @@ async fn enroll_sets_the_notifier_and_refuses_a_bad_one() {
         tags: vec![],
         hostname: Some("desk".into()),
         notifier: Some(notifier.to_owned()),
+        macs: vec![],
     };
     let dir = c.path("agent-desk");
     let e = sitecast_agent::enroll(&dir, options("tell 'user"))

@@ -33,6 +33,7 @@ fn info(notify: Option<NotifyDoc>, done: Option<&str>) -> Info {
         supersedes: None,
         uninstall: None,
         issued_at: "2026-11-21T08:00:00Z".into(),
+        restart: false,
     })
     .unwrap()
 }

@@ -38,6 +38,7 @@ fn info(action: ActionDoc, uninstall: Option<(&str, Vec<i32>)>, timeout_s: u64) 
             success_exit_codes,
         }),
         issued_at: "2026-11-21T08:00:00Z".into(),
+        restart: false,
     })
     .unwrap()
 }

@@ -151,6 +151,7 @@ fn publish_with(
             success_exit_codes: vec![0],
         }),
         issued_at: "2026-11-21T08:00:00Z".into(),
+        restart: false,
     };
     edit(&mut doc);
     let info = Info::try_from(doc).unwrap();
@@ -246,6 +247,7 @@ fn job(package: &Published, kind: JobKind) -> PolledPackage {
         relay_pending: false,
         central_fallback: CentralFallback::Never,
         kind,
+        restart_timeout_s: 300,
     }
 }
 
@@ -310,6 +312,7 @@ fn route(
         let response = PollResponse {
             poll_interval_s: 60,
             packages: state.answers.front().cloned().unwrap_or_default(),
+            power: None,
         };
         return ("200 OK", serde_json::to_vec(&response).unwrap());
     }
@@ -366,6 +369,8 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         tags: Vec::new(),
         signing_keys: vec![pem],
         max_unpack: sitecast_common::units::Size::from_bytes(1 << 20),
+        mac_addresses: Vec::new(),
+        power_command: None,
         downloads: crate::config::SourcePolicy::default(),
         cycle: CycleConfig::default(),
         notifier: None,

@@ -306,6 +306,15 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         })?,
     };
     let (notify, done_action_text) = user_texts(params)?;
+    let restart = match params.restart.as_deref().map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "bad restart: '{other}' is not true or false"
+            )))
+        }
+    };
     let doc = InfoDoc {
         schema: SCHEMA,
         // The real id, plan and time are filled in once the file is in.
@@ -327,6 +336,7 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         supersedes: None,
         uninstall,
         issued_at: "2000-01-01T00:00:00Z".into(),
+        restart,
     };
     Info::try_from(doc.clone()).map_err(info_error)?;
     Ok(Draft {
@@ -447,6 +457,7 @@ fn package_view(info: &Info, info_sha256: String, created_at: jiff::Timestamp) -
         supersedes: info.supersedes().cloned(),
         notify: doc.notify,
         done_action_text: doc.done_action_text,
+        restart: info.restart(),
     }
 }
 

@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sitecast_common::ids::{slug, ComputerId, PackageId, RelayId};
+use sitecast_common::power::{self, MacAddr, PowerAction};
 use sitecast_common::subnet::best_prefix;
 use sitecast_common::wire::{
     ComputerStat, EnrollRequest, EnrollResponse, PollRequest, PollResponse, PolledPackage,
@@ -43,6 +44,11 @@ fn parse_addresses(list: &[String]) -> Result<Vec<IpAddr>, ApiError> {
         .collect()
 }
 
+/// MAC addresses as agents report them; a bad one is named.
+fn parse_macs(list: &[String]) -> Result<Vec<MacAddr>, ApiError> {
+    power::parse_macs(list).map_err(|e| ApiError::bad_request(format!("bad macs: {e}")))
+}
+
 fn short_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
@@ -65,6 +71,7 @@ pub async fn enroll(
     let addresses = parse_addresses(&req.addresses)?;
     let tags = sitecast_common::groups::parse_tags(&req.tags)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let macs = parse_macs(&req.macs)?;
     let mut base = slug(&hostname, 40);
     if base.is_empty() {
         base = "computer".into();
@@ -85,6 +92,7 @@ pub async fn enroll(
             enrolled_at: now,
             last_seen: Some(now),
             tags: tags.clone(),
+            macs: macs.clone(),
         };
         attempts += 1;
         match c
@@ -120,13 +128,15 @@ pub async fn poll(
     ApiJson(req): ApiJson<PollRequest>,
 ) -> Result<Json<PollResponse>, ApiError> {
     let addresses = parse_addresses(&req.addresses)?;
+    let macs = parse_macs(&req.macs)?;
     let now = c.clock.now();
     let who = me.clone();
     let reported = addresses.clone();
     let tz = c.config.tz();
-    let handed = c
+    let expiry = c.config.wol_shutdown_expiry;
+    let (handed, shut_down) = c
         .blocking(move |c| {
-            if c.store.touch_computer(&who, &reported, now)? {
+            if c.store.touch_computer(&who, &reported, &macs, now)? {
                 // It moved: groups by subnet may have gained or lost it.
                 super::rules::after_computer_change(c, &who);
             }
@@ -136,7 +146,12 @@ pub async fn poll(
                 container.rule.as_ref().is_none_or(|r| r.enabled)
                     && container.conditions().admits(peer, now, &tz) == Admission::Admitted
             };
-            c.store.poll_jobs(&who, now, &admits)
+            let handed = c.store.poll_jobs(&who, now, &admits)?;
+            // Never while it is handed work: the agent would stop half-way.
+            let shut_down = c
+                .store
+                .power_on_poll(&who, now, expiry, !handed.is_empty())?;
+            Ok((handed, shut_down))
         })
         .await?;
     // A poll without addresses keeps the ones the computer reported last.
@@ -151,7 +166,7 @@ pub async fn poll(
     let relays = c.store.relays()?;
     let mut packages = Vec::new();
     // In the order the store handed them: the order the agent should run them in.
-    for (_, job) in handed {
+    for (container, job) in handed {
         let Some(p) = c.store.package(&job.package_id)? else {
             continue;
         };
@@ -179,12 +194,14 @@ pub async fn poll(
             relay_pending,
             central_fallback: p.activation.central_fallback,
             kind: job.kind,
+            restart_timeout_s: container.power.restart_timeout.as_secs(),
         });
     }
     Ok(Json(PollResponse {
         // Jittered, so agents started together drift apart instead of polling in bursts.
         poll_interval_s: jitter::poll_interval(c.config.poll_interval.as_secs(), c.random.as_ref()),
         packages,
+        power: shut_down.then_some(PowerAction::Shutdown),
     }))
 }
 

@@ -6,6 +6,10 @@
 //! and for each, its packages in the order given, each install preceded (with
 //! `auto_uninstall`, on by default) by uninstall jobs for the other versions of
 //! the same package name central knows are installed there.
+//!
+//! A container with `wol` is woken (`crate::power`) when it is created if it
+//! starts now, else when central's clock reaches its start; `shutdown_after`
+//! needs `wol`, and `restart_timeout` goes to agents with each polled package.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use sitecast_common::units::Duration;
 use sitecast_common::wire::{
     Assigned, Container, ContainerChanged, ContainerRequest, ContainerState, Job, JobKind, Package,
 };
+use sitecast_common::wire::{Wake, DEFAULT_RESTART_TIMEOUT};
 
 use super::admin::find_package;
 use super::error::ApiError;
@@ -29,7 +34,7 @@ use super::extract::{Admin, ApiJson, ApiPath};
 use super::groups::choose_computers;
 use super::Central;
 use crate::error::CentralError;
-use crate::store::{ContainerRecord, JobRecord, Store};
+use crate::store::{ContainerPower, ContainerRecord, JobRecord, Store};
 use crate::tokens;
 
 type Shared = State<Arc<Central>>;
@@ -81,6 +86,7 @@ struct Settings {
     retries: u32,
     retry_backoff: Duration,
     auto_uninstall: bool,
+    power: ContainerPower,
 }
 
 impl Settings {
@@ -98,6 +104,7 @@ impl Settings {
             retries: 0,
             retry_backoff: DEFAULT_BACKOFF,
             auto_uninstall: true,
+            power: ContainerPower::default(),
         }
     }
 
@@ -150,6 +157,21 @@ impl Settings {
             .transpose()
             .map_err(|e| bad("retry_backoff", e))?
             .unwrap_or(DEFAULT_BACKOFF);
+        let wol = req.wol.unwrap_or(false);
+        let shutdown_after = req.shutdown_after.unwrap_or(false);
+        if shutdown_after && !wol {
+            return Err(bad(
+                "shutdown_after",
+                "needs wol: only computers central woke are shut down",
+            ));
+        }
+        let restart_timeout = req
+            .restart_timeout
+            .as_deref()
+            .map(|d| d.trim().parse::<Duration>())
+            .transpose()
+            .map_err(|e| bad("restart_timeout", e))?
+            .unwrap_or(DEFAULT_RESTART_TIMEOUT);
         Ok(Self {
             name: text("name", &req.name, NAME_MAX, false)?,
             description: text(
@@ -167,6 +189,12 @@ impl Settings {
             retries,
             retry_backoff,
             auto_uninstall: req.auto_uninstall.unwrap_or(true),
+            power: ContainerPower {
+                wol,
+                shutdown_after,
+                restart_timeout,
+                woken_at: None,
+            },
         })
     }
 }
@@ -209,6 +237,7 @@ fn create_container(
         cancelled_at: None,
         seq: 0,
         rule: None,
+        power: settings.power,
     };
     let mut jobs = Vec::new();
     for computer in computers {
@@ -276,6 +305,13 @@ pub(super) fn view(
     } else {
         Vec::new()
     };
+    let wake = match record.power.woken_at {
+        Some(at) if with_jobs => Some(Wake {
+            at,
+            computers: c.store.wakes_of(&record.id)?,
+        }),
+        _ => None,
+    };
     Ok(Container {
         id: record.id,
         name: record.name,
@@ -295,6 +331,10 @@ pub(super) fn view(
         counts,
         runtimes,
         jobs: listed,
+        wol: record.power.wol,
+        shutdown_after: record.power.shutdown_after,
+        restart_timeout: record.power.restart_timeout,
+        wake,
     })
 }
 
@@ -428,7 +468,17 @@ pub async fn create(
         ));
     }
     let (record, jobs) = c
-        .blocking(move |c| create_container(c, settings, &packages, &computers, kind, now))
+        .blocking(move |c| {
+            let (record, jobs) = create_container(c, settings, &packages, &computers, kind, now)?;
+            // Starting now: wake its computers at once (later starts are woken
+            // by `wake_periodically`, which may also have got there first).
+            if crate::power::wake_due(&record, now) {
+                crate::power::wake(c, &record, now)?;
+                let woken = c.store.container(&record.id)?.unwrap_or(record);
+                return Ok((woken, jobs));
+            }
+            Ok((record, jobs))
+        })
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -634,6 +684,7 @@ mod tests {
             cancelled_at: None,
             seq: 0,
             rule: None,
+            power: ContainerPower::default(),
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Central {
     pub bytes_to_relays: AtomicU64,
     /// Draws the jitter of each poll's interval (replaceable in tests).
     pub random: Arc<dyn Random>,
+    /// The relays connected now (Wake-on-LAN requests go through them).
+    pub relay_links: crate::power::RelayLinks,
 }
 
 impl Central {
@@ -85,6 +87,7 @@ impl Central {
             fragment_bytes_to_agents: AtomicU64::new(0),
             bytes_to_relays: AtomicU64::new(0),
             random: Arc::new(OsRandom),
+            relay_links: crate::power::RelayLinks::default(),
         })
     }
 

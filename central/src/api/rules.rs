@@ -24,7 +24,9 @@ use super::extract::{Admin, ApiJson, ApiPath};
 use super::groups::in_group;
 use super::Central;
 use crate::error::CentralError;
-use crate::store::{ComputerRecord, ContainerRecord, GroupRecord, InstalledRecord, RuleSpec};
+use crate::store::{
+    ComputerRecord, ContainerPower, ContainerRecord, GroupRecord, InstalledRecord, RuleSpec,
+};
 
 type Shared = State<Arc<Central>>;
 
@@ -341,6 +343,7 @@ pub async fn create(
         auto_uninstall,
         cancelled_at: None,
         seq: 0,
+        power: ContainerPower::default(),
         rule: Some(RuleSpec {
             group,
             criteria,

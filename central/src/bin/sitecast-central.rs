@@ -113,8 +113,14 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         Arc::clone(&central),
         std::time::Duration::from_secs(300),
     ));
+    // Job containers with --wol are woken when central's clock reaches their start.
+    let waker = tokio::spawn(sitecast_central::power::wake_periodically(
+        Arc::clone(&central),
+        std::time::Duration::from_secs(5),
+    ));
     server::run(listener, tls, app(central), server::signal()).await?;
     purger.abort();
+    waker.abort();
     let _ = stop.send(true);
     let _ = quic.await;
     tracing::info!("stopped");

@@ -162,6 +162,10 @@ pub struct CreateArgs {
     /// Tell the computer's user this once the action succeeded.
     #[arg(long, value_name = "TEXT")]
     pub done_action_text: Option<String>,
+    /// The computer restarts after installing it (after its job container's
+    /// restart timeout, through the agent's power command).
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -272,6 +276,18 @@ pub struct ContainerArgs {
     /// Wait before the first retry, doubled after each, e.g. 10m (default 5m).
     #[arg(long)]
     pub retry_backoff: Option<String>,
+    /// Wake the computers with Wake-on-LAN when the container starts (through
+    /// the relays of their subnets).
+    #[arg(long)]
+    pub wol: bool,
+    /// Shut down the computers that were woken (off before, up within
+    /// central.toml's wol_shutdown_expiry) once their jobs are done.
+    #[arg(long, requires = "wol")]
+    pub shutdown_after: bool,
+    /// How long agents wait before restarting for a package that needs it,
+    /// e.g. 10m (default 5m).
+    #[arg(long)]
+    pub restart_timeout: Option<String>,
 }
 
 impl ContainerArgs {
@@ -298,6 +314,9 @@ impl ContainerArgs {
             auto_uninstall: self.no_auto_uninstall.then_some(false),
             retries: self.retries,
             retry_backoff: self.retry_backoff.clone(),
+            wol: self.wol.then_some(true),
+            shutdown_after: self.shutdown_after.then_some(true),
+            restart_timeout: self.restart_timeout.clone(),
         }
     }
 }
@@ -691,6 +710,9 @@ async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralErr
         if on {
             query.push((k, "true".to_owned()));
         }
+    }
+    if args.restart {
+        query.push(("restart", "true".into()));
     }
     let body = match &args.file {
         None => reqwest::Body::from(Vec::new()),

@@ -6,6 +6,7 @@ use sitecast_common::ids::PackageId;
 use sitecast_common::info::ActionDoc;
 use sitecast_common::jobs::format_runtime;
 use sitecast_common::status::StatusCode;
+use sitecast_common::wire::Wake;
 use sitecast_common::wire::{
     Assigned, Computer, ComputerDetail, Container, ContainerChanged, Deactivated, Job, Package,
     Relay, RelayCreated, RelayHealth, RelayProblems, Site, Stats, Validated,
@@ -313,6 +314,7 @@ pub fn package(p: &Package, chain: &[Superseded]) -> String {
             "central fallback",
             p.activation.central_fallback.to_string(),
         ),
+        ("restart", yes_no(p.restart).to_owned()),
     ];
     for (k, v) in rows {
         t.add_row(vec![k.to_owned(), v]);
@@ -476,6 +478,7 @@ pub fn computers(list: &[Computer]) -> String {
         "ADDRESSES",
         "TAGS",
         "LAST SEEN",
+        "MACS",
     ]);
     for c in list {
         t.add_row(vec![
@@ -485,6 +488,7 @@ pub fn computers(list: &[Computer]) -> String {
             join(&c.addresses),
             join(&c.tags),
             when(c.last_seen),
+            join(&c.macs),
         ]);
     }
     t.to_string()
@@ -501,6 +505,7 @@ pub fn computer(d: &ComputerDetail) -> String {
         ("os", c.os.clone()),
         ("addresses", join(&c.addresses)),
         ("tags", join(&c.tags)),
+        ("macs", join(&c.macs)),
         ("enrolled", when(Some(c.enrolled_at))),
         ("last seen", when(c.last_seen)),
     ];
@@ -667,6 +672,9 @@ pub fn container(c: &Container) -> String {
             "auto uninstall",
             if c.auto_uninstall { "yes" } else { "no" }.to_owned(),
         ),
+        ("wake-on-lan", wol(c)),
+        ("shutdown after", yes_no(c.shutdown_after).to_owned()),
+        ("restart timeout", c.restart_timeout.to_string()),
         (
             "cancelled",
             c.cancelled_at
@@ -688,7 +696,11 @@ pub fn container(c: &Container) -> String {
     if c.jobs.is_empty() {
         return t.to_string();
     }
-    format!("{t}\n{}", jobs(&c.jobs))
+    let jobs_table = jobs(&c.jobs);
+    match c.wake.as_ref().map(wake_table) {
+        Some(w) => format!("{t}\n{jobs_table}\n{w}"),
+        None => format!("{t}\n{jobs_table}"),
+    }
 }
 
 /// Jobs as a table, by computer then order.
@@ -713,6 +725,63 @@ pub fn jobs(list: &[Job]) -> String {
         ]);
     }
     j.to_string()
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// `no`, `yes (not yet woken)`, or when and how many computers were asked.
+fn wol(c: &Container) -> String {
+    if !c.wol {
+        return "no".into();
+    }
+    match &c.wake {
+        None => "yes (not yet woken)".into(),
+        Some(w) => {
+            let asked = w.computers.iter().filter(|l| l.relay.is_some()).count();
+            let off = w.computers.iter().filter(|l| l.was_off).count();
+            format!(
+                "yes, woken {}: {asked} of {} computer(s) asked, {off} were off",
+                when(Some(w.at)),
+                w.computers.len()
+            )
+        }
+    }
+}
+
+/// Each computer of a wake: whether it was off, the relay asked, when it came
+/// up and where its shutdown stands.
+fn wake_table(w: &Wake) -> String {
+    let mut t = table(&[
+        "WOKEN COMPUTER",
+        "WAS OFF",
+        "MACS",
+        "RELAY",
+        "CAME UP",
+        "SHUTDOWN",
+    ]);
+    for l in &w.computers {
+        let shutdown = match l.shutdown_at {
+            Some(at) => format!("{} {}", l.shutdown, when(Some(at))),
+            None => l.shutdown.to_string(),
+        };
+        t.add_row(vec![
+            l.computer_id.to_string(),
+            yes_no(l.was_off).to_owned(),
+            join(&l.macs),
+            l.relay
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string),
+            at(l.came_up_at),
+            shutdown,
+        ]);
+    }
+    t.to_string()
 }
 
 pub fn retried(c: &ContainerChanged) -> String {
@@ -955,6 +1024,59 @@ mod tests {
         assert!(row("app 2.0").contains("WAITING_NOTIFICATION"));
         // Listed containers carry no jobs: no empty jobs table.
         assert!(!container(&container_json(serde_json::json!([]), false)).contains("HOSTNAME"));
+    }
+
+    #[test]
+    fn container_show_says_whether_and_whom_it_woke() {
+        let mut c = container_json(serde_json::json!([job_json(1, "SUCCESS", Some(0))]), false);
+        let text = container(&c);
+        assert!(field_row(&text, "wake-on-lan").contains("no"), "{text}");
+        assert!(field_row(&text, "restart timeout").contains("5m"), "{text}");
+        c.wol = true;
+        c.shutdown_after = true;
+        let text = container(&c);
+        assert!(field_row(&text, "wake-on-lan").contains("yes (not yet woken)"));
+        assert!(field_row(&text, "shutdown after").contains("yes"));
+        c.wake = Some(
+            serde_json::from_value(serde_json::json!({
+                "at": "2026-11-21T22:00:00Z",
+                "computers": [
+                    {"computer_id": "pc-1", "was_off": true, "macs": ["52:54:00:ab:cd:ef"],
+                     "relay": "relay-paris-1", "came_up_at": "2026-11-21T22:03:00Z",
+                     "shutdown": "sent", "shutdown_at": "2026-11-21T22:30:00Z"},
+                    {"computer_id": "pc-2", "was_off": false, "macs": [], "relay": null,
+                     "came_up_at": null, "shutdown": "never", "shutdown_at": null},
+                ],
+            }))
+            .unwrap(),
+        );
+        let text = container(&c);
+        assert!(
+            field_row(&text, "wake-on-lan")
+                .contains("yes, woken 2026-11-21 22:00:00: 1 of 2 computer(s) asked, 1 were off"),
+            "{text}"
+        );
+        let woken = text
+            .lines()
+            .find(|l| l.contains("52:54:00:ab:cd:ef"))
+            .unwrap();
+        for cell in [
+            "pc-1",
+            "yes",
+            "relay-paris-1",
+            "2026-11-21 22:03:00",
+            "sent 2026-11-21 22:30:00",
+        ] {
+            assert!(woken.contains(cell), "{cell}: {woken}");
+        }
+        let on = text.lines().rfind(|l| l.contains("pc-2")).unwrap();
+        assert!(on.contains("never") && on.contains(" - "), "{on}");
+    }
+
+    fn field_row<'a>(text: &'a str, key: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("no {key}: {text}"))
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct ContainerRecord {
     /// Creation order, drawn by the store (timestamps can tie).
     #[serde(default)]
     pub seq: u64,
+    /// Wake-on-LAN, shutdown after and restart timeout (records written before
+    /// they existed read as none and OCO's default timeout).
+    #[serde(default)]
+    pub power: super::ContainerPower,
     /// Set when the container is a deployment rule's: its jobs are made and
     /// unmade by re-evaluation instead of fixed at creation.
     #[serde(default)]
@@ -365,7 +369,7 @@ pub trait JobStore {
 }
 
 impl SledStore {
-    fn jobs_lock(&self) -> MutexGuard<'_, ()> {
+    pub(super) fn jobs_lock(&self) -> MutexGuard<'_, ()> {
         // The lock guards no data of its own: a panic elsewhere leaves nothing half-done.
         self.jobs_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -422,7 +426,7 @@ impl SledStore {
         Ok(out)
     }
 
-    fn jobs_with_prefix(&self, prefix: &str) -> Result<Vec<JobRecord>> {
+    pub(super) fn jobs_with_prefix(&self, prefix: &str) -> Result<Vec<JobRecord>> {
         self.job_trees
             .jobs
             .scan_prefix(prefix.as_bytes())
@@ -512,6 +516,7 @@ impl JobStore for SledStore {
         }
         ops.del(T::Containers, id.as_str());
         self.apply(ops)?;
+        self.forget_wakes(id)?;
         Ok(true)
     }
 

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sitecast_common::groups::{Candidate, Tag};
 use sitecast_common::ids::{ComputerId, PackageId, RelayId, SiteName};
+use sitecast_common::power::MacAddr;
 use sitecast_common::protocol::RelayReport;
 use sitecast_common::wire::{self, Activation, Package, Site};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -28,6 +29,8 @@ pub mod groups;
 pub mod jobs;
 pub use groups::{GroupRecord, GroupStore, PackageGroupRecord};
 pub use jobs::{ContainerRecord, InstalledRecord, JobRecord, JobStore, RuleSpec};
+pub mod power;
+pub use power::{ContainerPower, PowerStore};
 
 type Result<T> = std::result::Result<T, CentralError>;
 
@@ -78,6 +81,9 @@ pub struct ComputerRecord {
     pub last_seen: Option<Timestamp>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// MAC addresses the agent last reported, for Wake-on-LAN.
+    #[serde(default)]
+    pub macs: Vec<MacAddr>,
 }
 
 impl RelayRecord {
@@ -117,6 +123,7 @@ impl ComputerRecord {
             last_seen: self.last_seen,
             enrolled_at: self.enrolled_at,
             tags: self.tags.clone(),
+            macs: self.macs.clone(),
         }
     }
 }
@@ -130,7 +137,7 @@ pub enum TokenOwner {
 }
 
 /// What the API asks of central's metadata.
-pub trait Store: JobStore + GroupStore + Send + Sync + 'static {
+pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
     fn add_site(&self, site: &Site) -> Result<()>;
     fn sites(&self) -> Result<Vec<Site>>;
     fn site(&self, name: &SiteName) -> Result<Option<Site>>;
@@ -170,10 +177,16 @@ pub trait Store: JobStore + GroupStore + Send + Sync + 'static {
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()>;
     fn computers(&self) -> Result<Vec<ComputerRecord>>;
     fn computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>>;
-    /// Records a contact from the computer and the addresses it reported;
-    /// true if they changed (dynamic groups may have gained or lost it).
-    fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp)
-        -> Result<bool>;
+    /// Records a contact from the computer and the addresses and MACs it
+    /// reported (empty lists keep the last ones); true if the addresses changed
+    /// (dynamic groups may have gained or lost it).
+    fn touch_computer(
+        &self,
+        id: &ComputerId,
+        addresses: &[IpAddr],
+        macs: &[MacAddr],
+        now: Timestamp,
+    ) -> Result<bool>;
     /// Replaces the computer's tags; `None` if there is no such computer.
     fn set_tags(&self, id: &ComputerId, tags: &[Tag]) -> Result<Option<ComputerRecord>>;
 
@@ -192,6 +205,8 @@ pub struct SledStore {
     computers: sled::Tree,
     job_trees: jobs::JobTrees,
     group_trees: groups::GroupTrees,
+    /// Wake-on-LAN records (see [`power`]).
+    wakes: sled::Tree,
     /// Serialises every change to the job trees (see [`jobs`]).
     jobs_lock: std::sync::Mutex<()>,
 }
@@ -242,6 +257,7 @@ impl SledStore {
             computers: db.open_tree("computers")?,
             job_trees: jobs::JobTrees::open(&db)?,
             group_trees: groups::GroupTrees::open(&db)?,
+            wakes: db.open_tree("wakes")?,
             jobs_lock: std::sync::Mutex::new(()),
             db,
         })
@@ -544,6 +560,7 @@ impl Store for SledStore {
         &self,
         id: &ComputerId,
         addresses: &[IpAddr],
+        macs: &[MacAddr],
         now: Timestamp,
     ) -> Result<bool> {
         let mut moved = false;
@@ -553,6 +570,9 @@ impl Store for SledStore {
             moved = !addresses.is_empty() && c.addresses != addresses;
             if moved {
                 c.addresses = addresses.to_vec();
+            }
+            if !macs.is_empty() {
+                c.macs = macs.to_vec();
             }
         })?
         .ok_or_else(|| CentralError::not_found("computer", id))?;

@@ -1,3 +1,5 @@
+//! Unit and property tests of groups, criteria and rule evaluation.
+
 use super::*;
 
 fn pkg(id: &str, name: &str) -> RulePackage {

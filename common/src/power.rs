@@ -1,0 +1,471 @@
+//! Wake-on-LAN, shutdown after the jobs and restarts (OCO seeds `000`/`001`),
+//! decided purely: MAC addresses, the magic packet, which relay subnet a wake
+//! goes out on, whether a computer was off before a wake, and what a woken
+//! computer's poll does to its pending shutdown.
+//!
+//! Central records and sends; relays put the packets on their LAN (broadcasts
+//! do not cross routers); agents run the power command. The rules live here so
+//! they are tested without sockets or clocks.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use ipnet::{IpNet, Ipv4Net};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::grammar::GrammarError;
+use crate::subnet::RelaySubnets;
+use crate::units::Duration;
+use crate::wire::{ShutdownState, WokenComputer};
+
+const MAC: &str = "MAC address";
+
+/// A 48-bit hardware address, parsed from `aa:bb:cc:dd:ee:ff` or
+/// `aa-bb-cc-dd-ee-ff` (either case), printed lowercase with colons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MacAddr([u8; 6]);
+
+impl MacAddr {
+    pub const fn new(octets: [u8; 6]) -> Self {
+        MacAddr(octets)
+    }
+
+    pub const fn octets(self) -> [u8; 6] {
+        self.0
+    }
+
+    /// `00:00:00:00:00:00`: what interfaces without hardware report.
+    pub fn is_zero(self) -> bool {
+        self.0 == [0; 6]
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = GrammarError;
+
+    fn from_str(input: &str) -> Result<Self, GrammarError> {
+        let token = input.trim();
+        let bad = |reason: String| GrammarError::new(MAC, token, reason);
+        let separator = if token.contains(':') { ':' } else { '-' };
+        let groups: Vec<&str> = token.split(separator).collect();
+        if groups.len() != 6 {
+            return Err(bad(
+                "expected six hex pairs separated by ':' or '-', e.g. aa:bb:cc:dd:ee:ff".into(),
+            ));
+        }
+        let mut octets = [0u8; 6];
+        for (octet, group) in octets.iter_mut().zip(&groups) {
+            let hex_pair = group.len() == 2 && group.chars().all(|c| c.is_ascii_hexdigit());
+            if !hex_pair {
+                return Err(bad(format!("'{group}' is not a pair of hex digits")));
+            }
+            *octet = u8::from_str_radix(group, 16)
+                .map_err(|_| bad(format!("'{group}' is not a pair of hex digits")))?;
+        }
+        Ok(MacAddr(octets))
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl TryFrom<String> for MacAddr {
+    type Error = GrammarError;
+    fn try_from(s: String) -> Result<Self, GrammarError> {
+        s.parse()
+    }
+}
+
+impl From<MacAddr> for String {
+    fn from(m: MacAddr) -> String {
+        m.to_string()
+    }
+}
+
+/// Parses a list of MAC addresses; the error names the first bad one.
+pub fn parse_macs(list: &[String]) -> Result<Vec<MacAddr>, GrammarError> {
+    let mut out: Vec<MacAddr> = Vec::new();
+    for text in list {
+        let mac: MacAddr = text.parse()?;
+        if !out.contains(&mac) {
+            out.push(mac);
+        }
+    }
+    Ok(out)
+}
+
+/// Length of a Wake-on-LAN magic packet.
+pub const MAGIC_PACKET_LEN: usize = 102;
+
+/// The Wake-on-LAN magic packet: six `0xFF` bytes, then the MAC sixteen times.
+pub fn magic_packet(mac: MacAddr) -> [u8; MAGIC_PACKET_LEN] {
+    let mut packet = [0xFF; MAGIC_PACKET_LEN];
+    for chunk in packet[6..].chunks_exact_mut(6) {
+        chunk.copy_from_slice(&mac.0);
+    }
+    packet
+}
+
+/// What an agent's power command is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    Shutdown,
+    Restart,
+}
+
+impl PowerAction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PowerAction::Shutdown => "shutdown",
+            PowerAction::Restart => "restart",
+        }
+    }
+}
+
+impl fmt::Display for PowerAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a computer was off when central woke it: it had not been in touch
+/// for two poll intervals (an agent that is on polls once per interval), or
+/// never. Only such computers may be shut down afterwards (OCO: a computer
+/// already on is never shut down).
+pub fn was_off(last_seen: Option<Timestamp>, wake_at: Timestamp, poll_interval: Duration) -> bool {
+    let quiet = poll_interval.as_secs().saturating_mul(2);
+    match last_seen {
+        None => true,
+        Some(seen) => {
+            let since = wake_at.as_second().saturating_sub(seen.as_second());
+            u64::try_from(since).is_ok_and(|s| s >= quiet)
+        }
+    }
+}
+
+/// Where a wake for a computer goes out: a relay and the IPv4 subnet of that
+/// relay which contains one of the computer's addresses. IPv6 has no broadcast
+/// (and WOL over it needs multicast to the solicited-node group), so only IPv4
+/// addresses and subnets count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WakeRoute<'a, R> {
+    pub relay: &'a R,
+    pub subnet: Ipv4Net,
+}
+
+impl<R> WakeRoute<'_, R> {
+    /// The subnet's broadcast address, where the magic packet is sent.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        self.subnet.broadcast()
+    }
+}
+
+/// The relays that can wake a computer, as agents choose relays: those with an
+/// IPv4 subnet containing one of `addresses`, longest prefix first, ties by
+/// relay id; each with its longest such subnet.
+pub fn wake_routes<'a, R: RelaySubnets>(
+    addresses: &[IpAddr],
+    relays: &'a [R],
+) -> Vec<WakeRoute<'a, R>> {
+    let v4: Vec<Ipv4Addr> = addresses
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+        })
+        .collect();
+    let mut routes: Vec<WakeRoute<'a, R>> = relays
+        .iter()
+        .filter_map(|relay| {
+            relay
+                .subnets()
+                .iter()
+                .filter_map(|net| match net {
+                    IpNet::V4(net) if v4.iter().any(|a| net.contains(a)) => Some(*net),
+                    _ => None,
+                })
+                .max_by_key(Ipv4Net::prefix_len)
+                .map(|subnet| WakeRoute { relay, subnet })
+        })
+        .collect();
+    routes.sort_by(|a, b| {
+        b.subnet
+            .prefix_len()
+            .cmp(&a.subnet.prefix_len())
+            .then_with(|| a.relay.relay_id().cmp(b.relay.relay_id()))
+    });
+    routes
+}
+
+/// A woken computer polled. Its first poll within `expiry` of the wake counts
+/// as coming up (later: its shutdown is dropped, OCO: the user may have switched
+/// it on); once it came up, its jobs in the container are all final
+/// (`jobs_done`) and the poll hands it no other work (`busy`), it is told to shut
+/// down, once. Returns whether to tell it now; `w` records what changed.
+pub fn on_poll(
+    w: &mut WokenComputer,
+    wake_at: Timestamp,
+    now: Timestamp,
+    expiry: Duration,
+    jobs_done: bool,
+    busy: bool,
+) -> bool {
+    if w.shutdown != ShutdownState::Pending {
+        return false;
+    }
+    if w.came_up_at.is_none() {
+        let late = now
+            .as_second()
+            .saturating_sub(wake_at.as_second())
+            .max(0)
+            .unsigned_abs()
+            > expiry.as_secs();
+        if late {
+            w.shutdown = ShutdownState::Expired;
+            return false;
+        }
+        w.came_up_at = Some(now);
+    }
+    if jobs_done && !busy {
+        w.shutdown = ShutdownState::Sent;
+        w.shutdown_at = Some(now);
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ids::RelayId;
+
+    #[test]
+    fn macs_parse_with_colons_or_dashes_and_print_lowercase_with_colons() {
+        for text in [
+            "aa:bb:cc:dd:ee:0f",
+            "AA-BB-CC-DD-EE-0F",
+            " aa:BB:cc:dd:ee:0f ",
+        ] {
+            let mac: MacAddr = text.parse().unwrap();
+            assert_eq!(mac.octets(), [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f]);
+            assert_eq!(mac.to_string(), "aa:bb:cc:dd:ee:0f");
+        }
+        let json = serde_json::to_string(&MacAddr::new([1, 2, 3, 4, 5, 6])).unwrap();
+        assert_eq!(json, "\"01:02:03:04:05:06\"");
+        assert_eq!(
+            serde_json::from_str::<MacAddr>(&json).unwrap(),
+            MacAddr::new([1, 2, 3, 4, 5, 6])
+        );
+        assert!("00:00:00:00:00:00".parse::<MacAddr>().unwrap().is_zero());
+    }
+
+    #[test]
+    fn bad_macs_name_the_token() {
+        for (text, names) in [
+            ("aa:bb:cc:dd:ee", "aa:bb:cc:dd:ee"),
+            ("aa:bb:cc:dd:ee:ff:00", "aa:bb:cc:dd:ee:ff:00"),
+            ("aa:bb:cc:dd:ee:gg", "'gg'"),
+            ("aa:bb:cc:dd:ee:f", "'f'"),
+            ("aa:bb-cc:dd:ee:ff", "six hex pairs"),
+            ("aa-bb-cc-dd-ee-ff-", "six hex pairs"),
+            ("aa-bb-cc-dd-ee-f:f", "six hex pairs"),
+            ("aabbccddeeff", "aabbccddeeff"),
+            ("", "six hex pairs"),
+            ("aa:bb:cc:dd:ee:+f", "'+f'"),
+        ] {
+            let e = text.parse::<MacAddr>().unwrap_err();
+            assert_eq!(e.grammar, "MAC address");
+            assert_eq!(e.token, text.trim());
+            assert!(e.to_string().contains(names), "{text}: {e}");
+        }
+        assert!(serde_json::from_str::<MacAddr>("\"zz:bb:cc:dd:ee:ff\"")
+            .unwrap_err()
+            .to_string()
+            .contains("zz"));
+        let e = parse_macs(&["aa:bb:cc:dd:ee:ff".into(), "nope".into()]).unwrap_err();
+        assert_eq!(e.token, "nope");
+        assert_eq!(
+            parse_macs(&["aa:bb:cc:dd:ee:ff".into(), "AA-BB-CC-DD-EE-FF".into()]).unwrap(),
+            vec!["aa:bb:cc:dd:ee:ff".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn the_magic_packet_is_six_ff_then_sixteen_macs() {
+        let mac: MacAddr = "01:23:45:67:89:ab".parse().unwrap();
+        let packet = magic_packet(mac);
+        assert_eq!(packet.len(), 102);
+        assert_eq!(&packet[..6], &[0xFF; 6]);
+        for i in 0..16 {
+            let at = 6 + i * 6;
+            assert_eq!(&packet[at..at + 6], &[0x01, 0x23, 0x45, 0x67, 0x89, 0xab]);
+        }
+    }
+
+    #[test]
+    fn power_actions_travel_in_lowercase() {
+        assert_eq!(
+            serde_json::to_string(&PowerAction::Shutdown).unwrap(),
+            "\"shutdown\""
+        );
+        assert_eq!(
+            serde_json::from_str::<PowerAction>("\"restart\"").unwrap(),
+            PowerAction::Restart
+        );
+        assert_eq!(PowerAction::Restart.to_string(), "restart");
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_computer_was_off_when_quiet_for_two_poll_intervals() {
+        let wake = t("2026-11-21T18:00:00Z");
+        let minute = Duration::from_secs(60);
+        assert!(was_off(None, wake, minute));
+        assert!(was_off(Some(t("2026-11-21T17:58:00Z")), wake, minute));
+        assert!(!was_off(Some(t("2026-11-21T17:58:01Z")), wake, minute));
+        assert!(!was_off(Some(wake), wake, minute));
+        // Seen after the wake (a clock moved back): on.
+        assert!(!was_off(Some(t("2026-11-21T18:05:00Z")), wake, minute));
+    }
+
+    struct R(RelayId, Vec<IpNet>);
+
+    impl RelaySubnets for R {
+        fn relay_id(&self) -> &RelayId {
+            &self.0
+        }
+        fn subnets(&self) -> &[IpNet] {
+            &self.1
+        }
+    }
+
+    fn r(id: &str, nets: &[&str]) -> R {
+        R(
+            id.parse().unwrap(),
+            nets.iter().map(|n| n.parse().unwrap()).collect(),
+        )
+    }
+
+    #[test]
+    fn wakes_go_out_on_the_longest_ipv4_subnet_first() {
+        let relays = vec![
+            r("wide", &["10.0.0.0/8"]),
+            r("floor", &["10.1.3.0/24", "fd00::/64"]),
+            r("site", &["10.1.0.0/16", "10.1.3.0/25"]),
+            r("other", &["10.2.0.0/16"]),
+            r("v6", &["fd00::/64"]),
+        ];
+        let addresses: Vec<IpAddr> = vec!["10.1.3.7".parse().unwrap(), "fd00::7".parse().unwrap()];
+        let routes = wake_routes(&addresses, &relays);
+        let got: Vec<(String, String, String)> = routes
+            .iter()
+            .map(|w| {
+                (
+                    w.relay.0.to_string(),
+                    w.subnet.to_string(),
+                    w.broadcast().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("site".into(), "10.1.3.0/25".into(), "10.1.3.127".into()),
+                ("floor".into(), "10.1.3.0/24".into(), "10.1.3.255".into()),
+                ("wide".into(), "10.0.0.0/8".into(), "10.255.255.255".into()),
+            ]
+        );
+        let only_v6: Vec<IpAddr> = vec!["fd00::7".parse().unwrap()];
+        assert!(wake_routes(&only_v6, &relays).is_empty());
+        let mapped: Vec<IpAddr> = vec!["::ffff:10.2.0.9".parse().unwrap()];
+        assert_eq!(wake_routes(&mapped, &relays)[0].relay.0.as_str(), "other");
+    }
+
+    fn pending() -> WokenComputer {
+        WokenComputer {
+            computer_id: "pc-1".parse().unwrap(),
+            was_off: true,
+            macs: vec![],
+            relay: Some("relay-1".parse().unwrap()),
+            came_up_at: None,
+            shutdown: ShutdownState::Pending,
+            shutdown_at: None,
+        }
+    }
+
+    #[test]
+    fn a_woken_computer_is_shut_down_once_when_its_jobs_are_done() {
+        let wake = t("2026-11-21T18:00:00Z");
+        let expiry = Duration::from_secs(600);
+        let mut w = pending();
+        // Comes up within the expiry, jobs still running: recorded, no shutdown.
+        assert!(!on_poll(
+            &mut w,
+            wake,
+            t("2026-11-21T18:04:00Z"),
+            expiry,
+            false,
+            false
+        ));
+        assert_eq!(w.came_up_at, Some(t("2026-11-21T18:04:00Z")));
+        assert_eq!(w.shutdown, ShutdownState::Pending);
+        // Jobs done but other work handed out in this poll: later.
+        assert!(!on_poll(
+            &mut w,
+            wake,
+            t("2026-11-21T18:30:00Z"),
+            expiry,
+            true,
+            true
+        ));
+        // Done and idle, even past the expiry (it came up in time): once.
+        let at = t("2026-11-21T18:40:00Z");
+        assert!(on_poll(&mut w, wake, at, expiry, true, false));
+        assert_eq!((w.shutdown, w.shutdown_at), (ShutdownState::Sent, Some(at)));
+        assert!(!on_poll(&mut w, wake, at, expiry, true, false));
+    }
+
+    #[test]
+    fn a_computer_that_comes_up_late_or_was_on_is_never_shut_down() {
+        let wake = t("2026-11-21T18:00:00Z");
+        let expiry = Duration::from_secs(600);
+        let mut late = pending();
+        assert!(!on_poll(
+            &mut late,
+            wake,
+            t("2026-11-21T18:10:01Z"),
+            expiry,
+            true,
+            false
+        ));
+        assert_eq!(late.shutdown, ShutdownState::Expired);
+        assert_eq!(late.came_up_at, None);
+        assert!(!on_poll(
+            &mut late,
+            wake,
+            t("2026-11-21T18:11:00Z"),
+            expiry,
+            true,
+            false
+        ));
+        let mut on = WokenComputer {
+            was_off: false,
+            shutdown: ShutdownState::Never,
+            ..pending()
+        };
+        assert!(!on_poll(&mut on, wake, wake, expiry, true, false));
+        assert_eq!(on.shutdown, ShutdownState::Never);
+    }
+}
