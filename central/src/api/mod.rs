@@ -7,6 +7,7 @@
 mod admin;
 mod agent;
 mod containers;
+mod coverage;
 pub mod error;
 pub mod extract;
 
@@ -146,6 +147,7 @@ pub fn app(state: Arc<Central>) -> Router {
             axum::routing::delete(admin::remove_assignment),
         )
         .route("/status", get(admin::status))
+        .route("/coverage", get(coverage::coverage))
         .route("/agent/enroll", post(agent::enroll))
         .route("/agent/poll", post(agent::poll))
         .route("/agent/packages/{id}/info", get(agent::info))
