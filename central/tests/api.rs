@@ -4726,11 +4726,11 @@ async fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     let mut paris_stale = vec![
         json!({"id": floor, "site": "paris", "last_seen": null, "reasons": [
             {"kind": "never_seen"},
-            {"kind": "incomplete", "package_id": app_id, "held": 0, "total": 3},
-            {"kind": "incomplete", "package_id": tool_id, "held": 0, "total": 3},
+            {"kind": "incomplete", "package_id": app_id, "held": 0, "total": 3, "activated_at": T0},
+            {"kind": "incomplete", "package_id": tool_id, "held": 0, "total": 3, "activated_at": T0},
         ]}),
         json!({"id": paris, "site": "paris", "last_seen": T1, "reasons": [
-            {"kind": "incomplete", "package_id": tool_id, "held": 1, "total": 3},
+            {"kind": "incomplete", "package_id": tool_id, "held": 1, "total": 3, "activated_at": T0},
         ]}),
     ];
     paris_stale.sort_by_key(|s| s["id"].as_str().unwrap().to_owned());
@@ -4738,7 +4738,8 @@ async fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
         json!({"id": lyon, "site": "lyon", "last_seen": T0, "reasons": [
             {"kind": "out_of_touch", "silent_s": 5400},
             {"kind": "old_info", "package_id": tool_id, "held": 3, "total": 3,
-             "held_info_sha256": "0".repeat(64), "info_sha256": tool_info},
+             "held_info_sha256": "0".repeat(64), "info_sha256": tool_info,
+             "activated_at": T0},
         ]}),
     ];
     expected.extend(paris_stale);
@@ -4816,4 +4817,78 @@ async fn coverage_is_for_admins_and_names_a_bad_threshold() {
     assert_eq!(unserved(&r), [agent.id]);
     assert_eq!(r["sites"], json!([]));
     assert_eq!(r["stale_relays"], json!([]));
+}
+
+/// `activated_at` of the first `incomplete` reason of `relay` in a coverage report.
+fn activated_at(report: &Value, relay: &str) -> Value {
+    report["stale_relays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == relay)
+        .and_then(|r| {
+            r["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["kind"] == "incomplete")
+        })
+        .map_or(Value::Null, |x| x["activated_at"].clone())
+}
+
+#[tokio::test]
+async fn coverage_says_since_when_a_missing_package_has_been_activated() {
+    let mut c = Central::start().await;
+    c.given_site("paris", &[]).await;
+    c.given_site("lyon", &[]).await;
+    let (paris, _) = c.given_relay("paris", &["10.1.0.0/16"], "http://r1").await;
+    let (lyon, _) = c.given_relay("lyon", &["10.2.0.0/16"], "http://r2").await;
+    let pkg = c.given_command_package("tool", "5").await;
+    let id = pkg["id"].as_str().unwrap();
+    c.activate(id, json!({"all_sites": true}))
+        .await
+        .ok(StatusCode::OK);
+    let r = c.coverage("").await.ok(StatusCode::OK);
+    assert_eq!(activated_at(&r, &paris), T0);
+    assert_eq!(activated_at(&r, &lyon), T0);
+
+    // Taking Paris off: Lyon has been activated since T0 all the same.
+    c.set_time(T1);
+    c.deactivate(id, json!({"sites": ["paris"]}))
+        .await
+        .ok(StatusCode::OK);
+    let r = c.coverage("").await.ok(StatusCode::OK);
+    assert_eq!(activated_at(&r, &paris), Value::Null);
+    assert_eq!(activated_at(&r, &lyon), T0);
+    // Paris again, from T1; activating for all sites later changes neither.
+    c.activate(id, json!({"sites": ["paris"]}))
+        .await
+        .ok(StatusCode::OK);
+    c.set_time("2025-03-01T12:00:00Z");
+    c.activate(id, json!({"all_sites": true}))
+        .await
+        .ok(StatusCode::OK);
+    c.activate(id, json!({"sites": ["paris", "lyon"]}))
+        .await
+        .ok(StatusCode::OK);
+    c.restart_with_db(|_| {});
+    let r = c.coverage("").await.ok(StatusCode::OK);
+    assert_eq!(activated_at(&r, &paris), T1);
+    assert_eq!(activated_at(&r, &lyon), T0);
+
+    // Deactivated everywhere, then activated for Lyon: from now.
+    c.deactivate(id, json!({"all_sites": true}))
+        .await
+        .ok(StatusCode::OK);
+    let r = c.coverage("").await.ok(StatusCode::OK);
+    assert_eq!(activated_at(&r, &lyon), Value::Null);
+    c.activate(id, json!({"sites": ["lyon"]}))
+        .await
+        .ok(StatusCode::OK);
+    let r = c.coverage("").await.ok(StatusCode::OK);
+    assert_eq!(activated_at(&r, &lyon), "2025-03-01T12:00:00Z");
+    // A deleted package takes its times along.
+    c.delete_package(id).await;
+    let state = c.state.as_ref().unwrap();
+    assert!(state.store.activation_times().unwrap().is_empty());
 }

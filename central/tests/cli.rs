@@ -2614,7 +2614,10 @@ fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     shows(row(&text, "│ paris"), &["127.1.0.0/16", "0/1", "1"]);
     shows(row(&text, &paris), &["paris", "never", "never connected"]);
     // The command-only package has no fragments: what it lacks is the info.
-    shows(&text, &[&format!("{package}: signed info not held")]);
+    shows(
+        &text,
+        &[&format!("{package}: signed info not held (activated 20")],
+    );
     shows(
         &text,
         &[&format!(

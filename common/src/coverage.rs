@@ -73,6 +73,8 @@ pub struct Activated {
     pub info_sha256: String,
     /// Its number of fragments.
     pub fragments: u32,
+    /// When it was activated for the site, if central knows.
+    pub activated_at: Option<Timestamp>,
 }
 
 /// How old is too old.
@@ -228,6 +230,7 @@ fn stale_reasons(
                 total: p.fragments,
                 held_info_sha256: h.info_sha256.clone(),
                 info_sha256: p.info_sha256.clone(),
+                activated_at: p.activated_at,
             }),
             // Whole means every fragment, as central tells agents (`holds_whole`).
             Some(h) if h.fragments == p.fragments => {}
@@ -235,6 +238,7 @@ fn stale_reasons(
                 package_id: p.package_id.clone(),
                 held: held.map_or(0, |h| h.fragments),
                 total: p.fragments,
+                activated_at: p.activated_at,
             }),
         }
     }

@@ -845,6 +845,9 @@ pub enum StaleReason {
         package_id: PackageId,
         held: u32,
         total: u32,
+        /// When the package was activated for the relay's site (`None`: not
+        /// recorded, activated before central kept the time).
+        activated_at: Option<Timestamp>,
     },
     /// It holds a signed info of an activated package other than the
     /// package's current one (fragments of that info held, of the current total).
@@ -856,6 +859,8 @@ pub enum StaleReason {
         held_info_sha256: String,
         /// SHA-256 of the package's current signed info.
         info_sha256: String,
+        /// When the package was activated for the relay's site (`None`: not recorded).
+        activated_at: Option<Timestamp>,
     },
 }
 

@@ -79,11 +79,15 @@ async fn coverage_finds_the_unserved_agent_and_the_stale_relays() {
     assert_eq!(stale_entry(&report, &paris.id), None, "{report}");
     let total = p["fragments"].as_u64().unwrap();
     assert_eq!(total, 3);
+    let lyon_entry = stale_entry(&report, &lyon).unwrap();
+    let since = lyon_entry["reasons"][1]["activated_at"].clone();
+    assert!(since.is_string(), "{lyon_entry}");
     assert_eq!(
-        stale_entry(&report, &lyon).unwrap(),
+        lyon_entry,
         json!({"id": lyon, "site": "lyon", "last_seen": null, "reasons": [
             {"kind": "never_seen"},
-            {"kind": "incomplete", "package_id": pid, "held": 0, "total": total},
+            {"kind": "incomplete", "package_id": pid, "held": 0, "total": total,
+             "activated_at": since},
         ]})
     );
     assert_eq!(report["overlaps"], json!([]));
@@ -104,9 +108,23 @@ async fn coverage_finds_the_unserved_agent_and_the_stale_relays() {
     )
     .await;
     let report = c.get("/coverage").await;
+    let reasons = stale_entry(&report, &paris.id).unwrap()["reasons"].clone();
+    assert_eq!(reasons.as_array().unwrap().len(), 1, "{reasons}");
+    assert_eq!(reasons[0]["kind"], "incomplete");
+    assert_eq!(reasons[0]["package_id"], qid.as_str());
     assert_eq!(
-        stale_entry(&report, &paris.id).unwrap()["reasons"],
-        json!([{"kind": "incomplete", "package_id": qid, "held": 0, "total": 2}])
+        (reasons[0]["held"].as_u64(), reasons[0]["total"].as_u64()),
+        (Some(0), Some(2))
+    );
+    // Activated after the first package.
+    let activated: jiff::Timestamp = reasons[0]["activated_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        activated >= since.as_str().unwrap().parse().unwrap(),
+        "{reasons}"
     );
     let later = c
         .clock

@@ -93,6 +93,7 @@ pub async fn coverage(
             every_site.extend(relays.iter().map(|r| r.site.clone()));
             every_site.sort();
             every_site.dedup();
+            let times = c.store.activation_times()?;
             let mut activated: BTreeMap<SiteName, Vec<Activated>> = BTreeMap::new();
             for p in c.store.packages()? {
                 let on = if p.activation.all_sites {
@@ -105,6 +106,7 @@ pub async fn coverage(
                         package_id: p.id.clone(),
                         info_sha256: p.info_sha256.clone(),
                         fragments: p.fragments,
+                        activated_at: times.get(&p.id).and_then(|t| t.since(site)),
                     });
                 }
             }

@@ -682,6 +682,9 @@ pub fn cancelled(c: &ContainerChanged) -> String {
 /// One reason a relay is stale, in words.
 fn stale_reason(r: &StaleReason) -> String {
     let short = |digest: &str| digest.chars().take(12).collect::<String>();
+    let since = |at: &Option<Timestamp>| {
+        at.map_or_else(String::new, |t| format!(" (activated {})", when(Some(t))))
+    };
     match r {
         StaleReason::NeverSeen => "never connected".to_owned(),
         StaleReason::OutOfTouch { silent_s } => {
@@ -692,22 +695,29 @@ fn stale_reason(r: &StaleReason) -> String {
             package_id,
             held,
             total,
-        } if held == total => format!("{package_id}: signed info not held"),
+            activated_at,
+        } if held == total => format!("{package_id}: signed info not held{}", since(activated_at)),
         StaleReason::Incomplete {
             package_id,
             held,
             total,
-        } => format!("{package_id}: {held}/{total} fragments"),
+            activated_at,
+        } => format!(
+            "{package_id}: {held}/{total} fragments{}",
+            since(activated_at)
+        ),
         StaleReason::OldInfo {
             package_id,
             held,
             total,
             held_info_sha256,
             info_sha256,
+            activated_at,
         } => format!(
-            "{package_id}: old info {} ({held}/{total}), current {}",
+            "{package_id}: old info {} ({held}/{total}), current {}{}",
             short(held_info_sha256),
-            short(info_sha256)
+            short(info_sha256),
+            since(activated_at)
         ),
     }
 }

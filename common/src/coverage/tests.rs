@@ -47,6 +47,7 @@ fn site(name: &str, subnets: &[&str]) -> SiteDeclared {
     }
 }
 
+/// Activations per site: `(package, info_sha256, fragments)`, activated an hour ago.
 fn activated(list: &[(&str, &[(&str, &str, u32)])]) -> BTreeMap<SiteName, Vec<Activated>> {
     list.iter()
         .map(|(site, packages)| {
@@ -58,6 +59,7 @@ fn activated(list: &[(&str, &[(&str, &str, u32)])]) -> BTreeMap<SiteName, Vec<Ac
                         package_id: id.parse().unwrap(),
                         info_sha256: (*info).into(),
                         fragments: *fragments,
+                        activated_at: at(3600),
                     })
                     .collect(),
             )
@@ -239,8 +241,10 @@ fn a_relay_lacking_part_of_an_activated_package_is_stale() {
         json!([
             {"id": "r-partial", "site": "paris", "last_seen": "2027-01-15T07:59:59Z",
              "reasons": [
-                {"kind": "incomplete", "package_id": "app-1", "held": 3, "total": 4},
-                {"kind": "incomplete", "package_id": "tool-1", "held": 0, "total": 2},
+                {"kind": "incomplete", "package_id": "app-1", "held": 3, "total": 4,
+                 "activated_at": "2027-01-15T07:00:00Z"},
+                {"kind": "incomplete", "package_id": "tool-1", "held": 0, "total": 2,
+                 "activated_at": "2027-01-15T07:00:00Z"},
              ]},
         ])
     );
@@ -257,7 +261,8 @@ fn a_relay_holding_an_info_other_than_the_current_one_is_stale() {
         json!([
             {"kind": "never_seen"},
             {"kind": "old_info", "package_id": "app-1", "held": 4, "total": 4,
-             "held_info_sha256": "old-digest", "info_sha256": "new-digest"},
+             "held_info_sha256": "old-digest", "info_sha256": "new-digest",
+             "activated_at": "2027-01-15T07:00:00Z"},
         ])
     );
 }
@@ -268,7 +273,12 @@ fn the_report_reads_back_from_its_json() {
     holding(&mut r1, "app-1", "old", 1);
     let relays = [r1, relay("r2", "lyon", &["10.1.0.0/24"], None)];
     let computers = [computer("a", &["10.1.0.1"], 1), computer("b", &[], 1)];
-    let activations = activated(&[("paris", &[("app-1", "new", 4), ("b-2", "b", 1)])]);
+    let mut activations = activated(&[("paris", &[("app-1", "new", 4), ("b-2", "b", 1)])]);
+    // Activated before central recorded activation times.
+    activations
+        .get_mut(&"paris".parse::<SiteName>().unwrap())
+        .unwrap()[1]
+        .activated_at = None;
     let report = report(&Inputs {
         computers: &computers,
         relays: &relays,
@@ -280,5 +290,11 @@ fn the_report_reads_back_from_its_json() {
     let text = serde_json::to_string(&report).unwrap();
     assert_eq!(serde_json::from_str::<Coverage>(&text).unwrap(), report);
     assert_eq!(report.stale_relays.len(), 2);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["stale_relays"][1]["reasons"][2],
+        json!({"kind": "incomplete", "package_id": "b-2", "held": 0, "total": 1,
+               "activated_at": null})
+    );
     assert_eq!(report.overlaps.len(), 1);
 }
