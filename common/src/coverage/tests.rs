@@ -47,8 +47,11 @@ fn site(name: &str, subnets: &[&str]) -> SiteDeclared {
     }
 }
 
-/// Activations per site: `(package, info_sha256, fragments)`, activated an hour ago.
-fn activated(list: &[(&str, &[(&str, &str, u32)])]) -> BTreeMap<SiteName, Vec<Activated>> {
+/// A package activated for a site: `(package, info_sha256, fragments)`.
+type Package<'a> = (&'a str, &'a str, u32);
+
+/// Activations per site, each activated an hour ago.
+fn activated(list: &[(&str, &[Package])]) -> BTreeMap<SiteName, Vec<Activated>> {
     list.iter()
         .map(|(site, packages)| {
             (
