@@ -2598,18 +2598,21 @@ fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     ok(c.run(&["package", "activate", &package, "--site", "paris"]));
     let inside = c.enroll("ws-inside", "linux", &["127.1.0.5"]);
     let outside = c.enroll("ws-outside", "linux", &["127.9.0.1"]);
+    // An agent that found no address of its own: no relay can serve it.
+    let nowhere = c.enroll("ws-nowhere", "linux", &[]);
 
     let text = c.human(&["coverage"]);
     shows(
         &text,
         &[
-            "2 computer(s), 1 served by no relay",
+            "3 computer(s), 2 served by no relay",
             "relays stale after 15m",
             "UNSERVED COMPUTER",
             "STALE RELAY",
         ],
     );
     shows(row(&text, &outside), &["ws-outside", "127.9.0.1"]);
+    shows(row(&text, &nowhere), &["ws-nowhere", "(none known)"]);
     assert!(!text.contains(&inside), "{text}");
     shows(row(&text, "│ paris"), &["127.1.0.0/16", "0/1", "1"]);
     shows(row(&text, &paris), &["paris", "never", "never connected"]);
@@ -2645,8 +2648,11 @@ fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     assert_eq!(printed, body);
     assert_eq!(printed["relay_stale_after"], "1h");
     assert_eq!(printed["computer_recent_within"], "2d");
-    assert_eq!(printed["unserved"][0]["id"], outside.as_str());
-    assert_eq!(printed["unserved"].as_array().unwrap().len(), 1);
+    // By computer id.
+    assert_eq!(printed["unserved"][0]["id"], nowhere.as_str());
+    assert_eq!(printed["unserved"][0]["addresses"], json!([]));
+    assert_eq!(printed["unserved"][1]["id"], outside.as_str());
+    assert_eq!(printed["unserved"].as_array().unwrap().len(), 2);
 
     fail(
         c.run(&["coverage", "--relay-stale-after", "soon"]),
