@@ -86,6 +86,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
             .iter()
             .map(ToString::to_string)
             .collect(),
+        tags: opts.tags.clone(),
     };
     let answer = client::enroll(&opts.central, &opts.ca, opts.bind, &request).await?;
     std::fs::create_dir_all(dir).map_err(AgentError::io(dir))?;

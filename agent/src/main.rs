@@ -32,6 +32,8 @@ enum Command {
         /// Source address of every connection, and this computer's address.
         #[arg(long)]
         bind: Option<IpAddr>,
+        /// A tag for this computer (OCS's TAG; repeatable): central's groups,
+        /// rules and `--tag` targeting choose computers by it.
         #[arg(long = "tag")]
         tags: Vec<String>,
         /// Host name to report (default: the system's).

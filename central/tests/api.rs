@@ -1394,9 +1394,10 @@ async fn bad_assignments_name_the_field() {
     c.assign(id, json!({"computers": [a.id], "all": true}))
         .await
         .err(StatusCode::BAD_REQUEST);
-    c.assign(id, json!({"all": true, "subnet": "10.0.0.0/8"}))
+    // Filters combine (search, then deploy); all:false alone chooses no one.
+    c.assign(id, json!({"all": false}))
         .await
-        .err(StatusCode::BAD_REQUEST);
+        .err_naming(StatusCode::BAD_REQUEST, &["choose computers"]);
     c.assign(id, json!({})).await.err(StatusCode::BAD_REQUEST);
     c.assign(id, json!({"all": "yes"}))
         .await
@@ -2482,6 +2483,7 @@ fn the_store_never_merges_two_computers_that_draw_the_same_id() {
         addresses: vec!["10.1.0.5".parse().unwrap()],
         enrolled_at: ts(T0),
         last_seen: Some(ts(T0)),
+        tags: Vec::new(),
     };
     store
         .add_computer(&record("first"), tokens::digest("token-of-the-first"))
@@ -3453,7 +3455,10 @@ async fn bad_containers_are_refused_naming_the_field_or_token() {
         (with("packages", json!([])), vec!["packages", "empty"]),
         (with("packages", json!([p, p])), vec!["packages", "twice"]),
         (with("wol", json!(true)), vec!["wol"]),
-        (with("all", json!(true)), vec!["exactly one"]),
+        (
+            with("all", json!(true)),
+            vec!["computers", "does not combine"],
+        ),
         (
             json!({"name": "n", "packages": [p], "subnet": "10.9.0.0/16"}),
             vec!["computers", "no computer"],
@@ -4892,3 +4897,6 @@ async fn coverage_says_since_when_a_missing_package_has_been_activated() {
     let state = c.state.as_ref().unwrap();
     assert!(state.store.activation_times().unwrap().is_empty());
 }
+
+#[path = "api/rules.rs"]
+mod rules;

@@ -2344,11 +2344,12 @@ fn container_create_errors_name_the_bad_token() {
             "n",
             "--package",
             &zlib,
-            "--all",
-            "--subnet",
-            "10.0.0.0/8",
+            "--tag",
+            "alpha",
+            "--computer",
+            "pc-1",
         ]),
-        &["--all", "--subnet"],
+        &["--computer", "--tag"],
     );
     usage(
         create(&["--uninstall", "--no-auto-uninstall"]),
@@ -2659,3 +2660,6 @@ fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
         &["400", "relay_stale_after", "soon"],
     );
 }
+
+#[path = "cli/groups.rs"]
+mod groups;

@@ -114,6 +114,10 @@ id_type!(
     /// A site (branch office, plant, shop), named by an admin.
     SiteName, "site name", true
 );
+id_type!(
+    /// A computer group or a package group, named by an admin.
+    GroupName, "group name", true
+);
 
 /// Turns free text (a package name, a version) into the id alphabet, so ids stay readable.
 pub fn slug(text: &str, max: usize) -> String {

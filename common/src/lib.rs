@@ -10,6 +10,7 @@ pub mod delta;
 pub mod deployment;
 pub mod fragment;
 pub mod grammar;
+pub mod groups;
 pub mod ids;
 pub mod info;
 pub mod jobs;

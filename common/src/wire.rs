@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::constraint::{IpRanges, TimeFrames};
 use crate::grammar::GrammarError;
-use crate::ids::{ComputerId, ContainerId, PackageId, RelayId, SiteName};
+use crate::groups::{Criteria, Tag};
+use crate::ids::{ComputerId, ContainerId, GroupName, PackageId, RelayId, SiteName};
 use crate::info::ActionDoc;
 use crate::jobs::{Runtimes, Sequence};
 use crate::status::StatusCode;
@@ -286,6 +287,29 @@ pub struct AssignmentRequest {
     pub all: Option<bool>,
     #[serde(default)]
     pub subnet: Option<String>,
+    /// Targeting by criteria: see [`Target`].
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub os: Option<Vec<String>>,
+    #[serde(default)]
+    pub hostnames: Option<Vec<String>>,
+}
+
+impl AssignmentRequest {
+    pub fn target(&self) -> Target {
+        Target {
+            computers: self.computers.clone(),
+            all: self.all,
+            subnet: self.subnet.clone(),
+            group: self.group.clone(),
+            tags: self.tags.clone(),
+            os: self.os.clone(),
+            hostnames: self.hostnames.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,6 +370,29 @@ pub struct ContainerRequest {
     /// Wait before the first retry, doubled after each (duration grammar; default `5m`).
     #[serde(default)]
     pub retry_backoff: Option<String>,
+    /// Targeting by criteria: see [`Target`].
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub os: Option<Vec<String>>,
+    #[serde(default)]
+    pub hostnames: Option<Vec<String>>,
+}
+
+impl ContainerRequest {
+    pub fn target(&self) -> Target {
+        Target {
+            computers: self.computers.clone(),
+            all: self.all,
+            subnet: self.subnet.clone(),
+            group: self.group.clone(),
+            tags: self.tags.clone(),
+            os: self.os.clone(),
+            hostnames: self.hostnames.clone(),
+        }
+    }
 }
 
 /// A job container as central answers it. `GET /containers` leaves `jobs` out.
@@ -511,6 +558,9 @@ pub struct Computer {
     pub addresses: Vec<IpAddr>,
     pub last_seen: Option<Timestamp>,
     pub enrolled_at: Timestamp,
+    /// OCS's TAG: from `sitecast-agent enroll --tag`, changed by `computer tag`.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
 }
 
 /// Answer of `GET /computers/{id}`: the computer (the fields of
@@ -548,6 +598,8 @@ pub struct EnrollRequest {
     pub os: String,
     #[serde(default)]
     pub addresses: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -892,6 +944,193 @@ pub struct CoverageParams {
     pub relay_stale_after: Option<String>,
     /// A duration (`1d`): computers in touch within it count as seen recently.
     pub computer_recent_within: Option<String>,
+}
+
+/// Which computers a request chooses (assign, containers): either a list of
+/// `computers`, or filters that must all hold (OCS's "search, then deploy to all
+/// results"): `all:true`, a `subnet`, a computer `group`, `tags` (any of them),
+/// `os` (any of them), `hostnames` (shell globs, any of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    #[serde(default)]
+    pub computers: Option<Vec<String>>,
+    #[serde(default)]
+    pub all: Option<bool>,
+    #[serde(default)]
+    pub subnet: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub os: Option<Vec<String>>,
+    #[serde(default)]
+    pub hostnames: Option<Vec<String>>,
+}
+
+/// `PUT /computers/{id}/tags`: the computer's tags from now on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagsRequest {
+    pub tags: Vec<String>,
+}
+
+/// `POST /groups`: a computer group, static (`computers`), dynamic (criteria:
+/// `subnets`, `tags`, `os`, `hostnames`; each kind any of its values, all kinds
+/// given), or both (members are the listed computers plus those matching).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub computers: Vec<String>,
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub os: Vec<String>,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+}
+
+/// A computer group as central answers it, with its members now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: GroupName,
+    pub description: String,
+    /// Static members.
+    pub computers: Vec<ComputerId>,
+    /// Dynamic membership (empty: none).
+    pub criteria: Criteria,
+    /// Every member now: the static ones and those the criteria match.
+    pub members: Vec<GroupMember>,
+    /// Rules whose computers this group is.
+    pub rules: Vec<ContainerId>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub id: ComputerId,
+    pub hostname: String,
+}
+
+/// `POST /groups/{name}/members`: static members to add.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersRequest {
+    pub computers: Vec<String>,
+}
+
+/// `POST /package-groups`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageGroupRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Package ids, deployed in this order by rules.
+    #[serde(default)]
+    pub packages: Vec<String>,
+}
+
+/// A package group as central answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageGroup {
+    pub name: GroupName,
+    pub description: String,
+    pub packages: Vec<PackageGroupMember>,
+    /// Rules that deploy this group.
+    pub rules: Vec<ContainerId>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageGroupMember {
+    pub id: PackageId,
+    pub name: String,
+    pub version: String,
+}
+
+/// `POST /package-groups/{name}/members`: packages to add, after the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageMembersRequest {
+    pub packages: Vec<String>,
+}
+
+/// `POST /rules`: OCO's deployment rule. Its computers are a `group`, criteria
+/// (`subnets`, `tags`, `os`, `hostnames`, as for groups), or both (members of
+/// the group that match); created disabled unless `enabled: true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub os: Vec<String>,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    pub package_group: String,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Default on, as for containers.
+    #[serde(default)]
+    pub auto_uninstall: Option<bool>,
+    /// Higher first, as for containers; default 0.
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// `ignore_failed` (default) or `abort_after_failed`.
+    #[serde(default)]
+    pub sequence: Option<String>,
+}
+
+/// A deployment rule as central answers it. `GET /rules` leaves `jobs` out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub id: ContainerId,
+    pub name: String,
+    pub description: String,
+    pub group: Option<GroupName>,
+    pub criteria: Criteria,
+    pub package_group: GroupName,
+    pub enabled: bool,
+    pub auto_uninstall: bool,
+    pub priority: i32,
+    pub sequence: Sequence,
+    pub created_at: Timestamp,
+    /// Computers the rule covers now.
+    pub computers: u64,
+    /// Jobs per status.
+    pub counts: BTreeMap<StatusCode, u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<Job>,
+}
+
+/// What a re-evaluation did to a rule's jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub added: u64,
+    pub renewed: u64,
+    pub removed: u64,
+}
+
+/// Answer of `POST /rules/{id}/reevaluate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleEvaluated {
+    pub rule: Rule,
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
 }
 
 #[cfg(test)]

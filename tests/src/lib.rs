@@ -292,6 +292,11 @@ impl Central {
 
     /// Enrolls an agent whose address is `ip`.
     pub async fn agent(&self, name: &str, ip: &str) -> Agent {
+        self.tagged_agent(name, ip, &[]).await
+    }
+
+    /// Enrolls an agent whose address is `ip`, as `sitecast-agent enroll --tag` does.
+    pub async fn tagged_agent(&self, name: &str, ip: &str, tags: &[&str]) -> Agent {
         let dir = self.path(&format!("agent-{name}"));
         let config = sitecast_agent::enroll(
             &dir,
@@ -300,7 +305,7 @@ impl Central {
                 ca: self.layout.ca_cert(),
                 enroll_token: self.enroll_token.clone(),
                 bind: Some(ip.parse().unwrap()),
-                tags: vec![],
+                tags: tags.iter().map(|t| t.to_string()).collect(),
                 hostname: Some(name.to_owned()),
             },
         )
@@ -523,6 +528,28 @@ impl Agent {
             })
             .collect()
     }
+}
+
+/// Percent-encodes a query value (everything but RFC 3986's unreserved set).
+pub fn enc(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The lines of a log file a test command appends to (none if it does not exist).
+pub fn log_lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A deterministic pseudo-random payload.

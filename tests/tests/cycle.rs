@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sitecast_common::units::Duration as Span;
-use sitecast_tests::{payload, wait_status, Agent, Central};
+use sitecast_tests::{log_lines, payload, wait_status, Agent, Central};
 
 fn id(p: &Value) -> String {
     p["id"].as_str().unwrap().to_owned()
@@ -34,14 +34,6 @@ async fn logging_package(c: &Central, name: &str, priority: u8, log: &std::path:
             vec![],
         )
         .await)
-}
-
-fn lines(log: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// When central recorded the computer's last report for the package.
@@ -148,7 +140,7 @@ async fn a_two_cycle_period_installs_priority_two_in_cycle_two() {
     wait_status(&c, &two, "SUCCESS", 1).await;
     agent.stop().await.unwrap();
     // Cycle 1 serves priorities 0 and 1, in that order; cycle 2 priority 2.
-    assert_eq!(lines(&log), ["zero", "one", "two"]);
+    assert_eq!(log_lines(&log), ["zero", "one", "two"]);
     for pid in [&zero, &one] {
         assert_eq!(c.stats(pid).await["counts"], json!({"SUCCESS": 1}));
     }
@@ -175,6 +167,6 @@ async fn priority_zero_is_installed_before_priority_five() {
     wait_status(&c, &late, "SUCCESS", 1).await;
     wait_status(&c, &urgent, "SUCCESS", 1).await;
     agent.stop().await.unwrap();
-    assert_eq!(lines(&log), ["urgent", "late"]);
+    assert_eq!(log_lines(&log), ["urgent", "late"]);
     assert!(updated_at(&c, &urgent).await < updated_at(&c, &late).await);
 }

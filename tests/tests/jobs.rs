@@ -6,20 +6,7 @@
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
-use sitecast_tests::{files_under, tar_gz, Agent, Central};
-
-/// Percent-encodes a query value.
-fn enc(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+use sitecast_tests::{enc, files_under, tar_gz, Agent, Central};
 
 /// A command-only package running `command` (central serves it: no relay here).
 async fn command_package(c: &Central, name: &str, command: &str) -> String {

@@ -2,7 +2,6 @@
 //! supersedes, activation and deactivation, assignment, statistics) and computers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -536,6 +535,7 @@ pub async fn delete_package(
     let package = find_package(&c, &id)?;
     c.blocking(move |c| {
         c.store.delete_package(&package.id)?;
+        super::groups::forget_package(c, &package.id)?;
         c.deltas.forget(&package.id)?;
         c.files.remove(&package.id)
     })
@@ -756,47 +756,6 @@ pub async fn deactivate(
 
 /// The computers a request names: `computers:[…]`, `all:true` or `subnet:CIDR`
 /// (exactly one), each id checked.
-pub(super) fn choose_computers(
-    c: &Central,
-    listed: Option<Vec<String>>,
-    all: Option<bool>,
-    subnet: Option<String>,
-) -> Result<Vec<ComputerId>, ApiError> {
-    let computers = c.store.computers()?;
-    match (listed, all, subnet) {
-        (Some(list), None | Some(false), None) => {
-            if list.is_empty() {
-                return Err(ApiError::bad_request("bad computers: the list is empty"));
-            }
-            let mut ids = Vec::new();
-            for text in list {
-                let id: ComputerId = text
-                    .parse()
-                    .map_err(|_| ApiError::not_found("computer", &text))?;
-                if !computers.iter().any(|c| c.id == id) {
-                    return Err(ApiError::not_found("computer", &text));
-                }
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-            Ok(ids)
-        }
-        (None, Some(true), None) => Ok(computers.iter().map(|c| c.id.clone()).collect()),
-        (None, None | Some(false), Some(subnet)) => {
-            let net = parse_subnet("subnet", &subnet)?;
-            Ok(computers
-                .iter()
-                .filter(|c| c.addresses.iter().any(|a: &IpAddr| net.contains(a)))
-                .map(|c| c.id.clone())
-                .collect())
-        }
-        _ => Err(ApiError::bad_request(
-            "bad request body: give exactly one of computers:[...], all:true or subnet:CIDR",
-        )),
-    }
-}
-
 /// `package assign`: shorthand for a job container with defaults (SPEC "Jobs").
 pub async fn assign(
     _: Admin,
@@ -805,7 +764,7 @@ pub async fn assign(
     ApiJson(req): ApiJson<AssignmentRequest>,
 ) -> Result<Json<Assigned>, ApiError> {
     let package = find_package(&c, &id)?;
-    let chosen = choose_computers(&c, req.computers, req.all, req.subnet)?;
+    let chosen = super::groups::choose_computers(&c, &req.target())?;
     let now = c.clock.now();
     Ok(Json(
         c.blocking(move |c| containers::assign(c, &package, chosen, now))
@@ -949,7 +908,10 @@ pub async fn list_computers(
     ))
 }
 
-fn find_computer(c: &Central, id: &str) -> Result<crate::store::ComputerRecord, ApiError> {
+pub(super) fn find_computer(
+    c: &Central,
+    id: &str,
+) -> Result<crate::store::ComputerRecord, ApiError> {
     let cid: ComputerId = id
         .parse()
         .map_err(|_| ApiError::not_found("computer", id))?;
@@ -1025,7 +987,14 @@ pub async fn remove_assignment(
     let cid = find_computer(&c, &computer)?.id;
     let pid = find_package(&c, &package)?.id;
     let (p, k) = (pid.clone(), cid.clone());
-    let removed = c.blocking(move |c| c.store.forget(&k, &p)).await?;
+    let removed = c
+        .blocking(move |c| {
+            let removed = c.store.forget(&k, &p)?;
+            // A rule that wants the package there makes its job again (OCO).
+            super::rules::after_computer_change(c, &k);
+            Ok(removed)
+        })
+        .await?;
     if !removed {
         return Err(ApiError::not_found("assignment", format!("{pid} on {cid}")));
     }

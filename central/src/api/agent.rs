@@ -63,6 +63,8 @@ pub async fn enroll(
     let hostname = short_text("hostname", &req.hostname, 253)?;
     let os = short_text("os", &req.os, 64)?;
     let addresses = parse_addresses(&req.addresses)?;
+    let tags = sitecast_common::groups::parse_tags(&req.tags)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut base = slug(&hostname, 40);
     if base.is_empty() {
         base = "computer".into();
@@ -82,6 +84,7 @@ pub async fn enroll(
             addresses: addresses.clone(),
             enrolled_at: now,
             last_seen: Some(now),
+            tags: tags.clone(),
         };
         attempts += 1;
         match c
@@ -95,6 +98,13 @@ pub async fn enroll(
         }
     };
     tracing::info!(computer = %id, "computer enrolled");
+    // Dynamic groups may take it in at once: their rules make its jobs now.
+    let who = id.clone();
+    c.blocking(move |c| {
+        super::rules::after_computer_change(c, &who);
+        Ok(())
+    })
+    .await?;
     let reply = EnrollResponse {
         computer_id: id,
         token,
@@ -116,11 +126,15 @@ pub async fn poll(
     let tz = c.config.tz();
     let handed = c
         .blocking(move |c| {
-            c.store.touch_computer(&who, &reported, now)?;
+            if c.store.touch_computer(&who, &reported, now)? {
+                // It moved: groups by subnet may have gained or lost it.
+                super::rules::after_computer_change(c, &who);
+            }
             // Ranges are matched against the address on the connection, never
-            // against what the agent says about itself.
+            // against what the agent says about itself. A disabled rule hands out nothing.
             let admits = |container: &ContainerRecord| {
-                container.conditions().admits(peer, now, &tz) == Admission::Admitted
+                container.rule.as_ref().is_none_or(|r| r.enabled)
+                    && container.conditions().admits(peer, now, &tz) == Admission::Admitted
             };
             c.store.poll_jobs(&who, now, &admits)
         })
@@ -262,7 +276,14 @@ pub async fn status(
     let now = c.clock.now();
     let who = me.clone();
     let a = c
-        .blocking(move |c| c.store.report_job(&who, &pid, &report, now))
+        .blocking(move |c| {
+            let job = c.store.report_job(&who, &pid, &report, now)?;
+            if job.status.is_success() && job.finished_at == Some(now) {
+                // Installed packages changed: rules may want an uninstall, or a job again.
+                super::rules::after_computer_change(c, &who);
+            }
+            Ok(job)
+        })
         .await?;
     Ok(Json(computer_stat(&c, a)?))
 }

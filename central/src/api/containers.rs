@@ -23,9 +23,10 @@ use sitecast_common::wire::{
     Assigned, Container, ContainerChanged, ContainerRequest, ContainerState, Job, JobKind, Package,
 };
 
-use super::admin::{choose_computers, find_package};
+use super::admin::find_package;
 use super::error::ApiError;
 use super::extract::{Admin, ApiJson, ApiPath};
+use super::groups::choose_computers;
 use super::Central;
 use crate::error::CentralError;
 use crate::store::{ContainerRecord, JobRecord, Store};
@@ -39,7 +40,7 @@ const DESCRIPTION_MAX: usize = 4000;
 /// Most automatic retries a container may ask for.
 const RETRIES_MAX: u32 = 100;
 /// Wait before the first automatic retry when the request names none.
-const DEFAULT_BACKOFF: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_BACKOFF: Duration = Duration::from_secs(300);
 
 fn bad(field: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("bad {field}: {e}"))
@@ -63,7 +64,7 @@ fn text(field: &str, value: &str, max: usize, empty_ok: bool) -> Result<String, 
 }
 
 /// Whether an uninstall job can do anything with the package.
-fn uninstallable(p: &Package) -> bool {
+pub(super) fn uninstallable(p: &Package) -> bool {
     p.uninstall.is_some() || matches!(p.action, ActionDoc::Store { .. })
 }
 
@@ -170,6 +171,17 @@ impl Settings {
     }
 }
 
+/// A new container id, readable: the name's slug and a random suffix.
+pub(super) fn container_id(name: &str) -> Result<ContainerId, CentralError> {
+    let mut base = slug(name, 40);
+    if base.is_empty() {
+        base = "container".into();
+    }
+    format!("{base}-{}", tokens::suffix())
+        .parse()
+        .map_err(|e| CentralError::Invalid(format!("container id: {e}")))
+}
+
 /// Builds a container's record and jobs and stores them.
 fn create_container(
     c: &Central,
@@ -179,13 +191,7 @@ fn create_container(
     kind: JobKind,
     now: Timestamp,
 ) -> Result<(ContainerRecord, Vec<JobRecord>), CentralError> {
-    let mut base = slug(&settings.name, 40);
-    if base.is_empty() {
-        base = "container".into();
-    }
-    let id: ContainerId = format!("{base}-{}", tokens::suffix())
-        .parse()
-        .map_err(|e| CentralError::Invalid(format!("container id: {e}")))?;
+    let id = container_id(&settings.name)?;
     let record = ContainerRecord {
         id: id.clone(),
         name: settings.name,
@@ -202,6 +208,7 @@ fn create_container(
         auto_uninstall: settings.auto_uninstall,
         cancelled_at: None,
         seq: 0,
+        rule: None,
     };
     let mut jobs = Vec::new();
     for computer in computers {
@@ -374,8 +381,10 @@ fn find_container(c: &Central, id: &str) -> Result<ContainerRecord, ApiError> {
     let cid: ContainerId = id
         .parse()
         .map_err(|_| ApiError::not_found("container", id))?;
+    // A rule's container is the rule's business (`/rules`).
     c.store
         .container(&cid)?
+        .filter(|r| r.rule.is_none())
         .ok_or_else(|| ApiError::not_found("container", id))
 }
 
@@ -411,7 +420,7 @@ pub async fn create(
         }
         packages.push(p);
     }
-    let computers = choose_computers(&c, req.computers, req.all, req.subnet)?;
+    let computers = choose_computers(&c, &req.target())?;
     if computers.is_empty() {
         return Err(bad(
             "computers",
@@ -431,6 +440,9 @@ pub async fn list(_: Admin, State(c): Shared) -> Result<Json<Vec<Container>>, Ap
     let now = c.clock.now();
     let mut out = Vec::new();
     for record in c.store.containers()? {
+        if record.rule.is_some() {
+            continue;
+        }
         let jobs = c.store.container_jobs(&record.id)?;
         out.push(view(&c, record, jobs, false, now)?);
     }
@@ -559,6 +571,10 @@ pub fn purge(c: &Central) -> Result<Vec<ContainerId>, CentralError> {
     let now = c.clock.now();
     let mut purged = Vec::new();
     for record in c.store.containers()? {
+        // A rule never finishes: its jobs come and go with its groups.
+        if record.rule.is_some() {
+            continue;
+        }
         let jobs = c.store.container_jobs(&record.id)?;
         let (state, finished) = state(&record, &jobs, now);
         let Some(finished) = finished else {
@@ -617,6 +633,7 @@ mod tests {
             auto_uninstall: true,
             cancelled_at: None,
             seq: 0,
+            rule: None,
         }
     }
 

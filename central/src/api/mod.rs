@@ -10,6 +10,8 @@ mod containers;
 mod coverage;
 pub mod error;
 pub mod extract;
+mod groups;
+mod rules;
 
 pub use containers::{purge as purge_containers, purge_periodically};
 
@@ -146,6 +148,38 @@ pub fn app(state: Arc<Central>) -> Router {
             "/computers/{id}/packages/{package_id}",
             axum::routing::delete(admin::remove_assignment),
         )
+        .route("/computers/{id}/tags", axum::routing::put(groups::set_tags))
+        .route(
+            "/groups",
+            post(groups::create_group).get(groups::list_groups),
+        )
+        .route(
+            "/groups/{name}",
+            get(groups::show_group).delete(groups::delete_group),
+        )
+        .route("/groups/{name}/members", post(groups::add_members))
+        .route(
+            "/groups/{name}/members/{computer}",
+            axum::routing::delete(groups::remove_member),
+        )
+        .route(
+            "/package-groups",
+            post(groups::create_package_group).get(groups::list_package_groups),
+        )
+        .route(
+            "/package-groups/{name}",
+            get(groups::show_package_group).delete(groups::delete_package_group),
+        )
+        .route("/package-groups/{name}/members", post(groups::add_packages))
+        .route(
+            "/package-groups/{name}/members/{package}",
+            axum::routing::delete(groups::remove_package),
+        )
+        .route("/rules", post(rules::create).get(rules::list))
+        .route("/rules/{id}", get(rules::show).delete(rules::delete))
+        .route("/rules/{id}/enable", post(rules::enable))
+        .route("/rules/{id}/disable", post(rules::disable))
+        .route("/rules/{id}/reevaluate", post(rules::reevaluate))
         .route("/status", get(admin::status))
         .route("/coverage", get(coverage::coverage))
         .route("/agent/enroll", post(agent::enroll))

@@ -115,6 +115,15 @@ impl Client {
             .await
     }
 
+    pub async fn put_json<T: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<Answer, CentralError> {
+        self.send(self.http.request(Method::PUT, self.url(path)).json(body))
+            .await
+    }
+
     /// A POST without a body, for routes that take none (`/containers/{id}/retry`).
     pub async fn post_empty(&self, path: &str) -> Result<Answer, CentralError> {
         self.send(self.http.post(self.url(path))).await

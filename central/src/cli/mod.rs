@@ -5,6 +5,7 @@
 //! default; `--json` prints exactly the API's response body.
 
 mod client;
+mod groups;
 mod render;
 
 use std::collections::BTreeSet;
@@ -17,8 +18,9 @@ use sitecast_common::ids::{ComputerId, ContainerId, IdError, PackageId};
 use sitecast_common::wire::Coverage;
 use sitecast_common::wire::{
     ActivationRequest, Assigned, AssignmentRequest, Computer, ComputerDetail, Container,
-    ContainerChanged, ContainerRequest, Deactivated, Package, Relay, RelayCreated, RelayRequest,
-    Site, SiteRequest, Stats, ValidateRequest, Validated,
+    ContainerChanged, ContainerRequest, Deactivated, Group, Package, PackageGroup, Relay,
+    RelayCreated, RelayRequest, Rule, RuleEvaluated, Site, SiteRequest, Stats, ValidateRequest,
+    Validated,
 };
 
 pub use client::{Answer, Client};
@@ -80,6 +82,15 @@ pub enum Command {
         #[arg(long)]
         computer_recent_within: Option<String>,
     },
+    /// Computer groups: static members, or dynamic by subnet, tag, OS, hostname.
+    #[command(subcommand)]
+    Group(groups::GroupCommand),
+    /// Package groups, which deployment rules deploy.
+    #[command(subcommand, name = "package-group")]
+    PackageGroup(groups::PackageGroupCommand),
+    /// Deployment rules (OCO): computers × a package group, re-evaluated as they change.
+    #[command(subcommand)]
+    Rule(groups::RuleCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,12 +202,8 @@ pub enum PackageCommand {
     /// Deploy a package to computers.
     Assign {
         id: String,
-        #[arg(long = "computer", group = "target")]
-        computers: Vec<String>,
-        #[arg(long, group = "target")]
-        all: bool,
-        #[arg(long, group = "target")]
-        subnet: Option<String>,
+        #[command(flatten)]
+        target: groups::TargetArgs,
     },
     Stats {
         id: String,
@@ -221,7 +228,6 @@ pub enum PackageCommand {
 /// `container create`: every option is sent as given; central validates it and
 /// names the bad field or token.
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("target").required(true).args(["computers", "all", "subnet"])))]
 pub struct ContainerArgs {
     #[arg(long)]
     pub name: String,
@@ -230,15 +236,8 @@ pub struct ContainerArgs {
     /// Package ids, run in this order on each computer (repeat the flag or separate with commas).
     #[arg(long = "package", required = true, value_delimiter = ',')]
     pub packages: Vec<String>,
-    /// Computer ids (repeat the flag or separate with commas).
-    #[arg(long = "computer", value_delimiter = ',')]
-    pub computers: Vec<String>,
-    /// Every enrolled computer.
-    #[arg(long)]
-    pub all: bool,
-    /// The computers with an address in this subnet.
-    #[arg(long)]
-    pub subnet: Option<String>,
+    #[command(flatten)]
+    pub target: groups::TargetArgs,
     /// When the jobs may start: RFC 3339 (2026-11-21T18:00:00Z) or central's
     /// local time (2026-11-21 18:00); default now.
     #[arg(long)]
@@ -274,13 +273,18 @@ pub struct ContainerArgs {
 
 impl ContainerArgs {
     fn request(&self) -> ContainerRequest {
+        let target = self.target.target();
         ContainerRequest {
             name: self.name.clone(),
             description: self.description.clone(),
             packages: self.packages.clone(),
-            computers: (!self.computers.is_empty()).then(|| self.computers.clone()),
-            all: self.all.then_some(true),
-            subnet: self.subnet.clone(),
+            computers: target.computers,
+            all: target.all,
+            subnet: target.subnet,
+            group: target.group,
+            tags: target.tags,
+            os: target.os,
+            hostnames: target.hostnames,
             start_at: self.start.clone(),
             end_at: self.end.clone(),
             priority: self.priority,
@@ -324,6 +328,15 @@ pub enum ComputerCommand {
         id: String,
         #[arg(long = "package")]
         package: String,
+    },
+    /// Set the computer's tags (OCS's TAG), replacing the ones it had.
+    #[command(group(ArgGroup::new("tags_or_clear").required(true).args(["tags", "clear"])))]
+    Tag {
+        id: String,
+        tags: Vec<String>,
+        /// Remove every tag.
+        #[arg(long, conflicts_with = "tags")]
+        clear: bool,
     },
 }
 
@@ -418,22 +431,17 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
                 .delete_json(&package_path(id, "/activations")?, &req)
                 .await?
         }
-        Command::Package(PackageCommand::Assign {
-            id,
-            computers,
-            all,
-            subnet,
-        }) => {
+        Command::Package(PackageCommand::Assign { id, target }) => {
+            let t = target.target();
             let req = AssignmentRequest {
-                computers: (!computers.is_empty()).then(|| computers.clone()),
-                all: all.then_some(true),
-                subnet: subnet.clone(),
+                computers: t.computers,
+                all: t.all,
+                subnet: t.subnet,
+                group: t.group,
+                tags: t.tags,
+                os: t.os,
+                hostnames: t.hostnames,
             };
-            if req.computers.is_none() && req.all.is_none() && req.subnet.is_none() {
-                return Err(CentralError::Invalid(
-                    "say which computers: --computer ID..., --all or --subnet CIDR".into(),
-                ));
-            }
             client
                 .post_json(&package_path(id, "/assignments")?, &req)
                 .await?
@@ -505,6 +513,12 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
             .collect();
             client.get_query("/coverage", &query).await?
         }
+        Command::Computer(ComputerCommand::Tag { id, tags, .. }) => {
+            groups::tag(&client, id, tags).await?
+        }
+        Command::Group(cmd) => groups::group(&client, cmd).await?,
+        Command::PackageGroup(cmd) => groups::package_group(&client, cmd).await?,
+        Command::Rule(cmd) => groups::rule(&client, cmd).await?,
     };
     let io = |e: std::io::Error| CentralError::io("standard output")(e);
     if json {
@@ -566,6 +580,25 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
             render::cancelled(&answer.json::<ContainerChanged>()?)
         }
         Command::Coverage { .. } => render::coverage(&answer.json::<Coverage>()?),
+        Command::Computer(ComputerCommand::Tag { .. }) => {
+            render::computers(&[answer.json::<Computer>()?])
+        }
+        Command::Group(groups::GroupCommand::List) => groups::groups(&answer.json::<Vec<Group>>()?),
+        Command::Group(groups::GroupCommand::Delete { name }) => format!("deleted group {name}"),
+        Command::Group(_) => groups::group_detail(&answer.json::<Group>()?),
+        Command::PackageGroup(groups::PackageGroupCommand::List) => {
+            groups::package_groups(&answer.json::<Vec<PackageGroup>>()?)
+        }
+        Command::PackageGroup(groups::PackageGroupCommand::Delete { name }) => {
+            format!("deleted package group {name}")
+        }
+        Command::PackageGroup(_) => groups::package_group_detail(&answer.json::<PackageGroup>()?),
+        Command::Rule(groups::RuleCommand::List) => groups::rules(&answer.json::<Vec<Rule>>()?),
+        Command::Rule(groups::RuleCommand::Delete { id }) => format!("deleted rule {id}"),
+        Command::Rule(groups::RuleCommand::Reevaluate { .. }) => {
+            groups::rule_evaluated(&answer.json::<RuleEvaluated>()?)
+        }
+        Command::Rule(_) => groups::rule_detail(&answer.json::<Rule>()?),
     };
     writeln!(out, "{text}").map_err(io)
 }
@@ -862,10 +895,34 @@ mod tests {
         .unwrap();
         assert_eq!(req.subnet.as_deref(), Some("10.1.0.0/16"));
         assert_eq!(req.priority, Some(-1));
+        // Search, then deploy: every filter given is sent, to hold together.
+        let req = container_create(&[
+            "--package",
+            "a-1",
+            "--subnet",
+            "10.1.0.0/16",
+            "--group",
+            "paris",
+            "--tag",
+            "alpha",
+            "--tag",
+            "beta",
+            "--os",
+            "linux",
+            "--hostname",
+            "pc-*",
+        ])
+        .unwrap();
+        assert_eq!(req.subnet.as_deref(), Some("10.1.0.0/16"));
+        assert_eq!(req.group.as_deref(), Some("paris"));
+        assert_eq!(req.tags, Some(vec!["alpha".into(), "beta".into()]));
+        assert_eq!(req.os, Some(vec!["linux".into()]));
+        assert_eq!(req.hostnames, Some(vec!["pc-*".into()]));
+        assert_eq!(req.computers, None);
     }
 
     #[test]
-    fn container_create_needs_a_name_packages_and_exactly_one_target() {
+    fn container_create_needs_a_name_packages_and_a_target() {
         use clap::error::ErrorKind;
         let kind = |extra: &[&str]| container_create(extra).unwrap_err().kind();
         assert_eq!(
@@ -874,11 +931,11 @@ mod tests {
         );
         assert_eq!(kind(&["--all"]), ErrorKind::MissingRequiredArgument);
         assert_eq!(
-            kind(&["--package", "a-1", "--all", "--subnet", "10.0.0.0/8"]),
+            kind(&["--package", "a-1", "--all", "--computer", "pc-1"]),
             ErrorKind::ArgumentConflict
         );
         assert_eq!(
-            kind(&["--package", "a-1", "--all", "--computer", "pc-1"]),
+            kind(&["--package", "a-1", "--tag", "alpha", "--computer", "pc-1"]),
             ErrorKind::ArgumentConflict
         );
         assert_eq!(

@@ -25,6 +25,10 @@ fn when(t: Option<Timestamp>) -> String {
     )
 }
 
+pub fn timestamp(t: Timestamp) -> String {
+    when(Some(t))
+}
+
 /// A time that may not have come yet (a job not started): `-` when absent.
 fn at(t: Option<Timestamp>) -> String {
     t.map_or_else(|| "-".to_owned(), |t| when(Some(t)))
@@ -433,13 +437,21 @@ fn sites_table(s: &Stats) -> String {
 }
 
 pub fn computers(list: &[Computer]) -> String {
-    let mut t = table(&["COMPUTER", "HOSTNAME", "OS", "ADDRESSES", "LAST SEEN"]);
+    let mut t = table(&[
+        "COMPUTER",
+        "HOSTNAME",
+        "OS",
+        "ADDRESSES",
+        "TAGS",
+        "LAST SEEN",
+    ]);
     for c in list {
         t.add_row(vec![
             c.id.to_string(),
             c.hostname.clone(),
             c.os.clone(),
             join(&c.addresses),
+            join(&c.tags),
             when(c.last_seen),
         ]);
     }
@@ -456,6 +468,7 @@ pub fn computer(d: &ComputerDetail) -> String {
         ("hostname", c.hostname.clone()),
         ("os", c.os.clone()),
         ("addresses", join(&c.addresses)),
+        ("tags", join(&c.tags)),
         ("enrolled", when(Some(c.enrolled_at))),
         ("last seen", when(c.last_seen)),
     ];
@@ -643,11 +656,16 @@ pub fn container(c: &Container) -> String {
     if c.jobs.is_empty() {
         return t.to_string();
     }
+    format!("{t}\n{}", jobs(&c.jobs))
+}
+
+/// Jobs as a table, by computer then order.
+pub fn jobs(list: &[Job]) -> String {
     let mut j = table(&[
         "COMPUTER", "HOSTNAME", "#", "PACKAGE", "KIND", "STATUS", "EXIT", "TRIES", "RETRY AT",
         "STARTED", "FINISHED",
     ]);
-    for job in &c.jobs {
+    for job in list {
         j.add_row(vec![
             job.computer_id.to_string(),
             job.hostname.clone(),
@@ -662,7 +680,7 @@ pub fn container(c: &Container) -> String {
             at(job.finished_at),
         ]);
     }
-    format!("{t}\n{j}")
+    j.to_string()
 }
 
 pub fn retried(c: &ContainerChanged) -> String {

@@ -23,10 +23,12 @@ use std::sync::MutexGuard;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sitecast_common::constraint::{IpRanges, TimeFrames};
-use sitecast_common::ids::{ComputerId, ContainerId, PackageId};
+use sitecast_common::groups::{self, Change, Criteria, ExistingJob};
+use sitecast_common::ids::{ComputerId, ContainerId, GroupName, PackageId};
 use sitecast_common::jobs::{self, Conditions, JobState, Next, Sequence, Settled};
 use sitecast_common::status::StatusCode;
 use sitecast_common::units::Duration;
+use sitecast_common::wire::Evaluation;
 use sitecast_common::wire::{JobKind, SourceBytes, StatusReport};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
@@ -55,6 +57,22 @@ pub struct ContainerRecord {
     /// Creation order, drawn by the store (timestamps can tie).
     #[serde(default)]
     pub seq: u64,
+    /// Set when the container is a deployment rule's: its jobs are made and
+    /// unmade by re-evaluation instead of fixed at creation.
+    #[serde(default)]
+    pub rule: Option<RuleSpec>,
+}
+
+/// What makes a container a deployment rule (OCO): which computers, which
+/// packages, and whether its jobs are handed out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSpec {
+    /// A computer group; with criteria too, its members that match them.
+    pub group: Option<GroupName>,
+    pub criteria: Criteria,
+    pub package_group: GroupName,
+    /// A disabled rule's jobs are made (so an admin can check them) but never handed out.
+    pub enabled: bool,
 }
 
 impl ContainerRecord {
@@ -259,6 +277,9 @@ impl Ops {
     }
 }
 
+/// What a rule wants on a computer, given what is installed there (see [`JobStore::sync_rule`]).
+pub type Wants<'a> = &'a dyn Fn(&ComputerId, &[InstalledRecord]) -> Vec<(PackageId, JobKind)>;
+
 /// What central asks of its job metadata.
 pub trait JobStore {
     /// Adds a container and its jobs at once.
@@ -320,6 +341,24 @@ pub trait JobStore {
     /// `None` if no such container.
     fn cancel_container(&self, id: &ContainerId, now: Timestamp) -> Result<Option<u64>>;
     fn installed_on(&self, computer: &ComputerId) -> Result<Vec<InstalledRecord>>;
+    /// Changes a container's settings (not its jobs); `None` if there is none.
+    fn update_container(
+        &self,
+        id: &ContainerId,
+        change: &dyn Fn(&mut ContainerRecord),
+    ) -> Result<Option<ContainerRecord>>;
+    /// Re-evaluates a rule's jobs on `computers` ([`groups::reconcile`]): `wants`
+    /// says what the rule wants on a computer given what is installed there,
+    /// read under the lock so concurrent evaluations never make a job twice.
+    /// New jobs come after the computer's others. `None` if there is no such container.
+    fn sync_rule(
+        &self,
+        id: &ContainerId,
+        computers: &[ComputerId],
+        wants: Wants<'_>,
+        renew_failed: bool,
+        now: Timestamp,
+    ) -> Result<Option<Evaluation>>;
     /// OCO "Remove assignment": forgets that the package is installed on the
     /// computer and its jobs there, running nothing; false if there was nothing.
     fn forget(&self, computer: &ComputerId, package: &PackageId) -> Result<bool>;
@@ -783,6 +822,82 @@ impl JobStore for SledStore {
                 decode(&k, &v)
             })
             .collect()
+    }
+
+    fn update_container(
+        &self,
+        id: &ContainerId,
+        change: &dyn Fn(&mut ContainerRecord),
+    ) -> Result<Option<ContainerRecord>> {
+        let _guard = self.jobs_lock();
+        let Some(mut container) = self.container(id)? else {
+            return Ok(None);
+        };
+        change(&mut container);
+        let mut ops = Ops::default();
+        ops.put(T::Containers, id.as_str(), encode(&container));
+        self.apply(ops)?;
+        Ok(Some(container))
+    }
+
+    fn sync_rule(
+        &self,
+        id: &ContainerId,
+        computers: &[ComputerId],
+        wants: Wants<'_>,
+        renew_failed: bool,
+        now: Timestamp,
+    ) -> Result<Option<Evaluation>> {
+        let _guard = self.jobs_lock();
+        if !self.job_trees.containers.contains_key(id.as_str())? {
+            return Ok(None);
+        }
+        let mut ops = Ops::default();
+        let mut done = Evaluation::default();
+        for computer in computers {
+            let installed = self.installed_on(computer)?;
+            let wanted = wants(computer, &installed);
+            let mine = self.jobs_with_prefix(&format!("{id}/{computer}/"))?;
+            let existing: Vec<ExistingJob> = mine
+                .iter()
+                .map(|j| ExistingJob {
+                    order: j.order,
+                    package: j.package_id.clone(),
+                    kind: j.kind,
+                    status: j.status,
+                })
+                .collect();
+            let mut next = mine.iter().map(|j| j.order).max().unwrap_or(0);
+            for change in groups::reconcile(&wanted, &existing, renew_failed) {
+                match change {
+                    Change::Add(package, kind) => {
+                        next = next.saturating_add(1);
+                        let mut job =
+                            JobRecord::new(id.clone(), next, computer.clone(), package, kind, now);
+                        job.seq = self.db.generate_id()?;
+                        ops.put_job(&job);
+                        done.added += 1;
+                    }
+                    Change::Renew(order) => {
+                        if let Some(job) = mine.iter().find(|j| j.order == order) {
+                            let mut job = job.clone();
+                            job.renew(now);
+                            ops.put(T::Jobs, job.key(), encode(&job));
+                            done.renewed += 1;
+                        }
+                    }
+                    Change::Remove(order) => {
+                        if let Some(job) = mine.iter().find(|j| j.order == order) {
+                            let current = self.current_key(computer, &job.package_id)?;
+                            ops.del_job(job, current.as_deref());
+                            done.removed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        self.apply(ops)?;
+        Ok(Some(done))
     }
 
     fn forget(&self, computer: &ComputerId, package: &PackageId) -> Result<bool> {

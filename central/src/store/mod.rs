@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sitecast_common::groups::{Candidate, Tag};
 use sitecast_common::ids::{ComputerId, PackageId, RelayId, SiteName};
 use sitecast_common::protocol::RelayReport;
 use sitecast_common::wire::{self, Activation, Package, Site};
@@ -23,8 +24,10 @@ use sled::Transactional;
 
 use crate::error::CentralError;
 
+pub mod groups;
 pub mod jobs;
-pub use jobs::{ContainerRecord, InstalledRecord, JobRecord, JobStore};
+pub use groups::{GroupRecord, GroupStore, PackageGroupRecord};
+pub use jobs::{ContainerRecord, InstalledRecord, JobRecord, JobStore, RuleSpec};
 
 type Result<T> = std::result::Result<T, CentralError>;
 
@@ -96,6 +99,8 @@ pub struct ComputerRecord {
     pub addresses: Vec<IpAddr>,
     pub enrolled_at: Timestamp,
     pub last_seen: Option<Timestamp>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
 }
 
 impl RelayRecord {
@@ -116,6 +121,16 @@ impl RelayRecord {
 }
 
 impl ComputerRecord {
+    /// What group criteria look at.
+    pub fn candidate(&self) -> Candidate<'_> {
+        Candidate {
+            hostname: &self.hostname,
+            os: &self.os,
+            addresses: &self.addresses,
+            tags: &self.tags,
+        }
+    }
+
     pub fn to_wire(&self) -> wire::Computer {
         wire::Computer {
             id: self.id.clone(),
@@ -124,6 +139,7 @@ impl ComputerRecord {
             addresses: self.addresses.clone(),
             last_seen: self.last_seen,
             enrolled_at: self.enrolled_at,
+            tags: self.tags.clone(),
         }
     }
 }
@@ -137,7 +153,7 @@ pub enum TokenOwner {
 }
 
 /// What the API asks of central's metadata.
-pub trait Store: JobStore + Send + Sync + 'static {
+pub trait Store: JobStore + GroupStore + Send + Sync + 'static {
     fn add_site(&self, site: &Site) -> Result<()>;
     fn sites(&self) -> Result<Vec<Site>>;
     fn site(&self, name: &SiteName) -> Result<Option<Site>>;
@@ -186,8 +202,12 @@ pub trait Store: JobStore + Send + Sync + 'static {
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()>;
     fn computers(&self) -> Result<Vec<ComputerRecord>>;
     fn computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>>;
-    /// Records a contact from the computer and the addresses it reported.
-    fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp) -> Result<()>;
+    /// Records a contact from the computer and the addresses it reported;
+    /// true if they changed (dynamic groups may have gained or lost it).
+    fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp)
+        -> Result<bool>;
+    /// Replaces the computer's tags; `None` if there is no such computer.
+    fn set_tags(&self, id: &ComputerId, tags: &[Tag]) -> Result<Option<ComputerRecord>>;
 
     /// Counts a problem an agent had with a relay; false if there is no such relay.
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool>;
@@ -204,6 +224,7 @@ pub struct SledStore {
     activation_times: sled::Tree,
     computers: sled::Tree,
     job_trees: jobs::JobTrees,
+    group_trees: groups::GroupTrees,
     /// Serialises every change to the job trees (see [`jobs`]).
     jobs_lock: std::sync::Mutex<()>,
 }
@@ -254,6 +275,7 @@ impl SledStore {
             activation_times: db.open_tree("activation_times")?,
             computers: db.open_tree("computers")?,
             job_trees: jobs::JobTrees::open(&db)?,
+            group_trees: groups::GroupTrees::open(&db)?,
             jobs_lock: std::sync::Mutex::new(()),
             db,
         })
@@ -306,7 +328,7 @@ impl SledStore {
     fn update<T: Serialize + DeserializeOwned>(
         tree: &sled::Tree,
         key: &str,
-        change: impl Fn(&mut T),
+        mut change: impl FnMut(&mut T),
     ) -> Result<Option<T>> {
         loop {
             let Some(old) = tree.get(key)? else {
@@ -592,16 +614,32 @@ impl Store for SledStore {
         Self::get(&self.computers, id.as_str().as_bytes())
     }
 
-    fn touch_computer(&self, id: &ComputerId, addresses: &[IpAddr], now: Timestamp) -> Result<()> {
-        let mut c = self
-            .computer(id)?
-            .ok_or_else(|| CentralError::not_found("computer", id))?;
-        c.last_seen = Some(now);
-        if !addresses.is_empty() {
-            c.addresses = addresses.to_vec();
-        }
-        self.computers.insert(id.as_str(), encode(&c))?;
-        self.flush()
+    fn touch_computer(
+        &self,
+        id: &ComputerId,
+        addresses: &[IpAddr],
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut moved = false;
+        // Compare-and-swap: an admin changing the tags at the same moment keeps them.
+        Self::update(&self.computers, id.as_str(), |c: &mut ComputerRecord| {
+            c.last_seen = Some(now);
+            moved = !addresses.is_empty() && c.addresses != addresses;
+            if moved {
+                c.addresses = addresses.to_vec();
+            }
+        })?
+        .ok_or_else(|| CentralError::not_found("computer", id))?;
+        self.flush()?;
+        Ok(moved)
+    }
+
+    fn set_tags(&self, id: &ComputerId, tags: &[Tag]) -> Result<Option<ComputerRecord>> {
+        let updated = Self::update(&self.computers, id.as_str(), |c: &mut ComputerRecord| {
+            c.tags = tags.to_vec();
+        })?;
+        self.flush()?;
+        Ok(updated)
     }
 
     fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool> {

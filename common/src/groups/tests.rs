@@ -1,0 +1,228 @@
+use super::*;
+
+fn pkg(id: &str, name: &str) -> RulePackage {
+    RulePackage {
+        id: id.parse().unwrap(),
+        name: name.into(),
+        uninstallable: true,
+    }
+}
+
+fn installed(p: &RulePackage, by_rule: bool) -> InstalledPackage {
+    InstalledPackage {
+        package: p.clone(),
+        by_rule,
+    }
+}
+
+fn pid(s: &str) -> PackageId {
+    s.parse().unwrap()
+}
+
+fn job(order: u32, package: &str, kind: JobKind, status: StatusCode) -> ExistingJob {
+    ExistingJob {
+        order,
+        package: pid(package),
+        kind,
+        status,
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn tags_are_checked_and_compared_without_case() {
+    let t: Tag = "ALPHA".parse().unwrap();
+    assert!(t.same(&"alpha".parse().unwrap()));
+    let e = "al pha".parse::<Tag>().unwrap_err();
+    assert_eq!(e.field, "tags");
+    assert!(e.to_string().contains("'al pha'"), "{e}");
+    assert!("".parse::<Tag>().is_err());
+    assert!("x".repeat(65).parse::<Tag>().is_err());
+    let list = parse_tags(&["a".into(), "A".into(), "b:1".into()]).unwrap();
+    assert_eq!(list.len(), 2);
+}
+
+#[test]
+fn criteria_name_the_bad_field_and_token() {
+    let e = Criteria::parse(&["10.0.0.0/33".into()], &[], &[], &[]).unwrap_err();
+    assert_eq!((e.field, e.token.as_str()), ("subnets", "10.0.0.0/33"));
+    let e = Criteria::parse(&[], &["ok".into(), "no way".into()], &[], &[]).unwrap_err();
+    assert_eq!((e.field, e.token.as_str()), ("tags", "no way"));
+    let e = Criteria::parse(&[], &[], &["".into()], &[]).unwrap_err();
+    assert_eq!(e.field, "os");
+    let e = Criteria::parse(&[], &[], &[], &["pc-[".into()]).unwrap_err();
+    assert_eq!((e.field, e.token.as_str()), ("hostnames", "pc-["));
+}
+
+#[test]
+fn criteria_match_any_value_of_every_kind_given() {
+    let tags: Vec<Tag> = vec!["ALPHA".parse().unwrap()];
+    let addresses = [ip("10.1.2.3")];
+    let pc = Candidate {
+        hostname: "PC-Paris-042",
+        os: "linux",
+        addresses: &addresses,
+        tags: &tags,
+    };
+    assert!(Criteria::default().matches(pc));
+    assert!(Criteria::default().is_empty());
+    let c = |s: &[&str], t: &[&str], o: &[&str], h: &[&str]| {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Criteria::parse(&v(s), &v(t), &v(o), &v(h)).unwrap()
+    };
+    assert!(c(&["10.1.0.0/16"], &[], &[], &[]).matches(pc));
+    assert!(!c(&["10.2.0.0/16"], &[], &[], &[]).matches(pc));
+    assert!(c(&["10.2.0.0/16", "10.1.2.0/24"], &[], &[], &[]).matches(pc));
+    assert!(c(&[], &["beta", "alpha"], &[], &[]).matches(pc));
+    assert!(!c(&[], &["beta"], &[], &[]).matches(pc));
+    assert!(c(&[], &[], &["Linux"], &[]).matches(pc));
+    assert!(!c(&[], &[], &["windows"], &[]).matches(pc));
+    assert!(c(&[], &[], &[], &["pc-paris-*"]).matches(pc));
+    assert!(c(&[], &[], &[], &["PC-*-04?"]).matches(pc));
+    assert!(!c(&[], &[], &[], &["pc-lyon-*"]).matches(pc));
+    // Kinds combine: every one given must match.
+    assert!(c(&["10.1.0.0/16"], &["alpha"], &["linux"], &["pc-*"]).matches(pc));
+    assert!(!c(&["10.1.0.0/16"], &["alpha"], &["windows"], &["pc-*"]).matches(pc));
+    // Stored criteria read back the same.
+    let stored = c(&["10.1.0.0/16"], &["alpha"], &["linux"], &["pc-*"]);
+    let text = serde_json::to_string(&stored).unwrap();
+    assert_eq!(serde_json::from_str::<Criteria>(&text).unwrap(), stored);
+}
+
+#[test]
+fn a_member_wants_each_package_it_lacks_in_group_order() {
+    let a = pkg("a-1", "a");
+    let b = pkg("b-1", "b");
+    let w = wants(true, &[a.clone(), b.clone()], &[installed(&b, true)], true);
+    assert_eq!(w, vec![(pid("a-1"), JobKind::Install)]);
+    let w = wants(true, &[a.clone(), b.clone()], &[], false);
+    assert_eq!(
+        w,
+        vec![
+            (pid("a-1"), JobKind::Install),
+            (pid("b-1"), JobKind::Install)
+        ]
+    );
+    assert!(wants(false, &[a, b], &[], true).is_empty());
+}
+
+#[test]
+fn auto_uninstall_removes_other_versions_first_and_what_left_the_group() {
+    let v1 = pkg("app-1", "app");
+    let v2 = pkg("app-2", "app");
+    let tool = pkg("tool-1", "tool");
+    // Upgrading: the old version goes before the new one comes.
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v1, false)],
+        true,
+    );
+    assert_eq!(
+        w,
+        vec![
+            (pid("app-1"), JobKind::Uninstall),
+            (pid("app-2"), JobKind::Install)
+        ]
+    );
+    // Without auto-uninstall the old version stays.
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v1, false)],
+        false,
+    );
+    assert_eq!(w, vec![(pid("app-2"), JobKind::Install)]);
+    // A package the rule installed and that left the group is uninstalled...
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v2, true), installed(&tool, true)],
+        true,
+    );
+    assert_eq!(w, vec![(pid("tool-1"), JobKind::Uninstall)]);
+    // ...but not one installed by someone else, nor one with no way to uninstall it.
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v2, true), installed(&tool, false)],
+        true,
+    );
+    assert!(w.is_empty());
+    let mut stuck = tool.clone();
+    stuck.uninstallable = false;
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v2, true), installed(&stuck, true)],
+        true,
+    );
+    assert!(w.is_empty());
+}
+
+#[test]
+fn reconcile_adds_keeps_renews_and_removes() {
+    use StatusCode::*;
+    let w = vec![(pid("a"), JobKind::Install), (pid("b"), JobKind::Install)];
+    // Nothing yet: both added.
+    assert_eq!(
+        reconcile(&w, &[], false),
+        vec![
+            Change::Add(pid("a"), JobKind::Install),
+            Change::Add(pid("b"), JobKind::Install)
+        ]
+    );
+    // Waiting and under way: kept.
+    let existing = [
+        job(1, "a", JobKind::Install, WaitingNotification),
+        job(2, "b", JobKind::Install, Downloading),
+    ];
+    assert!(reconcile(&w, &existing, false).is_empty());
+    // Failed: kept failed, renewed only on demand.
+    let existing = [
+        job(1, "a", JobKind::Install, ErrExitCode),
+        job(2, "b", JobKind::Install, Notified),
+    ];
+    assert!(reconcile(&w, &existing, false).is_empty());
+    assert_eq!(reconcile(&w, &existing, true), vec![Change::Renew(1)]);
+    // Succeeded before but wanted again: a new job.
+    let existing = [
+        job(1, "a", JobKind::Install, Success),
+        job(2, "b", JobKind::Install, Notified),
+    ];
+    assert_eq!(
+        reconcile(&w, &existing, false),
+        vec![Change::Add(pid("a"), JobKind::Install)]
+    );
+    // The latest job of a package decides.
+    let existing = [
+        job(1, "a", JobKind::Install, Success),
+        job(3, "a", JobKind::Install, WaitingNotification),
+        job(2, "b", JobKind::Install, Notified),
+    ];
+    assert!(reconcile(&w, &existing, false).is_empty());
+    // No longer wanted: waiting ones go, handed-out and finished ones stay.
+    let existing = [
+        job(1, "a", JobKind::Install, WaitingNotification),
+        job(2, "b", JobKind::Install, Notified),
+        job(3, "c", JobKind::Install, ErrExitCode),
+    ];
+    assert_eq!(reconcile(&[], &existing, false), vec![Change::Remove(1)]);
+}
+
+#[test]
+fn two_versions_of_a_name_with_auto_uninstall_are_refused() {
+    let group = [
+        pkg("app-1", "app"),
+        pkg("tool-1", "tool"),
+        pkg("app-2", "app"),
+    ];
+    let e = loop_check(true, "office", &group).unwrap_err();
+    assert!(e.contains("'office'") && e.contains("'app'"), "{e}");
+    assert!(e.contains("app-1, app-2") && e.contains("loop"), "{e}");
+    assert!(loop_check(false, "office", &group).is_ok());
+    assert!(loop_check(true, "office", &group[..2]).is_ok());
+}
