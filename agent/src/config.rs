@@ -41,6 +41,11 @@ pub struct AgentConfig {
     /// [`sitecast_common::deployment`] for what each one does.
     #[serde(default)]
     pub cycle: CycleConfig,
+    /// The command that tells the computer's user about deployments and reads
+    /// the answer (split like a shell would, no expansion): see [`crate::notify`]
+    /// for the protocol. None: a headless machine, texts are only logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifier: Option<String>,
 }
 
 /// The longest period `[cycle]` accepts. Priorities go from 0 to 10, so longer
@@ -172,7 +177,16 @@ impl AgentConfig {
             .downloads
             .check()
             .and_then(|()| check_cycle(&config.cycle))
-            .map_err(|reason| AgentError::Config { path, reason })?;
+            .map_err(|reason| AgentError::Config {
+                path: path.clone(),
+                reason,
+            })?;
+        if let Some(command) = &config.notifier {
+            crate::notify::parse_command(command).map_err(|reason| AgentError::Config {
+                path,
+                reason: format!("notifier: {reason}"),
+            })?;
+        }
         Ok(config)
     }
 
@@ -272,6 +286,27 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(word), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_notifier_is_optional_and_checked() {
+        assert_eq!(load(BASE).unwrap().notifier, None);
+        let with = load(&format!(
+            "notifier = \"/usr/local/bin/tell-user --title 'Sitecast'\"\n{BASE}"
+        ))
+        .unwrap();
+        assert_eq!(
+            with.notifier.as_deref(),
+            Some("/usr/local/bin/tell-user --title 'Sitecast'")
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        with.save(&layout).unwrap();
+        assert_eq!(AgentConfig::load(&layout).unwrap(), with);
+        for bad in ["notifier = \"tell 'user\"", "notifier = \"  \""] {
+            let e = load(&format!("{bad}\n{BASE}")).unwrap_err().to_string();
+            assert!(e.contains("notifier"), "{bad}: {e}");
         }
     }
 

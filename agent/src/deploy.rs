@@ -43,8 +43,8 @@ use sitecast_common::wire::{
 use crate::backoff::Backoff;
 use crate::client::{Client, Source};
 use crate::error::AgentError;
-use crate::install;
-use crate::manifest::Manifest;
+use crate::install::{self, Installed};
+use crate::notify::Notifier;
 use crate::unpack::UnpackLimits;
 
 /// How often `DOWNLOADING` progress goes to central.
@@ -77,6 +77,8 @@ pub struct Context {
     pub limits: UnpackLimits,
     /// Relays skipped after they failed (shared by every package).
     pub backoff: Mutex<Backoff>,
+    /// Tells the computer's user before and after an action.
+    pub notifier: Notifier,
 }
 
 impl Context {
@@ -525,18 +527,19 @@ pub async fn fetch_step(ctx: &Context, package: &mut Package) -> Step {
 }
 
 /// Rebuilds, verifies, unpacks, runs and cleans up a package whose fragments are
-/// all in; returns the final report to send and, for a successful `store` install,
-/// what it put in place (for the history, so an uninstall can remove it).
-pub async fn install_step(
-    ctx: &Context,
-    package: &mut Package,
-) -> (StatusReport, Option<Manifest>) {
+/// all in; answers the final report to send and, for a successful `store` install,
+/// what it put in place (for the history, so an uninstall can remove it), or that
+/// the user delayed it (then the download stays as it is, for a later cycle).
+pub async fn install_step(ctx: &Context, package: &mut Package) -> Installed {
     if let Some(bar) = &package.bar {
         bar.finish_and_clear();
     }
     let (report, manifest) = match package.info.clone() {
         Some(info) if package.kind() == JobKind::Install && package.first_missing().is_none() => {
-            install::install(ctx, &info, &package.dir).await
+            match install::install(ctx, &info, &package.dir).await {
+                Installed::Report(report, manifest) => (report, manifest),
+                Installed::Delayed => return Installed::Delayed,
+            }
         }
         _ => (
             report_with(
@@ -548,7 +551,7 @@ pub async fn install_step(
     };
     let report = settle(package, report).await;
     let manifest = manifest.filter(|_| report.code == StatusCode::Success);
-    (report, manifest)
+    Installed::Report(report, manifest)
 }
 
 /// The package waited longer than the cycle's `timeout` (since `first_seen`):

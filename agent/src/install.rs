@@ -4,6 +4,12 @@
 //! `store`), run the action, clean up. A `store` install answers what it created
 //! ([`Manifest`]), which the history keeps for the package's uninstall.
 //!
+//! A package whose info has `notify` asks the user once the whole file is verified
+//! and before anything is unpacked or run ([`crate::notify`]): an abort is
+//! `ERR_ABORTED` with nothing run, a delay ends the step with nothing run and
+//! nothing reported ([`Installed::Delayed`]). After a successful action the
+//! info's `done_action_text` is shown.
+//!
 //! Also the pieces uninstall jobs share with installs: the command's environment
 //! ([`package_env`]) and how a command's outcome becomes a report ([`command_report`]).
 
@@ -20,6 +26,7 @@ use sitecast_common::wire::StatusReport;
 use crate::action::{self, status_of, ActionError, CommandOutcome};
 use crate::deploy::{report, report_with, Context};
 use crate::manifest::Manifest;
+use crate::notify::{Answer, Notice};
 use crate::unpack;
 
 /// Concatenates the verified fragments into one file while hashing it.
@@ -103,13 +110,18 @@ pub(crate) fn command_report(
     }
 }
 
-/// Rebuilds, verifies, unpacks and runs; returns the report to send and, for a
-/// successful `store` install, what it created.
-pub(crate) async fn install(
-    ctx: &Context,
-    info: &Info,
-    dir: &Path,
-) -> (StatusReport, Option<Manifest>) {
+/// How an install ended.
+#[derive(Debug)]
+pub enum Installed {
+    /// The final report to send and, for a successful `store` install, what it created.
+    Report(StatusReport, Option<Manifest>),
+    /// The user delayed it: nothing was unpacked or run, nothing is to be reported,
+    /// and the verified fragments stay for a later cycle.
+    Delayed,
+}
+
+/// Rebuilds, verifies, asks the user if the info says so, unpacks and runs.
+pub(crate) async fn install(ctx: &Context, info: &Info, dir: &Path) -> Installed {
     let plan = info.plan().clone();
     let package = dir.join("package");
     let (d, p) = (dir.to_owned(), package.clone());
@@ -128,6 +140,25 @@ pub(crate) async fn install(
                 hex::encode(plan.sha256())
             ),
         );
+    }
+    if let Some(notify) = info.notify() {
+        match ctx.notifier.ask(&Notice::before(info, notify)).await {
+            Answer::Continue => {}
+            Answer::Abort => {
+                return failed(
+                    StatusCode::ErrAborted,
+                    format!(
+                        "the user aborted the installation when told: {}",
+                        notify.text
+                    ),
+                )
+            }
+            Answer::Delay => {
+                // The fragments stay; the file is rebuilt (and checked) again next time.
+                let _ = tokio::fs::remove_file(&package).await;
+                return Installed::Delayed;
+            }
+        }
     }
     let target: PathBuf = match info.action() {
         Action::Store { path } => PathBuf::from(path),
@@ -166,7 +197,10 @@ pub(crate) async fn install(
     let env = package_env(&ctx.computer_id, info, &target);
     let timeout = Duration::from_secs(info.command_timeout_s());
     let result = match info.action() {
-        Action::Store { .. } => return (report(StatusCode::Success), Some(manifest)),
+        Action::Store { .. } => {
+            ctx.notifier.done(info).await;
+            return Installed::Report(report(StatusCode::Success), Some(manifest));
+        }
         Action::Launch { command } => action::launch(command, &target, timeout, &env).await,
         Action::Execute { command } => action::execute(command, &target, timeout, &env).await,
     };
@@ -181,9 +215,12 @@ pub(crate) async fn install(
             return failed(StatusCode::ErrClean, format!("{}: {e}", target.display()));
         }
     }
-    (status, None)
+    if status.code == StatusCode::Success {
+        ctx.notifier.done(info).await;
+    }
+    Installed::Report(status, None)
 }
 
-fn failed(code: StatusCode, output: String) -> (StatusReport, Option<Manifest>) {
-    (report_with(code, output), None)
+fn failed(code: StatusCode, output: String) -> Installed {
+    Installed::Report(report_with(code, output), None)
 }

@@ -4,6 +4,7 @@
 //! ([`deploy`], [`install`]) from the relay of its own subnet, verifying everything
 //! before it unpacks ([`unpack`]) or runs ([`action`]) anything, and to run uninstall
 //! jobs ([`uninstall`], removing what a `store` install created: [`manifest`]).
+//! The computer's user is told through a configurable command ([`notify`]).
 
 pub mod action;
 pub mod backoff;
@@ -16,6 +17,7 @@ pub mod fsutil;
 pub mod history;
 pub mod install;
 pub mod manifest;
+pub mod notify;
 pub mod uninstall;
 pub mod unpack;
 mod worker;
@@ -41,6 +43,8 @@ pub struct EnrollOptions {
     pub tags: Vec<String>,
     /// Defaults to the system's host name.
     pub hostname: Option<String>,
+    /// The command that tells the computer's user (`agent.toml`'s `notifier`).
+    pub notifier: Option<String>,
 }
 
 fn hostname() -> String {
@@ -72,6 +76,10 @@ pub fn addresses(bind: Option<IpAddr>) -> Vec<IpAddr> {
 /// Enrolls with central and writes DIR (refuses an already enrolled DIR).
 pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, AgentError> {
     let layout = Layout::new(dir);
+    if let Some(command) = &opts.notifier {
+        notify::parse_command(command)
+            .map_err(|reason| AgentError::Invalid(format!("bad --notifier: {reason}")))?;
+    }
     if layout.config().exists() {
         return Err(AgentError::Invalid(format!(
             "{} already exists; this computer is already enrolled",
@@ -102,6 +110,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         max_unpack: sitecast_common::units::Size::from_bytes(64 << 30),
         downloads: config::SourcePolicy::default(),
         cycle: sitecast_common::deployment::CycleConfig::default(),
+        notifier: opts.notifier,
     };
     config.keys()?;
     config.save(&layout)?;

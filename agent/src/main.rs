@@ -39,6 +39,10 @@ enum Command {
         /// Host name to report (default: the system's).
         #[arg(long)]
         hostname: Option<String>,
+        /// The command that tells the computer's user about deployments and
+        /// reads the answer (agent.toml's `notifier`; see the README).
+        #[arg(long, value_name = "CMD")]
+        notifier: Option<String>,
     },
     /// Poll, deploy and uninstall what can be done now, urgent first then in central's
     /// order, report, poll again while jobs end (a job container's next job), and exit.
@@ -71,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             bind,
             tags,
             hostname,
+            notifier,
         } => {
             let config = enroll(
                 &dir,
@@ -81,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
                     bind,
                     tags,
                     hostname,
+                    notifier,
                 },
             )
             .await?;

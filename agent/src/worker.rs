@@ -15,6 +15,12 @@
 //! new job: the old one is dropped (its fragments stay on disk until a job of the
 //! package settles, which removes its download directory: an install job that comes
 //! back resumes with them, and an uninstall job needs only the info).
+//!
+//! A package the user delayed (see [`crate::notify`]) keeps its job and its
+//! verified download, and nothing is reported: `once` leaves it alone for the
+//! rest of the call (the next call asks again), `run` for a cycle's pause
+//! (`cycle_latency`, at least [`MIN_DELAY`]), after which it is installed again,
+//! asking the user first, as OCS does in its next cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -36,7 +42,8 @@ use crate::deploy::{self, Context, Outcome, Package, Step};
 use crate::error::AgentError;
 use crate::history::{History, Installed};
 use crate::manifest::Manifest;
-use crate::{addresses, fsutil, uninstall, unpack};
+use crate::notify::Notifier;
+use crate::{addresses, fsutil, install, uninstall, unpack};
 
 /// The cycle's clock: monotonic, starting at `epoch` when the agent starts.
 ///
@@ -65,6 +72,10 @@ impl Clock {
     }
 }
 
+/// The least a delayed package waits in `run`, so that a `cycle_latency` of
+/// zero cannot make the agent ask the user again and again.
+pub(crate) const MIN_DELAY: Duration = Duration::from_secs(1);
+
 struct Tracked {
     package: Package,
     /// `first_seen` on the cycle's clock.
@@ -92,6 +103,10 @@ pub(crate) struct Worker {
     /// Why each package could not progress, last time it could not.
     waiting: BTreeMap<PackageId, String>,
     set_aside: BTreeSet<PackageId>,
+    /// Packages the user delayed, left out of the work list until then (`run`).
+    delayed: BTreeMap<PackageId, Duration>,
+    /// How long a delay lasts in `run`; `None` (`once`): the rest of the call.
+    delay: Option<Duration>,
     /// Final reports central did not take; sent again before each poll.
     unsent: Vec<(PackageId, StatusReport)>,
     last_send_error: Option<AgentError>,
@@ -128,6 +143,12 @@ impl Worker {
                 config.downloads.backoff.into(),
                 config.downloads.backoff_max.into(),
             )),
+            notifier: Notifier::new(config.notifier.as_deref()).map_err(|reason| {
+                AgentError::Config {
+                    path: layout.config(),
+                    reason: format!("notifier: {reason}"),
+                }
+            })?,
         };
         let worker = Worker {
             history: History::load(&layout.history())?,
@@ -145,6 +166,10 @@ impl Worker {
             concluded: 0,
             waiting: BTreeMap::new(),
             set_aside: BTreeSet::new(),
+            delayed: BTreeMap::new(),
+            // `once` is the only caller that keeps outcomes.
+            delay: (!keep_outcomes)
+                .then(|| Duration::from(config.cycle.cycle_latency).max(MIN_DELAY)),
             unsent: Vec::new(),
             last_send_error: None,
             poll_interval: Duration::from_secs(60),
@@ -237,6 +262,7 @@ impl Worker {
         let _ = std::fs::remove_file(first_seen_path(&self.layout, id, kind));
         self.packages.remove(id);
         self.waiting.remove(id);
+        self.delayed.remove(id);
         self.concluded += 1;
         if self.keep_outcomes {
             self.outcomes
@@ -308,6 +334,7 @@ impl Worker {
                         let _ = std::fs::remove_file(first_seen_path(&self.layout, &id, old));
                         self.waiting.remove(&id);
                         self.set_aside.remove(&id);
+                        self.delayed.remove(&id);
                     }
                     let first = first_seen(&self.layout, &id, kind).unwrap_or_else(|e| {
                         tracing::warn!(package = %id, error = %e, "cannot remember when the job was first seen");
@@ -329,6 +356,25 @@ impl Worker {
         // Central no longer lists them (assignment or package deleted).
         self.packages.retain(|id, _| listed.contains(id));
         self.waiting.retain(|id, _| listed.contains(id));
+        self.delayed.retain(|id, _| listed.contains(id));
+    }
+
+    /// The user delayed the package: keep it, and its download, for later.
+    fn hold_delayed(&mut self, id: &PackageId, tracked: Tracked) {
+        match self.delay {
+            None => {
+                tracing::info!(package = %id, "the user delayed the package; it waits for a later call");
+                self.set_aside.insert(id.clone());
+            }
+            Some(delay) => {
+                tracing::info!(package = %id, ?delay, "the user delayed the package; it waits for a later cycle");
+                self.delayed
+                    .insert(id.clone(), self.clock.now().saturating_add(delay));
+            }
+        }
+        self.waiting
+            .insert(id.clone(), "the user delayed it to a later cycle".into());
+        self.packages.insert(id.clone(), tracked);
     }
 }
 
@@ -353,11 +399,15 @@ impl Performer for Worker {
         self.concluded
     }
 
-    fn worklist(&mut self, _now: Duration) -> Worklist {
+    fn worklist(&mut self, now: Duration) -> Worklist {
         let wall = Timestamp::now();
         let mut list = Worklist::default();
         for (id, tracked) in &self.packages {
             if self.set_aside.contains(id) {
+                continue;
+            }
+            if let Some(&until) = self.delayed.get(id).filter(|until| **until > now) {
+                list.recheck_at = Some(list.recheck_at.map_or(until, |r| r.min(until)));
                 continue;
             }
             let package = &tracked.package;
@@ -422,7 +472,10 @@ impl Performer for Worker {
         };
         let kind = tracked.package.kind();
         let (report, manifest) = match kind {
-            JobKind::Install => deploy::install_step(&self.ctx, &mut tracked.package).await,
+            JobKind::Install => match deploy::install_step(&self.ctx, &mut tracked.package).await {
+                install::Installed::Report(report, manifest) => (report, manifest),
+                install::Installed::Delayed => return self.hold_delayed(id, tracked),
+            },
             JobKind::Uninstall => {
                 let installed = self.history.get(id);
                 let report =

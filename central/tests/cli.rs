@@ -1289,6 +1289,128 @@ fn priority_11_is_refused() {
     assert!(c.package_ids().is_empty());
 }
 
+/// The notify options go into the package (and its signed info), and `package
+/// show` displays them.
+#[test]
+fn package_create_with_notify_options_and_show() {
+    let c = Central::start();
+    let p = c.json(&[
+        "package",
+        "create",
+        "--name",
+        "firefox",
+        "--version",
+        "128",
+        "--action",
+        "execute",
+        "--command",
+        "install-firefox",
+        "--notify-text",
+        "Firefox is updated. Save your work.",
+        "--notify-countdown",
+        "5m",
+        "--notify-can-abort",
+        "--notify-can-delay",
+        "--done-action-text",
+        "Firefox 128 is installed.",
+    ]);
+    assert_eq!(
+        p["notify"],
+        json!({"text": "Firefox is updated. Save your work.", "countdown_s": 300,
+               "can_abort": true, "can_delay": true})
+    );
+    assert_eq!(p["done_action_text"], "Firefox 128 is installed.");
+    let id = p["id"].as_str().unwrap();
+    assert_eq!(c.get(&format!("/packages/{id}")), p);
+    let shown = c.human(&["package", "show", id]);
+    shows(
+        row(&shown, "notify "),
+        &["Firefox is updated. Save your work."],
+    );
+    shows(row(&shown, "notify countdown"), &["5m"]);
+    shows(row(&shown, "user may"), &["continue, abort, delay"]);
+    shows(row(&shown, "done text"), &["Firefox 128 is installed."]);
+
+    // A text alone: no countdown, and the user may only go on.
+    let p = c.json(&[
+        "package",
+        "create",
+        "--name",
+        "tool",
+        "--version",
+        "1",
+        "--action",
+        "execute",
+        "--command",
+        "x",
+        "--notify-text",
+        "Installing tool",
+    ]);
+    assert_eq!(
+        p["notify"],
+        json!({"text": "Installing tool", "countdown_s": 0, "can_abort": false, "can_delay": false})
+    );
+    let shown = c.human(&["package", "show", p["id"].as_str().unwrap()]);
+    shows(row(&shown, "notify countdown"), &["none"]);
+    shows(row(&shown, "user may"), &["continue"]);
+    assert!(!row(&shown, "user may").contains("abort"), "{shown}");
+    shows(row(&shown, "done text"), &["-"]);
+
+    // Without notify options.
+    let quiet = c.command_package("quiet");
+    let shown = c.human(&["package", "show", &quiet]);
+    let words: Vec<&str> = row(&shown, "notify")
+        .split_whitespace()
+        .filter(|w| *w != "│")
+        .collect();
+    assert_eq!(words, ["notify", "-"], "{shown}");
+    assert!(!shown.contains("user may"), "{shown}");
+}
+
+#[test]
+fn package_create_notify_errors_name_the_problem() {
+    let c = Central::start();
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "package",
+            "create",
+            "--name",
+            "tool",
+            "--version",
+            "1",
+            "--action",
+            "execute",
+            "--command",
+            "x",
+        ];
+        args.extend_from_slice(extra);
+        c.run(&args)
+    };
+    // What the user may answer means nothing without a text (refused by the CLI).
+    for flag in [
+        &["--notify-countdown", "5m"][..],
+        &["--notify-can-abort"],
+        &["--notify-can-delay"],
+    ] {
+        fail(create(flag), &[flag[0], "--notify-text"]);
+    }
+    // Central names the field and the token.
+    fail(
+        create(&["--notify-text", "hi", "--notify-countdown", "5 parsecs"]),
+        &["notify_countdown", "5 parsecs"],
+    );
+    fail(
+        create(&["--notify-text", "hi", "--notify-countdown", "3d"]),
+        &["notify_countdown", "3d", "longer than a day"],
+    );
+    fail(create(&["--notify-text", " "]), &["notify_text", "empty"]);
+    fail(
+        create(&["--done-action-text", "bell\u{7}"]),
+        &["done_action_text", "control"],
+    );
+    assert!(c.package_ids().is_empty());
+}
+
 #[test]
 fn package_create_twice_conflicts() {
     let c = Central::start();

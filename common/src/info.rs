@@ -229,6 +229,16 @@ impl Action {
     }
 }
 
+/// The longest text shown to a computer's user (`notify.text`, `done_action_text`), in bytes.
+pub const MAX_USER_TEXT: usize = 4096;
+
+/// The longest countdown a package may give the user to answer: a day. (`0`: no
+/// countdown; the agent bounds that wait itself.)
+pub const MAX_NOTIFY_COUNTDOWN_S: u64 = 86_400;
+
+/// What the agent tells the computer's user before the action runs (OCS's
+/// "notify user"): the text, the seconds the user has to answer (0: no
+/// countdown), and whether the user may abort or delay the deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notify {
     pub text: String,
@@ -326,19 +336,26 @@ impl Info {
 }
 
 fn text(name: &'static str, value: String, max: usize) -> Result<String, InfoError> {
+    check_text(&value, max).map_err(|reason| field(name, reason))?;
+    Ok(value)
+}
+
+/// Why `value` is not an acceptable text of the info (empty, longer than `max`
+/// bytes, or with control characters other than newline and tab), if it is not.
+pub fn check_text(value: &str, max: usize) -> Result<(), String> {
     if value.trim().is_empty() {
-        return Err(field(name, "must not be empty"));
+        return Err("must not be empty".into());
     }
     if value.len() > max {
-        return Err(field(name, format!("must be at most {max} bytes")));
+        return Err(format!("must be at most {max} bytes"));
     }
     if value
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        return Err(field(name, "must not contain control characters"));
+        return Err("must not contain control characters".into());
     }
-    Ok(value)
+    Ok(())
 }
 
 fn digest(name: &'static str, hex_text: &str) -> Result<Sha256Digest, InfoError> {
@@ -417,8 +434,17 @@ impl TryFrom<InfoDoc> for Info {
         let notify = doc
             .notify
             .map(|n| -> Result<Notify, InfoError> {
+                if n.countdown_s > MAX_NOTIFY_COUNTDOWN_S {
+                    return Err(field(
+                        "notify.countdown_s",
+                        format!(
+                            "{} is longer than a day ({MAX_NOTIFY_COUNTDOWN_S} s)",
+                            n.countdown_s
+                        ),
+                    ));
+                }
                 Ok(Notify {
-                    text: text("notify.text", n.text, 4096)?,
+                    text: text("notify.text", n.text, MAX_USER_TEXT)?,
                     countdown_s: n.countdown_s,
                     can_abort: n.can_abort,
                     can_delay: n.can_delay,
@@ -427,7 +453,7 @@ impl TryFrom<InfoDoc> for Info {
             .transpose()?;
         let done_action_text = doc
             .done_action_text
-            .map(|t| text("done_action_text", t, 4096))
+            .map(|t| text("done_action_text", t, MAX_USER_TEXT))
             .transpose()?;
         let supersedes = doc
             .supersedes
@@ -604,6 +630,44 @@ mod tests {
         let mut d = sample_doc();
         d.schema = 2;
         assert_eq!(err_field(d), "schema");
+    }
+
+    #[test]
+    fn notify_and_done_texts_are_checked() {
+        let notify = |text: &str, countdown_s| NotifyDoc {
+            text: text.into(),
+            countdown_s,
+            can_abort: true,
+            can_delay: false,
+        };
+        let mut d = sample_doc();
+        d.notify = Some(notify("Firefox is updated.\nSave your work.", 300));
+        d.done_action_text = Some("Firefox is up to date.".into());
+        let info = Info::try_from(d).unwrap();
+        assert_eq!(info.notify().unwrap().countdown_s, 300);
+        assert!(info.notify().unwrap().can_abort);
+        assert_eq!(info.done_action_text(), Some("Firefox is up to date."));
+        assert_eq!(Info::from_json(&info.to_json()).unwrap(), info);
+
+        let mut d = sample_doc();
+        d.notify = Some(notify("a\u{7}bell", 0));
+        assert_eq!(err_field(d), "notify.text");
+        let mut d = sample_doc();
+        d.notify = Some(notify(" ", 0));
+        assert_eq!(err_field(d), "notify.text");
+        let mut d = sample_doc();
+        d.notify = Some(notify(&"x".repeat(MAX_USER_TEXT + 1), 0));
+        assert_eq!(err_field(d), "notify.text");
+        let mut d = sample_doc();
+        d.notify = Some(notify("ok", MAX_NOTIFY_COUNTDOWN_S + 1));
+        assert_eq!(err_field(d), "notify.countdown_s");
+        let mut d = sample_doc();
+        d.done_action_text = Some("done\r".into());
+        assert_eq!(err_field(d), "done_action_text");
+        assert_eq!(check_text("fine\tline\nnext", 100), Ok(()));
+        assert!(check_text("abc", 2)
+            .unwrap_err()
+            .contains("at most 2 bytes"));
     }
 
     #[test]

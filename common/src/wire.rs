@@ -196,6 +196,17 @@ pub struct UploadParams {
     /// The package this version replaces: a package id of the same name, or
     /// `none`. Absent: the newest existing package of the same name.
     pub supersedes: Option<String>,
+    /// Shown to the computer's user before the action runs (OCS "notify user").
+    pub notify_text: Option<String>,
+    /// How long the user has to answer, a duration (`5m`); absent or `0s`: no
+    /// countdown. Needs `notify_text`.
+    pub notify_countdown: Option<String>,
+    /// `true`: the user may abort the deployment (`ERR_ABORTED`). Needs `notify_text`.
+    pub notify_can_abort: Option<String>,
+    /// `true`: the user may delay it to a later cycle. Needs `notify_text`.
+    pub notify_can_delay: Option<String>,
+    /// Shown to the computer's user after the action succeeded.
+    pub done_action_text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +235,13 @@ pub struct Package {
     /// it may receive this one as a delta.
     #[serde(default)]
     pub supersedes: Option<PackageId>,
+    /// What the agent tells the computer's user before the action, and what the
+    /// user may answer (in the signed info).
+    #[serde(default)]
+    pub notify: Option<crate::info::NotifyDoc>,
+    /// What the agent tells the user after a successful action (in the signed info).
+    #[serde(default)]
+    pub done_action_text: Option<String>,
 }
 
 /// Which sites' relays replicate a package, and whether agents may fall back to central.

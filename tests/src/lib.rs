@@ -307,6 +307,7 @@ impl Central {
                 bind: Some(ip.parse().unwrap()),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 hostname: Some(name.to_owned()),
+                notifier: None,
             },
         )
         .await
@@ -791,6 +792,36 @@ impl Agent {
         config.save(&layout).unwrap();
     }
 
+    /// Gives the agent a notifier script (`agent.toml`'s `notifier`) in its DIR.
+    pub fn notifier(&self) -> Notifier {
+        let notifier = Notifier {
+            answer: self.dir.join("notifier-answer"),
+            told: self.dir.join("notifier-told"),
+        };
+        let script = self.dir.join("notifier.sh");
+        // The answer is read before anything is logged, so a test that sees the
+        // log line may change the answer for the next time.
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nanswer=$(head -n 1 '{}' 2>/dev/null)\n\
+                 echo \"$SITECAST_NOTIFY_KIND $SITECAST_PACKAGE_ID $SITECAST_NOTIFY_TEXT -> $answer\" >> '{}'\n\
+                 echo \"$answer\"\n",
+                notifier.answer.display(),
+                notifier.told.display()
+            ),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&script).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&script, perms).unwrap();
+        let layout = sitecast_agent::Layout::new(&self.dir);
+        let mut config = sitecast_agent::AgentConfig::load(&layout).unwrap();
+        config.notifier = Some(format!("'{}'", script.display()));
+        config.save(&layout).unwrap();
+        notifier
+    }
+
     /// Starts `sitecast_agent::run` on this agent's DIR, in the background.
     pub fn run(&self) -> RunningAgent {
         let (stop, rx) = watch::channel(false);
@@ -800,6 +831,30 @@ impl Agent {
             stop,
             task: Some(task),
         }
+    }
+}
+
+/// An agent's notifier script (see [`Agent::notifier`]): it answers the first
+/// line of `answer` (nothing, which means continue, when there is none) and
+/// appends `KIND PACKAGE TEXT -> ANSWER` to `told` each time it runs.
+pub struct Notifier {
+    pub answer: PathBuf,
+    pub told: PathBuf,
+}
+
+impl Notifier {
+    /// What the notifier answers from now on.
+    pub fn answer(&self, word: &str) {
+        std::fs::write(&self.answer, format!("{word}\n")).unwrap();
+    }
+
+    /// What the notifier was told so far, a line per run.
+    pub fn told(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.told)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 

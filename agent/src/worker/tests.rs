@@ -2,14 +2,15 @@
 //! (a tiny HTTP server answering polls, infos, fragments and status reports): install
 //! and uninstall jobs of one package in sequence within one `once` call, the history
 //! (`ERR_ALREADY_SETUP` for install jobs only), `store` packages removed, forged infos
-//! never run, and a package whose job changes kind.
+//! never run, a package whose job changes kind, and the user's answers to a
+//! package's notify (abort, delay) and its done text.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use sitecast_common::fragment::{plan_reader, sha256_hex};
-use sitecast_common::info::{ActionDoc, Info, InfoDoc, UninstallDoc};
+use sitecast_common::info::{ActionDoc, Info, InfoDoc, NotifyDoc, UninstallDoc};
 use sitecast_common::signing;
 use sitecast_common::wire::{CentralFallback, PollResponse, PolledPackage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,9 +114,21 @@ fn publish(
     payload: &[u8],
     key: &SigningKey,
 ) -> Published {
+    publish_with(id, action, uninstall, payload, key, |_| {})
+}
+
+/// [`publish`] with the info document changed by `edit` before it is signed.
+fn publish_with(
+    id: &str,
+    action: ActionDoc,
+    uninstall: Option<&str>,
+    payload: &[u8],
+    key: &SigningKey,
+    edit: impl FnOnce(&mut InfoDoc),
+) -> Published {
     let fragment_size = 4;
     let plan = plan_reader(payload, fragment_size).unwrap();
-    let info = Info::try_from(InfoDoc {
+    let mut doc = InfoDoc {
         schema: 1,
         id: id.into(),
         name: "tool.sh".into(),
@@ -138,8 +151,9 @@ fn publish(
             success_exit_codes: vec![0],
         }),
         issued_at: "2026-11-21T08:00:00Z".into(),
-    })
-    .unwrap();
+    };
+    edit(&mut doc);
+    let info = Info::try_from(doc).unwrap();
     Published {
         id: id.parse().unwrap(),
         envelope: signing::sign_info(key, &info),
@@ -354,6 +368,7 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         max_unpack: sitecast_common::units::Size::from_bytes(1 << 20),
         downloads: crate::config::SourcePolicy::default(),
         cycle: CycleConfig::default(),
+        notifier: None,
     }
     .save(&layout)
     .unwrap();
@@ -665,4 +680,194 @@ async fn final_reports_refused_for_good_are_dropped_and_others_kept() {
     central.state().refuse_reports = Some("503 Service Unavailable");
     let e = crate::once(dir.path()).await.unwrap_err().to_string();
     assert!(e.contains("503"), "{e}");
+}
+
+/// Points the agent's `notifier` at a script that appends what it was told to
+/// `DIR/told` and answers the first line of `DIR/answer` (continue if absent).
+fn notifier(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
+    let told = dir.path().join("told");
+    let answer = dir.path().join("answer");
+    let script = dir.path().join("notifier.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$SITECAST_NOTIFY_KIND $SITECAST_PACKAGE_ID $SITECAST_NOTIFY_TEXT\" >> '{}'\n\
+             [ -f '{}' ] && head -n 1 '{}'\nexit 0\n",
+            told.display(),
+            answer.display(),
+            answer.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let layout = Layout::new(dir.path());
+    let mut config = AgentConfig::load(&layout).unwrap();
+    config.notifier = Some(format!("'{}'", script.display()));
+    config.save(&layout).unwrap();
+    (told, answer)
+}
+
+/// A package that tells the user `text` first (abort and delay allowed) and
+/// `done` after; its command appends "ran" to `marker`.
+fn notifying(id: &str, marker: &Path, done: Option<&str>) -> Published {
+    let done = done.map(str::to_owned);
+    publish_with(
+        id,
+        ActionDoc::Execute {
+            command: format!("echo ran >> {}", marker.display()),
+        },
+        None,
+        b"#!/bin/sh\necho hi\n",
+        &signing_key(),
+        |doc| {
+            doc.notify = Some(NotifyDoc {
+                text: "Updating tool".into(),
+                countdown_s: 30,
+                can_abort: true,
+                can_delay: true,
+            });
+            doc.done_action_text = done;
+        },
+    )
+}
+
+/// The user aborts: `ERR_ABORTED` saying so, the command never ran, nothing is in
+/// the history and the download is gone; the user was told once, after the
+/// package was downloaded (every fragment fetched) and before anything ran.
+#[tokio::test]
+async fn a_user_abort_is_err_aborted_and_nothing_runs() {
+    let central = FakeCentral::start().await;
+    let dir = agent_dir(&central);
+    let (told, answer) = notifier(&dir);
+    std::fs::write(&answer, "abort\n").unwrap();
+    let marker = dir.path().join("ran");
+    let package = notifying("tool-1.0-a1", &marker, Some("never shown"));
+    central.publish(&package);
+    central.answer(vec![vec![job(&package, JobKind::Install)], vec![]]);
+    let round = crate::once(dir.path()).await.unwrap();
+    assert_eq!(outcomes(&round), ["tool-1.0-a1 install: ERR_ABORTED"]);
+    assert!(!marker.exists());
+    let state = central.state();
+    assert_eq!(state.fragment_requests, 5);
+    let output = state.reports[0].1.output.clone().unwrap();
+    assert!(output.contains("the user aborted"), "{output}");
+    assert!(output.contains("Updating tool"), "{output}");
+    drop(state);
+    assert_eq!(
+        std::fs::read_to_string(&told).unwrap(),
+        "before tool-1.0-a1 Updating tool\n"
+    );
+    assert!(!history(&dir).contains(&package.id));
+    let layout = Layout::new(dir.path());
+    assert!(!layout.downloads().join(package.id.as_str()).exists());
+}
+
+/// The user delays: nothing runs and nothing final is reported; the rest of the
+/// `once` call leaves the package alone though it polls again (another job ended)
+/// and central still lists it. The next call asks again, without fetching a
+/// fragment again, runs it, and shows the done text.
+#[tokio::test]
+async fn a_delayed_package_waits_for_the_next_call() {
+    let central = FakeCentral::start().await;
+    let dir = agent_dir(&central);
+    let (told, answer) = notifier(&dir);
+    std::fs::write(&answer, "delay\n").unwrap();
+    let marker = dir.path().join("ran");
+    let package = notifying("tool-1.0-a1", &marker, Some("Tool is up to date"));
+    let other = publish(
+        "other-1.0-b2",
+        ActionDoc::Execute {
+            command: "true".into(),
+        },
+        None,
+        b"payload",
+        &signing_key(),
+    );
+    central.publish(&package);
+    central.publish(&other);
+    central.answer(vec![
+        vec![
+            job(&package, JobKind::Install),
+            job(&other, JobKind::Install),
+        ],
+        vec![job(&package, JobKind::Install)],
+        vec![],
+    ]);
+    let round = crate::once(dir.path()).await.unwrap();
+    assert_eq!(
+        outcomes(&round),
+        [
+            "tool-1.0-a1 install: waiting",
+            "other-1.0-b2 install: SUCCESS"
+        ]
+    );
+    match &round.outcomes[0].1 {
+        Outcome::Waiting(why) => assert!(why.contains("delayed"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!marker.exists());
+    assert_eq!(
+        central.reports(),
+        [("other-1.0-b2".into(), "SUCCESS".into())]
+    );
+    // Polled again after the other job ended, and did not ask again.
+    assert_eq!(central.state().polls, 2);
+    assert_eq!(
+        std::fs::read_to_string(&told).unwrap(),
+        "before tool-1.0-a1 Updating tool\n"
+    );
+    let layout = Layout::new(dir.path());
+    assert!(layout
+        .downloads()
+        .join(package.id.as_str())
+        .join("1")
+        .exists());
+    let fetched = central.state().fragment_requests;
+
+    std::fs::write(&answer, "continue\n").unwrap();
+    let round = crate::once(dir.path()).await.unwrap();
+    assert_eq!(outcomes(&round), ["tool-1.0-a1 install: SUCCESS"]);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    assert_eq!(central.state().fragment_requests, fetched);
+    assert_eq!(
+        std::fs::read_to_string(&told).unwrap(),
+        "before tool-1.0-a1 Updating tool\nbefore tool-1.0-a1 Updating tool\n\
+         done tool-1.0-a1 Tool is up to date\n"
+    );
+}
+
+/// Uninstall jobs tell the user nothing (notify is about the installation).
+#[tokio::test]
+async fn an_uninstall_job_does_not_ask_the_user() {
+    let central = FakeCentral::start().await;
+    let dir = agent_dir(&central);
+    let (told, answer) = notifier(&dir);
+    std::fs::write(&answer, "abort\n").unwrap();
+    let marker = dir.path().join("removed");
+    let package = publish_with(
+        "tool-1.0-a1",
+        ActionDoc::Execute {
+            command: "true".into(),
+        },
+        Some(&format!("touch {}", marker.display())),
+        b"payload",
+        &signing_key(),
+        |doc| {
+            doc.notify = Some(NotifyDoc {
+                text: "Updating tool".into(),
+                countdown_s: 30,
+                can_abort: true,
+                can_delay: true,
+            });
+            doc.done_action_text = Some("done".into());
+        },
+    );
+    central.publish(&package);
+    central.answer(vec![vec![job(&package, JobKind::Uninstall)], vec![]]);
+    let round = crate::once(dir.path()).await.unwrap();
+    assert_eq!(outcomes(&round), ["tool-1.0-a1 uninstall: SUCCESS"]);
+    assert!(marker.exists());
+    assert!(!told.exists());
 }

@@ -15,9 +15,11 @@ use ipnet::IpNet;
 use sitecast_common::fragment::{sha256_hex, MAX_FRAGMENT_SIZE};
 use sitecast_common::ids::{slug, ComputerId, PackageId, RelayId, SiteName};
 use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, UninstallDoc, SCHEMA};
+use sitecast_common::info::{NotifyDoc, MAX_NOTIFY_COUNTDOWN_S, MAX_USER_TEXT};
 use sitecast_common::signing;
 use sitecast_common::status::StatusCode as Status;
 use sitecast_common::subnet::select_relays;
+use sitecast_common::units::Duration as Span;
 use sitecast_common::units::Size;
 use sitecast_common::wire::{
     Activation, ActivationRequest, Assigned, AssignmentRequest, CentralFallback, CentralStatus,
@@ -303,6 +305,7 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
             ))
         })?,
     };
+    let (notify, done_action_text) = user_texts(params)?;
     let doc = InfoDoc {
         schema: SCHEMA,
         // The real id, plan and time are filled in once the file is in.
@@ -319,8 +322,8 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         fragments: vec!["0".repeat(64)],
         success_exit_codes,
         command_timeout_s,
-        notify: None,
-        done_action_text: None,
+        notify,
+        done_action_text,
         supersedes: None,
         uninstall,
         issued_at: "2000-01-01T00:00:00Z".into(),
@@ -330,6 +333,66 @@ fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft, Api
         doc,
         explicit_archive,
     })
+}
+
+/// What the agent tells the computer's user (OCS's notify options): before the
+/// action (`notify_text`, with the countdown and what the user may answer, which
+/// mean nothing without it) and after a successful one (`done_action_text`).
+fn user_texts(params: &UploadParams) -> Result<(Option<NotifyDoc>, Option<String>), ApiError> {
+    let text = |field: &str, value: &Option<String>| -> Result<Option<String>, ApiError> {
+        value
+            .as_ref()
+            .map(|t| {
+                sitecast_common::info::check_text(t, MAX_USER_TEXT)
+                    .map(|()| t.clone())
+                    .map_err(|reason| ApiError::bad_request(format!("bad {field}: {reason}")))
+            })
+            .transpose()
+    };
+    let flag = |field: &str, value: &Option<String>| -> Result<bool, ApiError> {
+        match value.as_deref().map(str::trim) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "bad {field}: '{other}' is not true or false"
+            ))),
+        }
+    };
+    let done_action_text = text("done_action_text", &params.done_action_text)?;
+    let Some(notify_text) = text("notify_text", &params.notify_text)? else {
+        for (field, value) in [
+            ("notify_countdown", &params.notify_countdown),
+            ("notify_can_abort", &params.notify_can_abort),
+            ("notify_can_delay", &params.notify_can_delay),
+        ] {
+            if value.is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "bad {field}: given without notify_text (the user is told nothing to answer)"
+                )));
+            }
+        }
+        return Ok((None, done_action_text));
+    };
+    let countdown_s = match params.notify_countdown.as_deref() {
+        None => 0,
+        Some(t) => t
+            .parse::<Span>()
+            .map_err(|e| ApiError::bad_request(format!("bad notify_countdown: {e}")))?
+            .as_secs(),
+    };
+    if countdown_s > MAX_NOTIFY_COUNTDOWN_S {
+        return Err(ApiError::bad_request(format!(
+            "bad notify_countdown: '{}' is longer than a day",
+            params.notify_countdown.as_deref().unwrap_or_default()
+        )));
+    }
+    let notify = NotifyDoc {
+        text: notify_text,
+        countdown_s,
+        can_abort: flag("notify_can_abort", &params.notify_can_abort)?,
+        can_delay: flag("notify_can_delay", &params.notify_can_delay)?,
+    };
+    Ok((Some(notify), done_action_text))
 }
 
 /// A comma-separated list of exit codes (`0,3010`); `[0]` when absent.
@@ -382,6 +445,8 @@ fn package_view(info: &Info, info_sha256: String, created_at: jiff::Timestamp) -
         activation: Activation::default(),
         uninstall: doc.uninstall,
         supersedes: info.supersedes().cloned(),
+        notify: doc.notify,
+        done_action_text: doc.done_action_text,
     }
 }
 

@@ -159,6 +159,22 @@ pub struct CreateArgs {
     /// or `none`; default: the newest existing package of the same name.
     #[arg(long, value_name = "ID|none")]
     pub supersedes: Option<String>,
+    /// Tell the computer's user this before the action runs (OCS "notify user").
+    #[arg(long, value_name = "TEXT")]
+    pub notify_text: Option<String>,
+    /// How long the user has to answer (e.g. 5m); then the deployment goes on.
+    /// Default: no countdown.
+    #[arg(long, value_name = "DURATION", requires = "notify_text")]
+    pub notify_countdown: Option<String>,
+    /// The user may abort the deployment (reported ERR_ABORTED).
+    #[arg(long, requires = "notify_text")]
+    pub notify_can_abort: bool,
+    /// The user may delay the deployment to a later download cycle.
+    #[arg(long, requires = "notify_text")]
+    pub notify_can_delay: bool,
+    /// Tell the computer's user this once the action succeeded.
+    #[arg(long, value_name = "TEXT")]
+    pub done_action_text: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -683,6 +699,24 @@ async fn create(client: &Client, args: &CreateArgs) -> Result<Answer, CentralErr
     for (k, v) in optional {
         if let Some(v) = v {
             query.push((k, v.clone()));
+        }
+    }
+    let notify = [
+        ("notify_text", &args.notify_text),
+        ("notify_countdown", &args.notify_countdown),
+        ("done_action_text", &args.done_action_text),
+    ];
+    for (k, v) in notify {
+        if let Some(v) = v {
+            query.push((k, v.clone()));
+        }
+    }
+    for (k, on) in [
+        ("notify_can_abort", args.notify_can_abort),
+        ("notify_can_delay", args.notify_can_delay),
+    ] {
+        if on {
+            query.push((k, "true".to_owned()));
         }
     }
     let body = match &args.file {

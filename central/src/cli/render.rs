@@ -318,7 +318,40 @@ pub fn package(p: &Package, chain: &[Superseded]) -> String {
     for (k, v) in rows {
         t.add_row(vec![k.to_owned(), v]);
     }
+    for (k, v) in user_texts(p) {
+        t.add_row(vec![k.to_owned(), v]);
+    }
     t.to_string()
+}
+
+/// The package's notify options and done text, as `package show` rows.
+fn user_texts(p: &Package) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    match &p.notify {
+        None => rows.push(("notify", "-".to_owned())),
+        Some(n) => {
+            rows.push(("notify", n.text.clone()));
+            let countdown = if n.countdown_s == 0 {
+                "none (waits for the user)".to_owned()
+            } else {
+                sitecast_common::units::Duration::from_secs(n.countdown_s).to_string()
+            };
+            rows.push(("notify countdown", countdown));
+            let mut answers = vec!["continue"];
+            if n.can_abort {
+                answers.push("abort");
+            }
+            if n.can_delay {
+                answers.push("delay");
+            }
+            rows.push(("user may", answers.join(", ")));
+        }
+    }
+    rows.push((
+        "done text",
+        p.done_action_text.clone().unwrap_or_else(|| "-".to_owned()),
+    ));
+    rows
 }
 
 pub fn assigned(a: &Assigned) -> String {

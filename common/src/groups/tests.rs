@@ -226,3 +226,91 @@ fn two_versions_of_a_name_with_auto_uninstall_are_refused() {
     assert!(loop_check(false, "office", &group).is_ok());
     assert!(loop_check(true, "office", &group[..2]).is_ok());
 }
+
+/// Runs a rule on one computer the way central and the agent do: the first job
+/// wanted runs and succeeds, then the rule is re-evaluated (central does after
+/// every change to what is installed), until nothing is wanted. Returns what is
+/// installed and how many jobs ran, or `None` if it never settles.
+fn settle(
+    group: &[RulePackage],
+    start: Vec<InstalledPackage>,
+    auto_uninstall: bool,
+) -> Option<(Vec<InstalledPackage>, usize)> {
+    let mut installed = start;
+    for ran in 0..50 {
+        let want = wants(true, group, &installed, auto_uninstall);
+        if want.is_empty() {
+            return Some((installed, ran));
+        }
+        if let Some((id, kind)) = want.into_iter().next() {
+            match kind {
+                JobKind::Install => {
+                    let p = group.iter().find(|p| p.id == id).unwrap().clone();
+                    installed.push(InstalledPackage {
+                        package: p,
+                        by_rule: true,
+                    });
+                }
+                JobKind::Uninstall => installed.retain(|i| i.package.id != id),
+            }
+        }
+    }
+    None
+}
+
+fn arb_package() -> impl proptest::strategy::Strategy<Value = RulePackage> {
+    use proptest::prelude::*;
+    (0u8..4, 0u8..3, any::<bool>()).prop_map(|(name, version, uninstallable)| RulePackage {
+        id: format!("p{name}-{version}").parse().unwrap(),
+        name: format!("p{name}"),
+        uninstallable,
+    })
+}
+
+proptest::proptest! {
+    /// Whatever was installed before, a rule that `loop_check` accepts settles,
+    /// running no more jobs than it first wanted: every package of its group
+    /// installed and, with auto-uninstall, no other uninstallable version left of
+    /// the names it installed.
+    #[test]
+    fn an_accepted_rule_settles_at_once(
+        group in proptest::collection::vec(arb_package(), 0..5),
+        before in proptest::collection::vec((arb_package(), proptest::prelude::any::<bool>()), 0..5),
+        auto_uninstall in proptest::prelude::any::<bool>(),
+    ) {
+        let mut group = group;
+        group.dedup_by(|a, b| a.id == b.id);
+        let mut start: Vec<InstalledPackage> = Vec::new();
+        for (p, by_rule) in before {
+            if !start.iter().any(|i| i.package.id == p.id) {
+                start.push(InstalledPackage { package: p, by_rule });
+            }
+        }
+        proptest::prop_assume!(loop_check(auto_uninstall, "g", &group).is_ok());
+        let once = wants(true, &group, &start, auto_uninstall).len();
+        let had: Vec<PackageId> = start.iter().map(|i| i.package.id.clone()).collect();
+        let (end, ran) = settle(&group, start, auto_uninstall).expect("settles");
+        proptest::prop_assert!(ran <= once, "ran {ran} jobs, {once} wanted at first");
+        for p in &group {
+            proptest::prop_assert!(end.iter().any(|i| i.package.id == p.id));
+            // Installing a version first removes the others (a version already
+            // there installs nothing, so it removes nothing).
+            if auto_uninstall && !had.contains(&p.id) {
+                let others = end.iter().filter(|i| {
+                    i.package.name == p.name && i.package.id != p.id && i.package.uninstallable
+                });
+                proptest::prop_assert_eq!(others.count(), 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_loop_that_loop_check_refuses_never_settles() {
+    // Two versions of one name with auto-uninstall: each round undoes the last.
+    let group = [pkg("app-1", "app"), pkg("app-2", "app")];
+    assert!(loop_check(true, "g", &group).is_err());
+    assert_eq!(settle(&group, Vec::new(), true), None);
+    // The same group without auto-uninstall settles.
+    assert!(settle(&group, Vec::new(), false).is_some());
+}
