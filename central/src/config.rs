@@ -47,6 +47,13 @@ pub struct CentralConfig {
     /// later is not shut down (OCO's "WOL Shutdown Expiry").
     #[serde(default = "default_wol_shutdown_expiry")]
     pub wol_shutdown_expiry: Duration,
+    /// `GET /coverage`: a relay not in touch with central for longer than this
+    /// is out of touch (its holdings are stale).
+    #[serde(default = "default_relay_stale_after")]
+    pub relay_stale_after: Duration,
+    /// `GET /coverage`: a computer in touch within this counts as seen recently.
+    #[serde(default = "default_computer_recent_within")]
+    pub computer_recent_within: Duration,
 }
 
 /// How long a finished job container is kept: a duration, or `never` (kept for ever).
@@ -99,6 +106,14 @@ pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
     }
 }
 
+fn default_relay_stale_after() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_computer_recent_within() -> Duration {
+    Duration::from_secs(86400)
+}
+
 fn default_poll_interval() -> Duration {
     Duration::from_secs(60)
 }
@@ -129,6 +144,8 @@ impl CentralConfig {
             purge_succeeded_after: default_purge_succeeded(),
             purge_failed_after: default_purge_failed(),
             wol_shutdown_expiry: default_wol_shutdown_expiry(),
+            relay_stale_after: default_relay_stale_after(),
+            computer_recent_within: default_computer_recent_within(),
         }
     }
 
@@ -218,6 +235,24 @@ mod tests {
             "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\npurge_failed_after = \"soon\"",
         );
         assert!(bad_age.unwrap_err().to_string().contains("soon"));
+    }
+
+    #[test]
+    fn coverage_thresholds_default_when_an_older_file_lacks_them() {
+        let old: CentralConfig =
+            toml::from_str("api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"").unwrap();
+        assert_eq!(old.relay_stale_after.as_secs(), 15 * 60);
+        assert_eq!(old.computer_recent_within.as_secs(), 86400);
+        let set: CentralConfig = toml::from_str(
+            "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\nrelay_stale_after = \"2h\"\ncomputer_recent_within = \"7d\"",
+        )
+        .unwrap();
+        assert_eq!(set.relay_stale_after.as_secs(), 7200);
+        assert_eq!(set.computer_recent_within.as_secs(), 7 * 86400);
+        let bad = toml::from_str::<CentralConfig>(
+            "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\nrelay_stale_after = \"a while\"",
+        );
+        assert!(bad.unwrap_err().to_string().contains("a while"));
     }
 
     #[test]

@@ -2847,5 +2847,103 @@ fn package_create_restart_is_signed_and_shown() {
         &["no"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// Coverage
+// ---------------------------------------------------------------------------
+
+#[test]
+fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
+    let c = Central::start();
+    c.site("paris", "127.1.0.0/16");
+    c.site("lyon", "127.2.0.0/16");
+    let relay = c.json(&[
+        "relay",
+        "add",
+        "--site",
+        "paris",
+        "--subnet",
+        "127.1.0.0/16",
+        "--url",
+        "http://127.1.0.1:8080",
+    ]);
+    let paris = relay["id"].as_str().unwrap().to_owned();
+    let relay = c.json(&[
+        "relay",
+        "add",
+        "--site",
+        "lyon",
+        "--subnet",
+        "127.1.9.0/24",
+        "--url",
+        "http://127.1.9.1:8080",
+    ]);
+    let lyon = relay["id"].as_str().unwrap().to_owned();
+    let package = c.command_package("tool");
+    ok(c.run(&["package", "activate", &package, "--site", "paris"]));
+    let inside = c.enroll("ws-inside", "linux", &["127.1.0.5"]);
+    let outside = c.enroll("ws-outside", "linux", &["127.9.0.1"]);
+    // An agent that found no address of its own: no relay can serve it.
+    let nowhere = c.enroll("ws-nowhere", "linux", &[]);
+
+    let text = c.human(&["coverage"]);
+    shows(
+        &text,
+        &[
+            "3 computer(s), 2 served by no relay",
+            "relays stale after 15m",
+            "UNSERVED COMPUTER",
+            "STALE RELAY",
+        ],
+    );
+    shows(row(&text, &outside), &["ws-outside", "127.9.0.1"]);
+    shows(row(&text, &nowhere), &["ws-nowhere", "(none known)"]);
+    assert!(!text.contains(&inside), "{text}");
+    shows(row(&text, "│ paris"), &["127.1.0.0/16", "0/1", "1"]);
+    shows(row(&text, &paris), &["paris", "never", "never connected"]);
+    // The command-only package has no fragments: what it lacks is the info.
+    shows(
+        &text,
+        &[&format!("{package}: signed info not held (activated 20")],
+    );
+    shows(
+        &text,
+        &[&format!(
+            "warning: 127.1.9.0/24 is served by lyon ({lyon} 127.1.9.0/24) and paris ({paris} 127.1.0.0/16); agents there try lyon first"
+        )],
+    );
+
+    // --json prints the API's body; only the time it was drawn differs.
+    let mut cmd = c.cli();
+    cmd.args([
+        "--json",
+        "coverage",
+        "--relay-stale-after",
+        "1h",
+        "--computer-recent-within",
+        "2d",
+    ]);
+    let out = ok(output(cmd));
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    let mut printed = parse(&out.stdout);
+    let mut body = c.get("/coverage?relay_stale_after=1h&computer_recent_within=2d");
+    assert!(printed["generated_at"].is_string(), "{printed}");
+    printed["generated_at"] = Value::Null;
+    body["generated_at"] = Value::Null;
+    assert_eq!(printed, body);
+    assert_eq!(printed["relay_stale_after"], "1h");
+    assert_eq!(printed["computer_recent_within"], "2d");
+    // By computer id.
+    assert_eq!(printed["unserved"][0]["id"], nowhere.as_str());
+    assert_eq!(printed["unserved"][0]["addresses"], json!([]));
+    assert_eq!(printed["unserved"][1]["id"], outside.as_str());
+    assert_eq!(printed["unserved"].as_array().unwrap().len(), 2);
+
+    fail(
+        c.run(&["coverage", "--relay-stale-after", "soon"]),
+        &["400", "relay_stale_after", "soon"],
+    );
+}
+
 #[path = "cli/groups.rs"]
 mod groups;

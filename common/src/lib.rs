@@ -5,6 +5,7 @@
 //! thin shells that feed these types with bytes and timestamps.
 
 pub mod constraint;
+pub mod coverage;
 pub mod delta;
 pub mod deployment;
 pub mod fragment;

@@ -660,7 +660,7 @@ pub async fn activate(
     let pid = package.id.clone();
     let updated = c
         .blocking(move |c| {
-            c.store.update_activation(&pid, &|a| {
+            let updated = c.store.update_activation(&pid, &|a| {
                 match &sites {
                     // Activations add up, as OCS's do per server group.
                     Some(names) => {
@@ -673,7 +673,20 @@ pub async fn activate(
                 if let Some(f) = fallback {
                     a.central_fallback = f;
                 }
-            })
+            })?;
+            // An activation already in force keeps the time it began.
+            let now = c.clock.now();
+            c.store.update_activation_times(&pid, &|t| match &sites {
+                Some(names) => {
+                    for name in names {
+                        t.sites.entry(name.clone()).or_insert(now);
+                    }
+                }
+                None => {
+                    t.all_sites.get_or_insert(now);
+                }
+            })?;
+            Ok(updated)
         })
         .await?;
     c.notify_relays();
@@ -782,6 +795,21 @@ pub async fn deactivate(
                     a.sites.retain(|s| !gone.contains(s));
                 }
             })?;
+            c.store
+                .update_activation_times(&pid, &|t| match &withdrawn {
+                    Sites::All => *t = Default::default(),
+                    Sites::Named(gone) => {
+                        // The sites left of an activation for all sites have been
+                        // activated since it began.
+                        if let Some(all) = t.all_sites.take() {
+                            for site in &updated.activation.sites {
+                                let since = t.sites.entry(site.clone()).or_insert(all);
+                                *since = (*since).min(all);
+                            }
+                        }
+                        t.sites.retain(|site, _| !gone.contains(site));
+                    }
+                })?;
             let cancelled = c.store.remove_waiting_installs(&pid, on.as_ref())?;
             Ok((updated, cancelled))
         })

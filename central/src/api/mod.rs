@@ -7,6 +7,7 @@
 mod admin;
 mod agent;
 mod containers;
+mod coverage;
 pub mod error;
 pub mod extract;
 mod groups;
@@ -183,6 +184,7 @@ pub fn app(state: Arc<Central>) -> Router {
         .route("/rules/{id}/disable", post(rules::disable))
         .route("/rules/{id}/reevaluate", post(rules::reevaluate))
         .route("/status", get(admin::status))
+        .route("/coverage", get(coverage::coverage))
         .route("/agent/enroll", post(agent::enroll))
         .route("/agent/poll", post(agent::poll))
         .route("/agent/packages/{id}/info", get(agent::info))

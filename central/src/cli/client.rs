@@ -83,6 +83,15 @@ impl Client {
         self.send(self.http.get(self.url(path))).await
     }
 
+    /// A GET with query parameters, encoded by reqwest (`GET /coverage?…`).
+    pub async fn get_query(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Answer, CentralError> {
+        self.send(self.http.get(self.url(path)).query(query)).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Answer, CentralError> {
         self.send(self.http.delete(self.url(path))).await
     }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use futures_util::StreamExt;
 use sitecast_common::ids::{ComputerId, ContainerId, IdError, PackageId};
+use sitecast_common::wire::Coverage;
 use sitecast_common::wire::{
     ActivationRequest, Assigned, AssignmentRequest, Computer, ComputerDetail, Container,
     ContainerChanged, ContainerRequest, Deactivated, Group, Package, PackageGroup, Relay,
@@ -69,6 +70,18 @@ pub enum Command {
     /// an end, a priority, IP ranges, time frames and retries.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Computers no relay serves, each site's relays and computers, relays
+    /// whose holdings are stale, and subnets two sites' relays both serve.
+    Coverage {
+        /// Relays not in touch for longer are out of touch, e.g. 1h (default:
+        /// central.toml's relay_stale_after).
+        #[arg(long)]
+        relay_stale_after: Option<String>,
+        /// Computers in touch within this count as seen recently, e.g. 7d
+        /// (default: central.toml's computer_recent_within).
+        #[arg(long)]
+        computer_recent_within: Option<String>,
+    },
     /// Computer groups: static members, or dynamic by subnet, tag, OS, hostname.
     #[command(subcommand)]
     Group(groups::GroupCommand),
@@ -522,6 +535,19 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
         Command::Container(ContainerCommand::Cancel { id }) => {
             client.post_empty(&container_path(id, "/cancel")?).await?
         }
+        Command::Coverage {
+            relay_stale_after,
+            computer_recent_within,
+        } => {
+            let query: Vec<(&str, String)> = [
+                ("relay_stale_after", relay_stale_after),
+                ("computer_recent_within", computer_recent_within),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+            .collect();
+            client.get_query("/coverage", &query).await?
+        }
         Command::Computer(ComputerCommand::Tag { id, tags, .. }) => {
             groups::tag(&client, id, tags).await?
         }
@@ -588,6 +614,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CentralEr
         Command::Container(ContainerCommand::Cancel { .. }) => {
             render::cancelled(&answer.json::<ContainerChanged>()?)
         }
+        Command::Coverage { .. } => render::coverage(&answer.json::<Coverage>()?),
         Command::Computer(ComputerCommand::Tag { .. }) => {
             render::computers(&[answer.json::<Computer>()?])
         }

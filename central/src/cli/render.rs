@@ -11,6 +11,7 @@ use sitecast_common::wire::{
     Assigned, Computer, ComputerDetail, Container, ContainerChanged, Deactivated, Job, Package,
     Relay, RelayCreated, RelayHealth, RelayProblems, Site, Stats, Validated,
 };
+use sitecast_common::wire::{Coverage, StaleReason};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -796,6 +797,132 @@ pub fn cancelled(c: &ContainerChanged) -> String {
         "container {} cancelled: {} job(s) not yet started cancelled (jobs under way run to their end)",
         c.container_id, c.jobs
     )
+}
+
+/// One reason a relay is stale, in words.
+fn stale_reason(r: &StaleReason) -> String {
+    let short = |digest: &str| digest.chars().take(12).collect::<String>();
+    let since = |at: &Option<Timestamp>| {
+        at.map_or_else(String::new, |t| format!(" (activated {})", when(Some(t))))
+    };
+    match r {
+        StaleReason::NeverSeen => "never connected".to_owned(),
+        StaleReason::OutOfTouch { silent_s } => {
+            format!("out of touch for {}", duration(*silent_s))
+        }
+        // Only a package without fragments can be incomplete with all of them: its info is missing.
+        StaleReason::Incomplete {
+            package_id,
+            held,
+            total,
+            activated_at,
+        } if held == total => format!("{package_id}: signed info not held{}", since(activated_at)),
+        StaleReason::Incomplete {
+            package_id,
+            held,
+            total,
+            activated_at,
+        } => format!(
+            "{package_id}: {held}/{total} fragments{}",
+            since(activated_at)
+        ),
+        StaleReason::OldInfo {
+            package_id,
+            held,
+            total,
+            held_info_sha256,
+            info_sha256,
+            activated_at,
+        } => format!(
+            "{package_id}: old info {} ({held}/{total}), current {}{}",
+            short(held_info_sha256),
+            short(info_sha256),
+            since(activated_at)
+        ),
+    }
+}
+
+/// The coverage report: unserved computers, sites, stale relays, overlaps.
+pub fn coverage(c: &Coverage) -> String {
+    let mut text = format!(
+        "{} computer(s), {} served by no relay; relays stale after {}, computers recent within {} (at {})\n",
+        c.computers,
+        c.unserved.len(),
+        c.relay_stale_after,
+        c.computer_recent_within,
+        when(Some(c.generated_at))
+    );
+    if c.unserved.is_empty() {
+        text.push_str("every computer is served by a relay of its subnet\n");
+    } else {
+        let mut t = table(&["UNSERVED COMPUTER", "HOSTNAME", "ADDRESSES", "LAST SEEN"]);
+        for u in &c.unserved {
+            let addresses = if u.addresses.is_empty() {
+                "(none known)".to_owned()
+            } else {
+                join(&u.addresses)
+            };
+            t.add_row(vec![
+                u.id.to_string(),
+                u.hostname.clone(),
+                addresses,
+                when(u.last_seen),
+            ]);
+        }
+        text.push_str(&format!(
+            "{t}\n(these download over the WAN from central)\n"
+        ));
+    }
+    let mut t = table(&[
+        "SITE",
+        "SUBNETS",
+        "RELAY SUBNETS",
+        "RELAYS UP",
+        "COMPUTERS",
+        "SEEN RECENTLY",
+    ]);
+    for s in &c.sites {
+        t.add_row(vec![
+            s.site.to_string(),
+            join(&s.subnets),
+            join(&s.relay_subnets),
+            format!("{}/{}", s.relays_up, s.relays),
+            s.computers.to_string(),
+            s.computers_recent.to_string(),
+        ]);
+    }
+    text.push_str(&format!("{t}\n"));
+    if c.stale_relays.is_empty() {
+        text.push_str("no relay is stale\n");
+    } else {
+        let mut t = table(&["STALE RELAY", "SITE", "LAST SEEN", "WHY"]);
+        for r in &c.stale_relays {
+            t.add_row(vec![
+                r.id.to_string(),
+                r.site.to_string(),
+                when(r.last_seen),
+                r.reasons
+                    .iter()
+                    .map(stale_reason)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ]);
+        }
+        text.push_str(&format!("{t}\n"));
+    }
+    for o in &c.overlaps {
+        let sides = o
+            .relays
+            .iter()
+            .map(|s| format!("{} ({} {})", s.site, s.relay_id, s.subnet))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        text.push_str(&format!(
+            "warning: {} is served by {sides}; agents there try {} first\n",
+            o.subnet, o.served_by
+        ));
+    }
+    text.trim_end().to_owned()
 }
 
 #[cfg(test)]

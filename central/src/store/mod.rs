@@ -70,6 +70,29 @@ pub struct Held {
     pub fragments: u32,
 }
 
+/// When a package was activated, per site and for all sites: how long a
+/// relay has been meant to hold it (`GET /coverage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationTimes {
+    /// Since when it has been activated for all sites (`None`: it is not).
+    #[serde(default)]
+    pub all_sites: Option<Timestamp>,
+    /// Since when it has been activated for each site named.
+    #[serde(default)]
+    pub sites: BTreeMap<SiteName, Timestamp>,
+}
+
+impl ActivationTimes {
+    /// Since when `site`'s relays have been meant to hold the package: the
+    /// earlier of its own activation and one for all sites.
+    pub fn since(&self, site: &SiteName) -> Option<Timestamp> {
+        [self.sites.get(site).copied(), self.all_sites]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
 /// A computer as central keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComputerRecord {
@@ -172,6 +195,15 @@ pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
         id: &PackageId,
         change: &(dyn Fn(&mut Activation) + Sync),
     ) -> Result<Package>;
+    /// Changes when a package was activated (a record is created if none
+    /// exists; concurrent changes are not lost).
+    fn update_activation_times(
+        &self,
+        id: &PackageId,
+        change: &(dyn Fn(&mut ActivationTimes) + Sync),
+    ) -> Result<()>;
+    /// Every package's activation times.
+    fn activation_times(&self) -> Result<BTreeMap<PackageId, ActivationTimes>>;
 
     /// Adds a computer; an existing id is a conflict (the caller draws another).
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()>;
@@ -202,6 +234,7 @@ pub struct SledStore {
     tokens: sled::Tree,
     packages: sled::Tree,
     names: sled::Tree,
+    activation_times: sled::Tree,
     computers: sled::Tree,
     job_trees: jobs::JobTrees,
     group_trees: groups::GroupTrees,
@@ -254,6 +287,7 @@ impl SledStore {
             tokens: db.open_tree("tokens")?,
             packages: db.open_tree("packages")?,
             names: db.open_tree("package_names")?,
+            activation_times: db.open_tree("activation_times")?,
             computers: db.open_tree("computers")?,
             job_trees: jobs::JobTrees::open(&db)?,
             group_trees: groups::GroupTrees::open(&db)?,
@@ -519,6 +553,7 @@ impl Store for SledStore {
                 Ok::<(), ConflictableTransactionError<CentralError>>(())
             })
             .map_err(tx_error)?;
+        self.activation_times.remove(id.as_str())?;
         self.forget_package_jobs(id)?;
         self.flush()?;
         Ok(true)
@@ -535,6 +570,45 @@ impl Store for SledStore {
         .ok_or_else(|| CentralError::not_found("package", id))?;
         self.flush()?;
         Ok(package)
+    }
+
+    fn update_activation_times(
+        &self,
+        id: &PackageId,
+        change: &(dyn Fn(&mut ActivationTimes) + Sync),
+    ) -> Result<()> {
+        loop {
+            let old = self.activation_times.get(id.as_str())?;
+            let mut times: ActivationTimes = match &old {
+                Some(bytes) => decode(id.as_str().as_bytes(), bytes)?,
+                None => ActivationTimes::default(),
+            };
+            change(&mut times);
+            let new = (times != ActivationTimes::default()).then(|| encode(&times));
+            if self
+                .activation_times
+                .compare_and_swap(id.as_str(), old, new)?
+                .is_ok()
+            {
+                return self.flush();
+            }
+        }
+    }
+
+    fn activation_times(&self) -> Result<BTreeMap<PackageId, ActivationTimes>> {
+        self.activation_times
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = String::from_utf8_lossy(&k)
+                    .parse::<PackageId>()
+                    .map_err(|e| CentralError::Corrupt {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        reason: e.to_string(),
+                    })?;
+                Ok((id, decode(&k, &v)?))
+            })
+            .collect()
     }
 
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()> {
