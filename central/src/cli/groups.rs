@@ -341,10 +341,12 @@ pub async fn tag(client: &Client, id: &str, tags: &[String]) -> Result<Answer, C
         .await
 }
 
+/// A key-value table; an empty value shows as `-`.
 fn kv(rows: Vec<(&str, String)>) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
     for (k, v) in rows {
+        let v = if v.is_empty() { "-".to_owned() } else { v };
         t.add_row(vec![k.to_owned(), v]);
     }
     t

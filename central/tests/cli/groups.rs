@@ -98,6 +98,9 @@ fn groups_package_groups_and_rules_from_the_cli() {
     assert_eq!(rule["jobs"].as_array().unwrap().len(), 2);
     let text = c.human(&["rule", "show", &id]);
     shows(row(&text, "enabled"), &["no"]);
+    // No description given: a dash, not a blank.
+    let description: Vec<&str> = row(&text, "description").split_whitespace().collect();
+    assert_eq!(description, ["│", "description", "-", "│"]);
     shows(
         &text,
         &["group kiosks", "WAITING_NOTIFICATION", "base-tools"],
