@@ -1,11 +1,16 @@
-//! The real `sitecast-agent enroll` with `--mac`: the MAC addresses (either
-//! notation) reach central and agent.toml's `mac_addresses`; a bad one is named
-//! and nothing is enrolled.
+//! The real `sitecast-agent enroll` with `--mac` and `--tag`: the MAC
+//! addresses (either notation) reach central and agent.toml's `mac_addresses`,
+//! the tags reach central; a bad one is named and nothing is enrolled.
 #![allow(clippy::unwrap_used)]
 
 use sitecast_tests::Central;
 
 async fn enroll(c: &Central, dir: &std::path::Path, macs: &[&str]) -> std::process::Output {
+    let args: Vec<&str> = macs.iter().flat_map(|m| ["--mac", m]).collect();
+    enroll_with(c, dir, &args).await
+}
+
+async fn enroll_with(c: &Central, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sitecast-agent"));
     cmd.arg("enroll")
         .arg("--dir")
@@ -14,9 +19,7 @@ async fn enroll(c: &Central, dir: &std::path::Path, macs: &[&str]) -> std::proce
         .arg("--ca")
         .arg(c.layout.ca_cert())
         .args(["--bind", "127.1.0.5", "--hostname", "pc-mac"]);
-    for mac in macs {
-        cmd.args(["--mac", mac]);
-    }
+    cmd.args(args);
     cmd.output().await.unwrap()
 }
 
@@ -47,6 +50,27 @@ async fn enroll_mac_reaches_central_and_agent_toml() {
         stderr.contains("--mac") && stderr.contains("52:54:00:ab:cd:zz"),
         "{stderr}"
     );
+    assert!(!bad.join("agent.toml").exists());
+    assert_eq!(c.get("/computers").await.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_tag_reaches_central_and_a_bad_one_is_named() {
+    let c = Central::start().await;
+    let dir = c.path("agent-tag");
+    let out = enroll_with(&c, &dir, &["--tag", "kiosk", "--tag", "Shop-12"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let computers = c.get("/computers").await;
+    assert_eq!(
+        computers[0]["tags"],
+        serde_json::json!(["kiosk", "Shop-12"])
+    );
+
+    let bad = c.path("agent-bad-tag");
+    let out = enroll_with(&c, &bad, &["--tag", "no way"]).await;
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no way"), "{stderr}");
     assert!(!bad.join("agent.toml").exists());
     assert_eq!(c.get("/computers").await.as_array().unwrap().len(), 1);
 }

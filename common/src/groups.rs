@@ -286,11 +286,18 @@ pub struct InstalledPackage {
 /// uninstalled first, and what the rule installed that has left the group is
 /// uninstalled. A computer that is not a member wants nothing (what the rule
 /// installed stays: leaving a group is not a reason to remove software).
+///
+/// `kept` are the packages other enabled rules deploy to this computer: this
+/// rule never uninstalls them. Without that, two rules deploying two versions of
+/// one name to the same computer would undo each other forever (OCO's loop,
+/// across rules instead of within one group); with it, what any rule wants is
+/// never taken away by another, so every computer settles.
 pub fn wants(
     member: bool,
     group: &[RulePackage],
     installed: &[InstalledPackage],
     auto_uninstall: bool,
+    kept: &[PackageId],
 ) -> Vec<(PackageId, JobKind)> {
     let mut out: Vec<(PackageId, JobKind)> = Vec::new();
     if !member {
@@ -308,7 +315,7 @@ pub fn wants(
         if auto_uninstall {
             for other in installed {
                 let o = &other.package;
-                if o.id != p.id && o.name == p.name && o.uninstallable {
+                if o.id != p.id && o.name == p.name && o.uninstallable && !kept.contains(&o.id) {
                     push((o.id.clone(), JobKind::Uninstall));
                 }
             }
@@ -318,7 +325,8 @@ pub fn wants(
     if auto_uninstall {
         for other in installed {
             let o = &other.package;
-            if other.by_rule && o.uninstallable && !group.iter().any(|p| p.id == o.id) {
+            let left = !group.iter().any(|p| p.id == o.id);
+            if other.by_rule && o.uninstallable && left && !kept.contains(&o.id) {
                 push((o.id.clone(), JobKind::Uninstall));
             }
         }

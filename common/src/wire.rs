@@ -1159,6 +1159,47 @@ pub struct RuleRequest {
     pub sequence: Option<String>,
 }
 
+/// `PATCH /rules/{id}`: what is given changes, the rest stays. `group: ""`
+/// drops the group (the criteria alone choose); any criterion given replaces
+/// the criteria whole (those not given are cleared). The rule keeps its id, so
+/// what it installed is still known as its own (auto-uninstall needs that).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnets: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostnames: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_uninstall: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
+}
+
+impl RuleUpdate {
+    /// Whether it changes the criteria.
+    pub fn has_criteria(&self) -> bool {
+        self.subnets.is_some()
+            || self.tags.is_some()
+            || self.os.is_some()
+            || self.hostnames.is_some()
+    }
+}
+
 /// A deployment rule as central answers it. `GET /rules` leaves `jobs` out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {

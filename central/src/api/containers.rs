@@ -584,13 +584,30 @@ pub(super) fn assign(
     chosen: Vec<ComputerId>,
     now: Timestamp,
 ) -> Result<Assigned, CentralError> {
-    let busy: Vec<ComputerId> = c
-        .store
-        .jobs_of_package(&package.id)?
-        .into_iter()
-        .filter(|j| j.kind == JobKind::Install && !j.status.is_final())
-        .map(|j| j.computer_id)
-        .collect();
+    // Busy: an unfinished install job that its container may still hand out. A
+    // disabled rule's jobs or an ended container's never will, so they do not
+    // stand in the way of this one.
+    let mut live: BTreeMap<ContainerId, bool> = BTreeMap::new();
+    let mut busy: Vec<ComputerId> = Vec::new();
+    for j in c.store.jobs_of_package(&package.id)? {
+        if j.kind != JobKind::Install || j.status.is_final() {
+            continue;
+        }
+        let handed_out = match live.get(&j.container_id) {
+            Some(v) => *v,
+            None => {
+                let v = c.store.container(&j.container_id)?.is_some_and(|r| {
+                    let enabled = r.rule.as_ref().is_none_or(|spec| spec.enabled);
+                    enabled && r.end_at.is_none_or(|end| end > now)
+                });
+                live.insert(j.container_id.clone(), v);
+                v
+            }
+        };
+        if handed_out {
+            busy.push(j.computer_id);
+        }
+    }
     let (unchanged, assigned): (Vec<_>, Vec<_>) =
         chosen.into_iter().partition(|id| busy.contains(id));
     let mut answer = Assigned {

@@ -2,8 +2,9 @@
 //! power, users"), and how requests choose computers ([`choose_computers`]:
 //! a list, or OCS's "search, then deploy to all results").
 //!
-//! Every change to a group's members re-evaluates the rules that use it
-//! ([`rules::after_group_change`]).
+//! Every change to a group's members re-evaluates the rules
+//! ([`rules::reevaluate_all`]), under the rules lock: a check (a group in use, a
+//! loop) and the change it allows are one step.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -270,19 +271,19 @@ pub async fn delete_group(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let g = find_group(&c, &name)?;
-    let users = rules_using(&c, |r| r.group.as_ref() == Some(&g.name))?;
-    if !users.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "group '{}' is the computers of rule(s) {}: delete those rules first",
-                g.name,
-                ids_text(&users)
-            ),
-        ));
-    }
     let n = g.name.clone();
-    c.blocking(move |c| c.store.delete_group(&n)).await?;
+    c.blocking(move |c| {
+        let _guard = c.evaluating();
+        let users = rules_using(c, |r| r.group.as_ref() == Some(&n))?;
+        if !users.is_empty() {
+            return Err(CentralError::Conflict(format!(
+                "group '{n}' is the computers of rule(s) {}: delete those rules first",
+                ids_text(&users)
+            )));
+        }
+        c.store.delete_group(&n)
+    })
+    .await?;
     tracing::info!(group = %g.name, "computer group deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -303,11 +304,12 @@ async fn change_members(
 ) -> Result<Json<Group>, ApiError> {
     let view = c
         .blocking(move |c| {
+            let guard = c.evaluating();
             let g = c
                 .store
                 .update_group(&name, &change)?
                 .ok_or_else(|| CentralError::not_found("group", &name))?;
-            rules::after_group_change(c, |r| r.group.as_ref() == Some(&g.name));
+            rules::reevaluate_all(c, &guard);
             group_view(c, g)
         })
         .await?;
@@ -402,24 +404,25 @@ pub async fn delete_package_group(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let g = find_package_group(&c, &name)?;
-    let users = rules_using(&c, |r| r.package_group == g.name)?;
-    if !users.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "package group '{}' is deployed by rule(s) {}: delete those rules first",
-                g.name,
-                ids_text(&users)
-            ),
-        ));
-    }
     let n = g.name.clone();
-    c.blocking(move |c| c.store.delete_package_group(&n))
-        .await?;
+    c.blocking(move |c| {
+        let _guard = c.evaluating();
+        let users = rules_using(c, |r| r.package_group == n)?;
+        if !users.is_empty() {
+            return Err(CentralError::Conflict(format!(
+                "package group '{n}' is deployed by rule(s) {}: delete those rules first",
+                ids_text(&users)
+            )));
+        }
+        c.store.delete_package_group(&n)
+    })
+    .await?;
     tracing::info!(group = %g.name, "package group deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Applies a change to a package group's packages (refused if a rule deploying
+/// the group would loop), re-evaluates the rules, and answers the group.
 async fn change_packages(
     c: Arc<Central>,
     name: GroupName,
@@ -427,11 +430,18 @@ async fn change_packages(
 ) -> Result<Json<PackageGroup>, ApiError> {
     let view = c
         .blocking(move |c| {
+            let guard = c.evaluating();
+            let mut after = c
+                .store
+                .package_group(&name)?
+                .ok_or_else(|| CentralError::not_found("package group", &name))?;
+            change(&mut after);
+            rules::check_loops(c, &guard, &name, &after.packages)?;
             let g = c
                 .store
                 .update_package_group(&name, &change)?
                 .ok_or_else(|| CentralError::not_found("package group", &name))?;
-            rules::after_group_change(c, |r| r.package_group == g.name);
+            rules::reevaluate_all(c, &guard);
             package_group_view(c, g)
         })
         .await?;
@@ -449,14 +459,6 @@ pub async fn add_packages(
         return Err(ApiError::bad_request("bad packages: the list is empty"));
     }
     let add = package_ids(&c, &req.packages)?;
-    let mut after = g.packages.clone();
-    for id in &add {
-        if !after.contains(id) {
-            after.push(id.clone());
-        }
-    }
-    // Refused before anything changes: the rules deploying this group would loop.
-    rules::check_loops(&c, &g.name, &after)?;
     change_packages(c, g.name, move |g| {
         for id in &add {
             if !g.packages.contains(id) {
@@ -484,6 +486,7 @@ pub async fn remove_package(
 
 /// Drops a deleted package from every package group (its rules re-evaluated).
 pub(super) fn forget_package(c: &Central, id: &PackageId) -> Result<(), CentralError> {
+    let guard = c.evaluating();
     let mut changed = BTreeSet::new();
     for g in c.store.package_groups()? {
         if g.packages.contains(id) {
@@ -493,7 +496,7 @@ pub(super) fn forget_package(c: &Central, id: &PackageId) -> Result<(), CentralE
         }
     }
     if !changed.is_empty() {
-        rules::after_group_change(c, |r| changed.contains(&r.package_group));
+        rules::reevaluate_all(c, &guard);
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ mod groups;
 mod rules;
 
 pub use containers::{purge as purge_containers, purge_periodically};
+pub use rules::reevaluate_periodically as reevaluate_rules_periodically;
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
@@ -59,6 +60,8 @@ pub struct Central {
     pub random: Arc<dyn Random>,
     /// The relays connected now (Wake-on-LAN requests go through them).
     pub relay_links: crate::power::RelayLinks,
+    /// Serialises the re-evaluation of deployment rules (`rules::Evaluating`).
+    rules_lock: std::sync::Mutex<()>,
 }
 
 impl Central {
@@ -89,6 +92,7 @@ impl Central {
             bytes_to_relays: AtomicU64::new(0),
             random: Arc::new(OsRandom),
             relay_links: crate::power::RelayLinks::default(),
+            rules_lock: std::sync::Mutex::new(()),
         })
     }
 
@@ -179,7 +183,10 @@ pub fn app(state: Arc<Central>) -> Router {
             axum::routing::delete(groups::remove_package),
         )
         .route("/rules", post(rules::create).get(rules::list))
-        .route("/rules/{id}", get(rules::show).delete(rules::delete))
+        .route(
+            "/rules/{id}",
+            get(rules::show).delete(rules::delete).patch(rules::update),
+        )
         .route("/rules/{id}/enable", post(rules::enable))
         .route("/rules/{id}/disable", post(rules::disable))
         .route("/rules/{id}/reevaluate", post(rules::reevaluate))

@@ -2,10 +2,13 @@
 //! group, with auto-uninstall, priority and sequence. A rule is a job container
 //! with a [`RuleSpec`]; its jobs are not fixed at creation but made and unmade
 //! by re-evaluation ([`sitecast_common::groups`]), which runs when the rule is
-//! created, on demand, and whenever what it depends on changes: the group's
-//! members ([`after_group_change`]), a computer's address, tags or installed
-//! packages ([`after_computer_change`]). A disabled rule's jobs are made so an
-//! admin can check them, but never handed out.
+//! created, on demand, whenever what it depends on changes — groups and rules
+//! ([`reevaluate_all`]: one rule's packages decide what the others leave
+//! installed), a computer's address, tags or installed packages
+//! ([`after_computer_change`]) — and at start and every 5 minutes
+//! ([`reevaluate_periodically`]). Evaluations hold one lock ([`Evaluating`]).
+//! A disabled rule's jobs are made so an admin can check them, but never handed
+//! out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,9 +17,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use sitecast_common::groups::{self, Criteria, InstalledPackage, RulePackage};
-use sitecast_common::ids::{ComputerId, GroupName, PackageId};
+use sitecast_common::ids::{ComputerId, ContainerId, GroupName, PackageId};
 use sitecast_common::jobs::Sequence;
-use sitecast_common::wire::{Evaluation, Package, Rule, RuleEvaluated, RuleRequest};
+use sitecast_common::wire::{Evaluation, Package, Rule, RuleEvaluated, RuleRequest, RuleUpdate};
 
 use super::containers::{self, container_id, uninstallable, DEFAULT_BACKOFF};
 use super::error::ApiError;
@@ -67,77 +70,144 @@ fn group_packages(c: &Central, name: &GroupName) -> Result<Vec<RulePackage>, Cen
     Ok(out)
 }
 
-/// Re-evaluates a rule on one computer (`only`) or on all it covers or has jobs
-/// on; `renew_failed` (on demand) starts failed jobs over.
+/// Held while rules are re-evaluated, and by every change to what they read
+/// (groups, rules) from before the change until its re-evaluation is done: each
+/// evaluation then reads a world that no change is halfway through, and every
+/// change is followed by an evaluation that sees it. Without it, an evaluation
+/// that read a package group just before a package left it could put the
+/// package's install job back just after that change's own evaluation.
+pub(super) struct Evaluating<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, ()>);
+
+impl Central {
+    pub(super) fn evaluating(&self) -> Evaluating<'_> {
+        // A panic elsewhere while holding it leaves nothing half-written (the
+        // store's writes are batches): the lock is still good.
+        Evaluating(self.rules_lock.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// A rule and what it deploys, read once per round of re-evaluation.
+struct LoadedRule {
+    record: ContainerRecord,
+    spec: RuleSpec,
+    group: Option<GroupRecord>,
+    packages: Vec<RulePackage>,
+}
+
+impl LoadedRule {
+    fn covers(&self, computer: &ComputerRecord) -> bool {
+        covers(&self.spec, self.group.as_ref(), computer)
+    }
+}
+
+/// What a round of re-evaluation reads: every rule with its groups, and every
+/// package (to know what installed ones are).
+struct World {
+    rules: Vec<LoadedRule>,
+    known: BTreeMap<PackageId, RulePackage>,
+}
+
+fn load(c: &Central, _: &Evaluating<'_>) -> Result<World, CentralError> {
+    let mut loaded = Vec::new();
+    for record in rules(c)? {
+        let Some(spec) = record.rule.clone() else {
+            continue;
+        };
+        let group = match &spec.group {
+            Some(g) => c.store.group(g)?,
+            None => None,
+        };
+        let packages = group_packages(c, &spec.package_group)?;
+        loaded.push(LoadedRule {
+            record,
+            spec,
+            group,
+            packages,
+        });
+    }
+    let known = c
+        .store
+        .packages()?
+        .iter()
+        .map(|p| (p.id.clone(), rule_package(p)))
+        .collect();
+    Ok(World {
+        rules: loaded,
+        known,
+    })
+}
+
+/// Re-evaluates the world's rule `at` on one computer (`only`) or on all it
+/// covers or has jobs on; `renew_failed` (on demand) starts failed jobs over.
 fn evaluate(
     c: &Central,
-    rule: &ContainerRecord,
+    world: &World,
+    at: usize,
+    computers: &[ComputerRecord],
     only: Option<&ComputerId>,
     renew_failed: bool,
 ) -> Result<Evaluation, CentralError> {
-    let Some(spec) = &rule.rule else {
+    let Some(rule) = world.rules.get(at) else {
         return Ok(Evaluation::default());
     };
-    let packages = group_packages(c, &spec.package_group)?;
     // Refused when rules and groups change; checked again so a loop can never start.
-    groups::loop_check(rule.auto_uninstall, spec.package_group.as_str(), &packages)
-        .map_err(CentralError::Conflict)?;
-    let group = match &spec.group {
-        Some(g) => c.store.group(g)?,
-        None => None,
-    };
-    let computers = match only {
-        Some(id) => c.store.computer(id)?.into_iter().collect(),
-        None => c.store.computers()?,
-    };
-    let members: BTreeSet<ComputerId> = computers
-        .iter()
-        .filter(|rec| covers(spec, group.as_ref(), rec))
-        .map(|rec| rec.id.clone())
-        .collect();
+    groups::loop_check(
+        rule.record.auto_uninstall,
+        rule.spec.package_group.as_str(),
+        &rule.packages,
+    )
+    .map_err(CentralError::Conflict)?;
+    // Per member, what the other enabled rules deploy to it: this rule leaves
+    // those installed (see `groups::wants`).
+    let mut kept: BTreeMap<ComputerId, Vec<PackageId>> = BTreeMap::new();
+    for computer in computers.iter().filter(|rec| rule.covers(rec)) {
+        let others = world
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| *i != at && o.spec.enabled && o.covers(computer));
+        let ids = others.flat_map(|(_, o)| o.packages.iter().map(|p| p.id.clone()));
+        kept.insert(computer.id.clone(), ids.collect());
+    }
     // Computers that left keep nothing waiting: visit them too.
-    let mut visit = members.clone();
+    let mut visit: BTreeSet<ComputerId> = kept.keys().cloned().collect();
     match only {
         Some(id) => {
             visit.insert(id.clone());
         }
         None => visit.extend(
             c.store
-                .container_jobs(&rule.id)?
+                .container_jobs(&rule.record.id)?
                 .into_iter()
                 .map(|j| j.computer_id),
         ),
     }
-    let known: BTreeMap<PackageId, RulePackage> = c
-        .store
-        .packages()?
-        .iter()
-        .map(|p| (p.id.clone(), rule_package(p)))
-        .collect();
     let wants = |computer: &ComputerId, installed: &[InstalledRecord]| {
         let installed: Vec<InstalledPackage> = installed
             .iter()
             .filter_map(|i| {
-                known.get(&i.package_id).map(|p| InstalledPackage {
+                world.known.get(&i.package_id).map(|p| InstalledPackage {
                     package: p.clone(),
-                    by_rule: i.container_id.as_ref() == Some(&rule.id),
+                    by_rule: i.container_id.as_ref() == Some(&rule.record.id),
                 })
             })
             .collect();
+        let member = kept.get(computer);
         groups::wants(
-            members.contains(computer),
-            &packages,
+            member.is_some(),
+            &rule.packages,
             &installed,
-            rule.auto_uninstall,
+            rule.record.auto_uninstall,
+            member.map_or(&[][..], Vec::as_slice),
         )
     };
     let visit: Vec<ComputerId> = visit.into_iter().collect();
     let done = c
         .store
-        .sync_rule(&rule.id, &visit, &wants, renew_failed, c.clock.now())?
+        .sync_rule(&rule.record.id, &visit, &wants, renew_failed, c.clock.now())?
         .unwrap_or_default();
     if done != Evaluation::default() {
-        tracing::info!(rule = %rule.id, added = done.added, renewed = done.renewed, removed = done.removed, "rule re-evaluated");
+        tracing::info!(rule = %rule.record.id, added = done.added, renewed = done.renewed, removed = done.removed, "rule re-evaluated");
     }
     Ok(done)
 }
@@ -150,35 +220,61 @@ fn rules(c: &Central) -> Result<Vec<ContainerRecord>, CentralError> {
         .collect())
 }
 
-/// Re-evaluates the rules `uses` picks, after their group's members changed.
-/// A failure is logged: the change itself stands, and `rule reevaluate` retries.
-pub(super) fn after_group_change(c: &Central, uses: impl Fn(&RuleSpec) -> bool) {
-    match rules(c) {
-        Ok(all) => {
-            for rule in all {
-                if rule.rule.as_ref().is_some_and(&uses) {
-                    if let Err(e) = evaluate(c, &rule, None, false) {
-                        tracing::warn!(rule = %rule.id, error = %e, "could not re-evaluate the rule");
-                    }
-                }
-            }
+/// Re-evaluates every rule on every computer: after a change to groups or
+/// rules (one rule's packages or members change what the others must leave
+/// installed), at start and periodically (so a change whose re-evaluation a
+/// crash cut short is caught up). A failure is logged: the change itself
+/// stands, and the next round or `rule reevaluate` retries.
+pub(super) fn reevaluate_all(c: &Central, guard: &Evaluating<'_>) {
+    let loaded = load(c, guard).and_then(|w| Ok((w, c.store.computers()?)));
+    let (world, computers) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not re-evaluate the rules");
+            return;
         }
-        Err(e) => tracing::warn!(error = %e, "could not re-evaluate the rules"),
+    };
+    for (at, rule) in world.rules.iter().enumerate() {
+        if let Err(e) = evaluate(c, &world, at, &computers, None, false) {
+            tracing::warn!(rule = %rule.record.id, error = %e, "could not re-evaluate the rule");
+        }
     }
 }
 
 /// Re-evaluates every rule on one computer, after its address, tags or
 /// installed packages changed (or it enrolled).
 pub(super) fn after_computer_change(c: &Central, computer: &ComputerId) {
-    match rules(c) {
-        Ok(all) => {
-            for rule in all {
-                if let Err(e) = evaluate(c, &rule, Some(computer), false) {
-                    tracing::warn!(rule = %rule.id, %computer, error = %e, "could not re-evaluate the rule");
-                }
-            }
+    let guard = c.evaluating();
+    let loaded = load(c, &guard).and_then(|w| Ok((w, c.store.computer(computer)?)));
+    let (world, record) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(%computer, error = %e, "could not re-evaluate the rules");
+            return;
         }
-        Err(e) => tracing::warn!(error = %e, "could not re-evaluate the rules"),
+    };
+    let computers: Vec<ComputerRecord> = record.into_iter().collect();
+    for (at, rule) in world.rules.iter().enumerate() {
+        if let Err(e) = evaluate(c, &world, at, &computers, Some(computer), false) {
+            tracing::warn!(rule = %rule.record.id, %computer, error = %e, "could not re-evaluate the rule");
+        }
+    }
+}
+
+/// [`reevaluate_all`] at once and then every `every`, until the task is dropped.
+pub async fn reevaluate_periodically(c: Arc<Central>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let central = Arc::clone(&c);
+        let round = tokio::task::spawn_blocking(move || {
+            let guard = central.evaluating();
+            reevaluate_all(&central, &guard);
+        });
+        if let Err(e) = round.await {
+            tracing::warn!(error = %e, "the rule re-evaluation task failed");
+        }
     }
 }
 
@@ -186,9 +282,10 @@ pub(super) fn after_computer_change(c: &Central, computer: &ComputerId) {
 /// auto-uninstall would loop.
 pub(super) fn check_loops(
     c: &Central,
+    _: &Evaluating<'_>,
     group: &GroupName,
     packages: &[PackageId],
-) -> Result<(), ApiError> {
+) -> Result<(), CentralError> {
     let mut listed = Vec::new();
     for id in packages {
         if let Some(p) = c.store.package(id)? {
@@ -201,10 +298,10 @@ pub(super) fn check_loops(
             continue;
         }
         if let Err(why) = groups::loop_check(rule.auto_uninstall, group.as_str(), &listed) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("rule '{}' deploys it: {why}", rule.id),
-            ));
+            return Err(CentralError::Conflict(format!(
+                "rule '{}' deploys it: {why}",
+                rule.id
+            )));
         }
     }
     Ok(())
@@ -253,6 +350,15 @@ fn view(c: &Central, record: ContainerRecord, with_jobs: bool) -> Result<Rule, C
     })
 }
 
+/// The rule as stored now, with its jobs.
+fn stored_view(c: &Central, id: &ContainerId) -> Result<Rule, CentralError> {
+    let stored = c
+        .store
+        .container(id)?
+        .ok_or_else(|| CentralError::not_found("rule", id))?;
+    view(c, stored, true)
+}
+
 fn find_rule(c: &Central, id: &str) -> Result<ContainerRecord, ApiError> {
     let cid = id.parse().map_err(|_| ApiError::not_found("rule", id))?;
     c.store
@@ -290,16 +396,11 @@ pub async fn create(
     let criteria = Criteria::parse(&req.subnets, &req.tags, &req.os, &req.hostnames)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let group = match req.group.as_deref() {
-        Some(g) => {
-            let n: GroupName = g
-                .trim()
-                .parse()
-                .map_err(|e| ApiError::bad_request(format!("bad group: {e}")))?;
-            if c.store.group(&n)?.is_none() {
-                return Err(ApiError::not_found("group", g));
-            }
-            Some(n)
-        }
+        Some(g) => Some(
+            g.trim()
+                .parse::<GroupName>()
+                .map_err(|e| ApiError::bad_request(format!("bad group: {e}")))?,
+        ),
         None => None,
     };
     if group.is_none() && criteria.is_empty() {
@@ -312,9 +413,6 @@ pub async fn create(
         .trim()
         .parse()
         .map_err(|e| ApiError::bad_request(format!("bad package_group: {e}")))?;
-    if c.store.package_group(&package_group)?.is_none() {
-        return Err(ApiError::not_found("package group", &req.package_group));
-    }
     let sequence = req
         .sequence
         .as_deref()
@@ -323,9 +421,6 @@ pub async fn create(
         .map_err(|e| ApiError::bad_request(format!("bad sequence: {e}")))?
         .unwrap_or_default();
     let auto_uninstall = req.auto_uninstall.unwrap_or(true);
-    let packages = group_packages(&c, &package_group)?;
-    groups::loop_check(auto_uninstall, package_group.as_str(), &packages)
-        .map_err(|why| ApiError::bad_request(format!("bad package_group: {why}")))?;
     let now = c.clock.now();
     let record = ContainerRecord {
         id: container_id(&name)?,
@@ -353,13 +448,34 @@ pub async fn create(
     };
     let rule = c
         .blocking(move |c| {
-            c.store.add_container(&record, &[])?;
-            evaluate(c, &record, None, false)?;
-            let stored = c
-                .store
-                .container(&record.id)?
+            // Checked under the lock, so the groups cannot be deleted or changed
+            // between the check and the rule's first evaluation.
+            let guard = c.evaluating();
+            let spec = record
+                .rule
+                .as_ref()
                 .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
-            view(c, stored, true)
+            if let Some(g) = &spec.group {
+                if c.store.group(g)?.is_none() {
+                    return Err(CentralError::not_found("group", g));
+                }
+            }
+            if c.store.package_group(&spec.package_group)?.is_none() {
+                return Err(CentralError::not_found(
+                    "package group",
+                    &spec.package_group,
+                ));
+            }
+            let packages = group_packages(c, &spec.package_group)?;
+            groups::loop_check(
+                record.auto_uninstall,
+                spec.package_group.as_str(),
+                &packages,
+            )
+            .map_err(|why| CentralError::Invalid(format!("bad package_group: {why}")))?;
+            c.store.add_container(&record, &[])?;
+            reevaluate_all(c, &guard);
+            stored_view(c, &record.id)
         })
         .await?;
     tracing::info!(rule = %rule.id, enabled = rule.enabled, jobs = rule.jobs.len(), "deployment rule created");
@@ -390,28 +506,157 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let record = find_rule(&c, &id)?;
     let rid = record.id.clone();
-    if !c.blocking(move |c| c.store.delete_container(&rid)).await? {
+    let deleted = c
+        .blocking(move |c| {
+            let guard = c.evaluating();
+            let deleted = c.store.delete_container(&rid)?;
+            // What it deployed no longer holds back the other rules' uninstalls.
+            reevaluate_all(c, &guard);
+            Ok(deleted)
+        })
+        .await?;
+    if !deleted {
         return Err(ApiError::not_found("rule", &id));
     }
     tracing::info!(rule = %record.id, "deployment rule deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `PATCH /rules/{id}`: changes what is given ([`RuleUpdate`]) and re-evaluates.
+pub async fn update(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<RuleUpdate>,
+) -> Result<Json<Rule>, ApiError> {
+    let record = find_rule(&c, &id)?;
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| text("name", n, NAME_MAX, false))
+        .transpose()?;
+    let description = req
+        .description
+        .as_deref()
+        .map(|d| text("description", d, DESCRIPTION_MAX, true))
+        .transpose()?;
+    let criteria = if req.has_criteria() {
+        let list = |l: &Option<Vec<String>>| l.clone().unwrap_or_default();
+        let parsed = Criteria::parse(
+            &list(&req.subnets),
+            &list(&req.tags),
+            &list(&req.os),
+            &list(&req.hostnames),
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Some(parsed)
+    } else {
+        None
+    };
+    // `Some(None)`: the group is dropped.
+    let group = match req.group.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(g) => {
+            Some(Some(g.parse::<GroupName>().map_err(|e| {
+                ApiError::bad_request(format!("bad group: {e}"))
+            })?))
+        }
+    };
+    let package_group = req
+        .package_group
+        .as_deref()
+        .map(|g| g.trim().parse::<GroupName>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("bad package_group: {e}")))?;
+    let sequence = req
+        .sequence
+        .as_deref()
+        .map(|s| s.trim().parse::<Sequence>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("bad sequence: {e}")))?;
+    let rule = c
+        .blocking(move |c| {
+            let guard = c.evaluating();
+            let mut next = c
+                .store
+                .container(&record.id)?
+                .filter(|r| r.rule.is_some())
+                .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
+            let spec = next
+                .rule
+                .as_mut()
+                .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
+            if let Some(g) = group {
+                spec.group = g;
+            }
+            if let Some(cr) = criteria {
+                spec.criteria = cr;
+            }
+            if let Some(pg) = package_group {
+                spec.package_group = pg;
+            }
+            if let Some(g) = &spec.group {
+                if c.store.group(g)?.is_none() {
+                    return Err(CentralError::not_found("group", g));
+                }
+            }
+            if spec.group.is_none() && spec.criteria.is_empty() {
+                return Err(CentralError::Invalid(
+                    "bad group: a rule needs a computer group or criteria (subnets, tags, os, hostnames)"
+                        .into(),
+                ));
+            }
+            if c.store.package_group(&spec.package_group)?.is_none() {
+                return Err(CentralError::not_found("package group", &spec.package_group));
+            }
+            let packages = group_packages(c, &spec.package_group)?;
+            let auto_uninstall = req.auto_uninstall.unwrap_or(next.auto_uninstall);
+            groups::loop_check(auto_uninstall, spec.package_group.as_str(), &packages)
+                .map_err(|why| CentralError::Invalid(format!("bad package_group: {why}")))?;
+            let spec = spec.clone();
+            c.store
+                .update_container(&record.id, &|r| {
+                    r.rule = Some(spec.clone());
+                    r.auto_uninstall = auto_uninstall;
+                    if let Some(n) = &name {
+                        r.name.clone_from(n);
+                    }
+                    if let Some(d) = &description {
+                        r.description.clone_from(d);
+                    }
+                    if let Some(p) = req.priority {
+                        r.priority = p;
+                    }
+                    if let Some(s) = sequence {
+                        r.sequence = s;
+                    }
+                })?
+                .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
+            reevaluate_all(c, &guard);
+            stored_view(c, &record.id)
+        })
+        .await?;
+    tracing::info!(rule = %rule.id, "deployment rule changed");
+    Ok(Json(rule))
+}
+
 async fn set_enabled(c: Arc<Central>, id: String, enabled: bool) -> Result<Json<Rule>, ApiError> {
     let record = find_rule(&c, &id)?;
     let rule = c
         .blocking(move |c| {
-            let updated = c
-                .store
+            let guard = c.evaluating();
+            c.store
                 .update_container(&record.id, &|r| {
                     if let Some(spec) = r.rule.as_mut() {
                         spec.enabled = enabled;
                     }
                 })?
                 .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
-            // Its jobs are up to date before any is handed out.
-            evaluate(c, &updated, None, false)?;
-            view(c, updated, true)
+            // Its jobs are up to date before any is handed out; the others now
+            // leave installed what it deploys, or no longer do.
+            reevaluate_all(c, &guard);
+            stored_view(c, &record.id)
         })
         .await?;
     tracing::info!(rule = %rule.id, enabled, "deployment rule switched");
@@ -444,13 +689,17 @@ pub async fn reevaluate(
     let record = find_rule(&c, &id)?;
     let answer = c
         .blocking(move |c| {
-            let evaluation = evaluate(c, &record, None, true)?;
-            let stored = c
-                .store
-                .container(&record.id)?
+            let guard = c.evaluating();
+            let world = load(c, &guard)?;
+            let at = world
+                .rules
+                .iter()
+                .position(|r| r.record.id == record.id)
                 .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
+            let computers = c.store.computers()?;
+            let evaluation = evaluate(c, &world, at, &computers, None, true)?;
             Ok(RuleEvaluated {
-                rule: view(c, stored, true)?,
+                rule: stored_view(c, &record.id)?,
                 evaluation,
             })
         })

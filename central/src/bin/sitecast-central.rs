@@ -113,6 +113,12 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         Arc::clone(&central),
         std::time::Duration::from_secs(300),
     ));
+    // Rules are re-evaluated at start and then every 5 minutes: a change whose
+    // re-evaluation a crash cut short is caught up, whatever else happens.
+    let evaluator = tokio::spawn(api::reevaluate_rules_periodically(
+        Arc::clone(&central),
+        std::time::Duration::from_secs(300),
+    ));
     // Job containers with --wol are woken when central's clock reaches their start.
     let waker = tokio::spawn(sitecast_central::power::wake_periodically(
         Arc::clone(&central),
@@ -120,6 +126,7 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     ));
     server::run(listener, tls, app(central), server::signal()).await?;
     purger.abort();
+    evaluator.abort();
     waker.abort();
     let _ = stop.send(true);
     let _ = quic.await;

@@ -124,6 +124,15 @@ impl Client {
             .await
     }
 
+    pub async fn patch_json<T: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<Answer, CentralError> {
+        self.send(self.http.request(Method::PATCH, self.url(path)).json(body))
+            .await
+    }
+
     /// A POST without a body, for routes that take none (`/containers/{id}/retry`).
     pub async fn post_empty(&self, path: &str) -> Result<Answer, CentralError> {
         self.send(self.http.post(self.url(path))).await

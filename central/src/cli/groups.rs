@@ -8,7 +8,7 @@ use sitecast_common::groups::Criteria;
 use sitecast_common::ids::{ComputerId, ContainerId, GroupName, IdError, PackageId};
 use sitecast_common::wire::{
     Group, GroupRequest, MembersRequest, PackageGroup, PackageGroupRequest, PackageMembersRequest,
-    Rule, RuleEvaluated, RuleRequest, TagsRequest, Target,
+    Rule, RuleEvaluated, RuleRequest, RuleUpdate, TagsRequest, Target,
 };
 
 use super::client::{Answer, Client};
@@ -177,10 +177,77 @@ pub struct RuleArgs {
     pub sequence: Option<String>,
 }
 
+/// `rule edit`: only what is given changes.
+#[derive(Args, Debug)]
+pub struct RuleEditArgs {
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The computer group it deploys to from now on.
+    #[arg(long, conflicts_with = "no_group")]
+    pub group: Option<String>,
+    /// Drop the computer group: the criteria alone choose.
+    #[arg(long)]
+    pub no_group: bool,
+    /// Criteria given replace the rule's criteria whole.
+    #[command(flatten)]
+    pub criteria: CriteriaArgs,
+    /// Remove every criterion: the group alone chooses.
+    #[arg(long, conflicts_with_all = ["subnets", "tags", "os", "hostnames"])]
+    pub clear_criteria: bool,
+    #[arg(long)]
+    pub package_group: Option<String>,
+    /// Uninstall other versions first, and what leaves the package group.
+    #[arg(long, value_parser = ["on", "off"])]
+    pub auto_uninstall: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    #[arg(long, value_parser = ["abort_after_failed", "ignore_failed"])]
+    pub sequence: Option<String>,
+}
+
+impl RuleEditArgs {
+    fn update(&self) -> Result<RuleUpdate, CentralError> {
+        let c = &self.criteria;
+        let given = !(c.subnets.is_empty()
+            && c.tags.is_empty()
+            && c.os.is_empty()
+            && c.hostnames.is_empty());
+        let replace = |l: &Vec<String>| (given || self.clear_criteria).then(|| l.clone());
+        let update = RuleUpdate {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            group: if self.no_group {
+                Some(String::new())
+            } else {
+                self.group.clone()
+            },
+            subnets: replace(&c.subnets),
+            tags: replace(&c.tags),
+            os: replace(&c.os),
+            hostnames: replace(&c.hostnames),
+            package_group: self.package_group.clone(),
+            auto_uninstall: self.auto_uninstall.as_deref().map(|v| v == "on"),
+            priority: self.priority,
+            sequence: self.sequence.clone(),
+        };
+        if update == RuleUpdate::default() {
+            return Err(CentralError::Invalid(
+                "rule edit: nothing to change (see --help for what can be)".into(),
+            ));
+        }
+        Ok(update)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum RuleCommand {
     /// Create a deployment rule (computers × a package group); prints it with its jobs.
     Create(Box<RuleArgs>),
+    /// Change a rule (only what is given); it is re-evaluated at once.
+    Edit(Box<RuleEditArgs>),
     List,
     /// A rule and its jobs.
     Show {
@@ -320,6 +387,10 @@ pub async fn rule(client: &Client, cmd: &RuleCommand) -> Result<Answer, CentralE
                 sequence: args.sequence.clone(),
             };
             client.post_json("/rules", &req).await
+        }
+        RuleCommand::Edit(args) => {
+            let update = args.update()?;
+            client.patch_json(&rule_path(&args.id, "")?, &update).await
         }
         RuleCommand::List => client.get("/rules").await,
         RuleCommand::Show { id } => client.get(&rule_path(id, "")?).await,

@@ -78,6 +78,11 @@ fn members(group: &Value) -> Vec<String> {
     m
 }
 
+/// Whether the rule has no job on the computer (a rule without any lists none).
+fn no_jobs(rule: &Value, computer: &str) -> bool {
+    rule.get("jobs").is_none() || jobs_of(rule, computer).is_empty()
+}
+
 fn rule_id(rule: &Value) -> String {
     rule["id"].as_str().unwrap().to_owned()
 }
@@ -688,4 +693,273 @@ async fn rules_that_would_loop_are_refused_and_bad_rules_name_the_field() {
     c.admin_delete("/api/v1/package-groups/one")
         .await
         .err_naming(StatusCode::CONFLICT, &["one", &rule_id(&r)]);
+}
+
+#[tokio::test]
+async fn two_rules_deploying_two_versions_of_a_name_never_undo_each_other() {
+    let c = Central::start().await;
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let b = c.given_agent("pc-b", &["10.2.0.5"]).await;
+    let v1 = c.given_uninstallable("app", "1").await;
+    let v2 = c.given_uninstallable("app", "2").await;
+    c.given_group(json!({"name": "all", "subnets": ["0.0.0.0/0"]}))
+        .await;
+    c.given_package_group("old", &[&v1]).await;
+    c.given_package_group("new", &[&v2]).await;
+    // Each group passes the loop check on its own.
+    let old = rule_id(
+        &c.given_rule(
+            json!({"name": "old", "group": "all", "package_group": "old",
+            "auto_uninstall": false, "enabled": true}),
+        )
+        .await,
+    );
+    for agent in [&a, &b] {
+        assert_eq!(c.handed(agent).await, vec![install(&v1)]);
+        c.succeed(agent, &v1).await;
+    }
+    // b leaves the old rule's computers before the new rule comes.
+    c.admin_post(&format!("/api/v1/rules/{old}/disable"), &json!({}))
+        .await
+        .ok(StatusCode::OK);
+    c.given_group(json!({"name": "a-only", "computers": [a.id]}))
+        .await;
+    let old_a = rule_id(
+        &c.given_rule(
+            json!({"name": "old for a", "group": "a-only", "package_group": "old",
+            "auto_uninstall": false, "enabled": true}),
+        )
+        .await,
+    );
+    let new = rule_id(
+        &c.given_rule(
+            json!({"name": "new", "group": "all", "package_group": "new", "enabled": true}),
+        )
+        .await,
+    );
+    // On a, another enabled rule deploys v1: the new rule installs v2 beside it
+    // instead of uninstalling v1 (which the old rule would put back, forever).
+    assert_eq!(c.handed(&a).await, vec![install(&v2)]);
+    c.succeed(&a, &v2).await;
+    assert!(c.handed(&a).await.is_empty(), "settled");
+    let rule = c.show_rule(&new).await;
+    assert_eq!(jobs_of(&rule, &a.id), vec![job(&v2, "SUCCESS")]);
+    assert!(no_jobs(&c.show_rule(&old_a).await, &a.id));
+    // On b no enabled rule wants v1 (a disabled one protects nothing): it is
+    // upgraded, the old version uninstalled first.
+    assert_eq!(c.handed(&b).await, vec![uninstall(&v1)]);
+    c.succeed(&b, &v1).await;
+    assert_eq!(c.handed(&b).await, vec![install(&v2)]);
+    c.succeed(&b, &v2).await;
+    assert!(c.handed(&b).await.is_empty(), "settled");
+}
+
+#[tokio::test]
+async fn waiting_jobs_that_will_never_be_handed_out_do_not_block_an_assignment() {
+    let c = Central::start().await;
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let p = c.package_id("one").await;
+    c.given_package_group("base", &[&p]).await;
+    let rule = c
+        .given_rule(json!({"name": "r", "hostnames": ["pc-*"], "package_group": "base"}))
+        .await;
+    assert_eq!(jobs_of(&rule, &a.id), vec![job(&p, "WAITING_NOTIFICATION")]);
+    // The rule is disabled: its job waits for nothing, so assign makes one.
+    let r = c
+        .assign(&p, json!({"computers": [a.id]}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(ids(&r["assigned"]), sorted(&[&a.id]), "{r}");
+    assert_eq!(c.handed(&a).await, vec![install(&p)]);
+    // And a job of a container that has ended no longer counts either.
+    let q = c.package_id("two").await;
+    c.given_container(
+        json!({"name": "soon over", "packages": [q], "computers": [a.id],
+        "end_at": "2025-03-02T00:00:00Z"}),
+    )
+    .await;
+    let r = c
+        .assign(&q, json!({"computers": [a.id]}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(ids(&r["unchanged"]), sorted(&[&a.id]), "still running: {r}");
+    c.set_time("2025-03-03T00:00:00Z");
+    let r = c
+        .assign(&q, json!({"computers": [a.id]}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(ids(&r["assigned"]), sorted(&[&a.id]), "{r}");
+}
+
+#[tokio::test]
+async fn rules_are_reevaluated_at_start_and_periodically() {
+    let c = Central::start().await;
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let p = c.package_id("one").await;
+    c.given_group(json!({"name": "pilots"})).await;
+    c.given_package_group("base", &[&p]).await;
+    let id = rule_id(
+        &c.given_rule(
+            json!({"name": "r", "group": "pilots", "package_group": "base", "enabled": true}),
+        )
+        .await,
+    );
+    // A member change that was stored but whose re-evaluation never ran (central
+    // was killed between the two).
+    let state = Arc::clone(c.state.as_ref().unwrap());
+    let who: sitecast_common::ids::ComputerId = a.id.parse().unwrap();
+    state
+        .store
+        .update_group(&"pilots".parse().unwrap(), &|g| {
+            g.computers.push(who.clone())
+        })
+        .unwrap();
+    assert!(no_jobs(&c.show_rule(&id).await, &a.id));
+    let task = tokio::spawn(api::reevaluate_rules_periodically(
+        state,
+        std::time::Duration::from_secs(3600),
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while no_jobs(&c.show_rule(&id).await, &a.id) {
+        assert!(std::time::Instant::now() < deadline, "never re-evaluated");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert_eq!(c.handed(&a).await, vec![install(&p)]);
+}
+
+impl Central {
+    async fn patch_rule(&self, id: &str, body: Value) -> Reply {
+        self.send_json(
+            Method::PATCH,
+            &format!("/api/v1/rules/{id}"),
+            Some(self.admin.as_str()),
+            &body,
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_rule_is_edited_in_place_and_keeps_what_it_installed() {
+    let c = Central::start().await;
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let b = c.given_tagged_agent("pc-b", "10.2.0.5", &["kiosk"]).await;
+    let p1 = c.given_uninstallable("one", "1").await;
+    let p2 = c.given_uninstallable("two", "1").await;
+    let v1 = c.given_uninstallable("app", "1").await;
+    let v2 = c.given_uninstallable("app", "2").await;
+    c.given_group(json!({"name": "pilots", "computers": [a.id]}))
+        .await;
+    c.given_package_group("base", &[&p1]).await;
+    c.given_package_group("other", &[&p2]).await;
+    c.given_package_group("both", &[&v1, &v2]).await;
+    let id = rule_id(
+        &c.given_rule(
+            json!({"name": "r", "group": "pilots", "package_group": "base", "enabled": true}),
+        )
+        .await,
+    );
+    assert_eq!(c.handed(&a).await, vec![install(&p1)]);
+    c.succeed(&a, &p1).await;
+
+    let r = c
+        .patch_rule(
+            &id,
+            json!({"name": "renamed", "description": "d", "priority": 7,
+                "sequence": "abort_after_failed"}),
+        )
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(r["id"], id.as_str());
+    assert_eq!(
+        (
+            &r["name"],
+            &r["description"],
+            &r["priority"],
+            &r["sequence"]
+        ),
+        (
+            &json!("renamed"),
+            &json!("d"),
+            &json!(7),
+            &json!("abort_after_failed")
+        )
+    );
+    assert_eq!(r["enabled"], true);
+
+    // Another package group: the new package comes, and what the rule installed
+    // that is no longer in its group goes (it is still the rule's own).
+    c.patch_rule(&id, json!({"package_group": "other"}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(c.handed(&a).await, vec![install(&p2)]);
+    c.succeed(&a, &p2).await;
+    assert_eq!(c.handed(&a).await, vec![uninstall(&p1)]);
+    c.succeed(&a, &p1).await;
+    assert!(c.handed(&a).await.is_empty());
+
+    // Other computers: the criteria alone now choose.
+    let r = c
+        .patch_rule(&id, json!({"group": "", "tags": ["KIOSK"]}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(r["group"], Value::Null);
+    assert_eq!(r["computers"], 1);
+    assert_eq!(c.handed(&b).await, vec![install(&p2)]);
+    assert!(
+        c.handed(&a).await.is_empty(),
+        "a left: it keeps what it has"
+    );
+
+    // Bad edits name the field and change nothing.
+    c.patch_rule(&id, json!({"tags": []}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["group", "criteria"]);
+    c.patch_rule(&id, json!({"sequence": "sometimes"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["sequence", "sometimes"]);
+    c.patch_rule(&id, json!({"tags": ["a b"]}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["tags", "a b"]);
+    c.patch_rule(&id, json!({"name": " "}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["name"]);
+    c.patch_rule(&id, json!({"group": "../x"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["group"]);
+    c.patch_rule(&id, json!({"group": "nope"}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["group", "nope"]);
+    c.patch_rule(&id, json!({"package_group": "nope"}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["package group", "nope"]);
+    c.patch_rule(&id, json!({"colour": "red"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["colour"]);
+    c.patch_rule(&id, json!({"package_group": "both"}))
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["package_group", "'app'", "loop"]);
+    c.patch_rule("nope-000000", json!({"priority": 1}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["nope-000000"]);
+    let r = c.show_rule(&id).await;
+    assert_eq!(
+        (&r["package_group"], &r["criteria"]["tags"], &r["sequence"]),
+        (
+            &json!("other"),
+            &json!(["KIOSK"]),
+            &json!("abort_after_failed")
+        )
+    );
+    // Without auto-uninstall the two versions are fine.
+    let r = c
+        .patch_rule(
+            &id,
+            json!({"package_group": "both", "auto_uninstall": false}),
+        )
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(r["auto_uninstall"], false);
 }

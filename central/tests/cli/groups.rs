@@ -252,3 +252,115 @@ fn group_and_rule_errors_name_the_problem() {
         &["group", "nope"],
     );
 }
+
+#[test]
+fn rule_create_flags_rule_edit_and_package_group_remove_from_the_cli() {
+    let c = Central::start();
+    let a = c.enroll("pc-paris-1", "linux", &["127.1.0.5"]);
+    let b = c.enroll("srv-paris-2", "linux", &["127.1.0.6"]);
+    let p1 = c.command_package("base-tools");
+    let p2 = c.command_package("browser");
+    ok(c.run(&["computer", "tag", &a, "kiosk"]));
+    ok(c.run(&["computer", "tag", &b, "kiosk"]));
+    ok(c.run(&[
+        "package-group",
+        "create",
+        "base",
+        "--package",
+        &p1,
+        "--package",
+        &p2,
+    ]));
+
+    // Criteria alone choose; --enable and --no-auto-uninstall reach the rule.
+    let rule = c.json(&[
+        "rule",
+        "create",
+        "--name",
+        "kiosks",
+        "--tag",
+        "kiosk",
+        "--os",
+        "linux",
+        "--hostname",
+        "pc-*",
+        "--package-group",
+        "base",
+        "--enable",
+        "--no-auto-uninstall",
+    ]);
+    let id = rule["id"].as_str().unwrap().to_owned();
+    assert_eq!(rule["enabled"], true);
+    assert_eq!(rule["auto_uninstall"], false);
+    assert_eq!(
+        rule["criteria"],
+        json!({"tags": ["kiosk"], "os": ["linux"], "hostnames": ["pc-*"]})
+    );
+    assert_eq!(rule["computers"], 1);
+    assert_eq!(rule["jobs"].as_array().unwrap().len(), 2);
+
+    // Removing a package from the group takes its waiting job away.
+    let pg = c.json(&["package-group", "remove", "base", &p2]);
+    assert_eq!(pg["packages"].as_array().unwrap().len(), 1);
+    let shown = c.get(&format!("/rules/{id}"));
+    assert_eq!(shown["jobs"].as_array().unwrap().len(), 1);
+
+    // rule edit: criteria given replace the old ones whole; the id stays.
+    let edited = c.json(&[
+        "rule",
+        "edit",
+        &id,
+        "--hostname",
+        "*-paris-*",
+        "--priority",
+        "-2",
+        "--auto-uninstall",
+        "on",
+        "--description",
+        "every paris kiosk",
+    ]);
+    assert_eq!(edited["id"], id.as_str());
+    assert_eq!(edited["criteria"], json!({"hostnames": ["*-paris-*"]}));
+    assert_eq!(edited["priority"], -2);
+    assert_eq!(edited["auto_uninstall"], true);
+    assert_eq!(edited["computers"], 2);
+    shows(
+        &c.human(&["rule", "show", &id]),
+        &["every paris kiosk", "hostname *-paris-*", "srv-paris-2"],
+    );
+    ok(c.run(&["group", "create", "pilots", "--computer", &a]));
+    let edited = c.json(&["rule", "edit", &id, "--group", "pilots", "--clear-criteria"]);
+    assert_eq!(
+        (&edited["group"], &edited["criteria"]),
+        (&json!("pilots"), &json!({}))
+    );
+    assert_eq!(edited["computers"], 1);
+
+    // Bad edits are named and change nothing.
+    fail(c.run(&["rule", "edit", &id]), &["nothing to change"]);
+    fail(
+        c.run(&["rule", "edit", &id, "--no-group"]),
+        &["group", "criteria"],
+    );
+    fail(
+        c.run(&["rule", "edit", &id, "--group", "nope"]),
+        &["group", "nope"],
+    );
+    fail(
+        c.run(&["rule", "edit", &id, "--auto-uninstall", "maybe"]),
+        &["maybe", "--auto-uninstall"],
+    );
+    fail(
+        c.run(&["rule", "edit", &id, "--tag", "a b"]),
+        &["tags", "a b"],
+    );
+    fail(
+        c.run(&["rule", "edit", "ghost-1", "--priority", "1"]),
+        &["rule", "ghost-1"],
+    );
+    fail(
+        c.run(&["package-group", "remove", "base", &p2]),
+        &[&p2, "base"],
+    );
+    assert_eq!(c.get(&format!("/rules/{id}"))["group"], "pilots");
+}

@@ -98,9 +98,15 @@ fn criteria_match_any_value_of_every_kind_given() {
 fn a_member_wants_each_package_it_lacks_in_group_order() {
     let a = pkg("a-1", "a");
     let b = pkg("b-1", "b");
-    let w = wants(true, &[a.clone(), b.clone()], &[installed(&b, true)], true);
+    let w = wants(
+        true,
+        &[a.clone(), b.clone()],
+        &[installed(&b, true)],
+        true,
+        &[],
+    );
     assert_eq!(w, vec![(pid("a-1"), JobKind::Install)]);
-    let w = wants(true, &[a.clone(), b.clone()], &[], false);
+    let w = wants(true, &[a.clone(), b.clone()], &[], false, &[]);
     assert_eq!(
         w,
         vec![
@@ -108,7 +114,7 @@ fn a_member_wants_each_package_it_lacks_in_group_order() {
             (pid("b-1"), JobKind::Install)
         ]
     );
-    assert!(wants(false, &[a, b], &[], true).is_empty());
+    assert!(wants(false, &[a, b], &[], true, &[]).is_empty());
 }
 
 #[test]
@@ -122,6 +128,7 @@ fn auto_uninstall_removes_other_versions_first_and_what_left_the_group() {
         std::slice::from_ref(&v2),
         &[installed(&v1, false)],
         true,
+        &[],
     );
     assert_eq!(
         w,
@@ -136,6 +143,7 @@ fn auto_uninstall_removes_other_versions_first_and_what_left_the_group() {
         std::slice::from_ref(&v2),
         &[installed(&v1, false)],
         false,
+        &[],
     );
     assert_eq!(w, vec![(pid("app-2"), JobKind::Install)]);
     // A package the rule installed and that left the group is uninstalled...
@@ -144,6 +152,7 @@ fn auto_uninstall_removes_other_versions_first_and_what_left_the_group() {
         std::slice::from_ref(&v2),
         &[installed(&v2, true), installed(&tool, true)],
         true,
+        &[],
     );
     assert_eq!(w, vec![(pid("tool-1"), JobKind::Uninstall)]);
     // ...but not one installed by someone else, nor one with no way to uninstall it.
@@ -152,6 +161,7 @@ fn auto_uninstall_removes_other_versions_first_and_what_left_the_group() {
         std::slice::from_ref(&v2),
         &[installed(&v2, true), installed(&tool, false)],
         true,
+        &[],
     );
     assert!(w.is_empty());
     let mut stuck = tool.clone();
@@ -161,6 +171,7 @@ fn auto_uninstall_removes_other_versions_first_and_what_left_the_group() {
         std::slice::from_ref(&v2),
         &[installed(&v2, true), installed(&stuck, true)],
         true,
+        &[],
     );
     assert!(w.is_empty());
 }
@@ -240,7 +251,7 @@ fn settle(
 ) -> Option<(Vec<InstalledPackage>, usize)> {
     let mut installed = start;
     for ran in 0..50 {
-        let want = wants(true, group, &installed, auto_uninstall);
+        let want = wants(true, group, &installed, auto_uninstall, &[]);
         if want.is_empty() {
             return Some((installed, ran));
         }
@@ -289,7 +300,7 @@ proptest::proptest! {
             }
         }
         proptest::prop_assume!(loop_check(auto_uninstall, "g", &group).is_ok());
-        let once = wants(true, &group, &start, auto_uninstall).len();
+        let once = wants(true, &group, &start, auto_uninstall, &[]).len();
         let had: Vec<PackageId> = start.iter().map(|i| i.package.id.clone()).collect();
         let (end, ran) = settle(&group, start, auto_uninstall).expect("settles");
         proptest::prop_assert!(ran <= once, "ran {ran} jobs, {once} wanted at first");
@@ -315,4 +326,127 @@ fn the_loop_that_loop_check_refuses_never_settles() {
     assert_eq!(settle(&group, Vec::new(), true), None);
     // The same group without auto-uninstall settles.
     assert!(settle(&group, Vec::new(), false).is_some());
+}
+
+#[test]
+fn a_version_another_rule_deploys_is_kept() {
+    let v1 = pkg("app-1", "app");
+    let v2 = pkg("app-2", "app");
+    // Another rule deploys v1 here: upgrading to v2 leaves it alone.
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v1, false)],
+        true,
+        &[pid("app-1")],
+    );
+    assert_eq!(w, vec![(pid("app-2"), JobKind::Install)]);
+    // Nor is it uninstalled when it leaves this rule's group.
+    let w = wants(
+        true,
+        std::slice::from_ref(&v2),
+        &[installed(&v2, true), installed(&v1, true)],
+        true,
+        &[pid("app-1")],
+    );
+    assert!(w.is_empty(), "{w:?}");
+}
+
+/// A rule of [`settle_all`]: its package group and whether it auto-uninstalls.
+type SimRule = (Vec<RulePackage>, bool);
+
+/// [`settle`] for several rules on one computer, each told what the others
+/// deploy (`protect`) as central does, or told nothing.
+fn settle_all(rules: &[SimRule], protect: bool) -> Option<Vec<InstalledPackage>> {
+    let mut installed: Vec<InstalledPackage> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    for _ in 0..100 {
+        let mut next = None;
+        for (r, (group, auto)) in rules.iter().enumerate() {
+            let kept: Vec<PackageId> = if protect {
+                let others = rules.iter().enumerate().filter(|(o, _)| *o != r);
+                others
+                    .flat_map(|(_, (g, _))| g.iter().map(|p| p.id.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mine: Vec<InstalledPackage> = installed
+                .iter()
+                .zip(&owner)
+                .map(|(i, o)| InstalledPackage {
+                    package: i.package.clone(),
+                    by_rule: *o == r,
+                })
+                .collect();
+            if let Some(first) = wants(true, group, &mine, *auto, &kept).into_iter().next() {
+                next = Some((r, first));
+                break;
+            }
+        }
+        let Some((r, (id, kind))) = next else {
+            return Some(installed);
+        };
+        match kind {
+            JobKind::Install => {
+                let p = rules[r].0.iter().find(|p| p.id == id).unwrap().clone();
+                installed.push(InstalledPackage {
+                    package: p,
+                    by_rule: false,
+                });
+                owner.push(r);
+            }
+            JobKind::Uninstall => {
+                if let Some(at) = installed.iter().position(|i| i.package.id == id) {
+                    installed.remove(at);
+                    owner.remove(at);
+                }
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn two_rules_with_two_versions_loop_unless_each_keeps_the_others() {
+    let v1 = pkg("app-1", "app");
+    let v2 = pkg("app-2", "app");
+    // One rule with v1 and no auto-uninstall, another with v2 and auto-uninstall:
+    // each group passes loop_check, yet told nothing they undo each other.
+    let rules = [(vec![v1], false), (vec![v2], true)];
+    assert!(rules.iter().all(|(g, a)| loop_check(*a, "g", g).is_ok()));
+    assert_eq!(settle_all(&rules, false), None);
+    let end = settle_all(&rules, true).expect("settles");
+    assert_eq!(end.len(), 2, "both versions stay: {end:?}");
+}
+
+proptest::proptest! {
+    /// Any set of rules that `loop_check` accepts one by one settles on a
+    /// computer they all cover, with every package any of them deploys installed.
+    #[test]
+    fn accepted_rules_settle_together(
+        rules in proptest::collection::vec(
+            (proptest::collection::vec(arb_package(), 0..4), proptest::prelude::any::<bool>()),
+            1..4,
+        ),
+    ) {
+        let mut rules = rules;
+        for (group, _) in &mut rules {
+            let mut seen = Vec::new();
+            group.retain(|p| {
+                let fresh = !seen.contains(&p.id);
+                seen.push(p.id.clone());
+                fresh
+            });
+        }
+        proptest::prop_assume!(rules.iter().all(|(g, a)| loop_check(*a, "g", g).is_ok()));
+        let end = settle_all(&rules, true);
+        proptest::prop_assert!(end.is_some(), "never settles");
+        let end = end.unwrap_or_default();
+        for (group, _) in &rules {
+            for p in group {
+                proptest::prop_assert!(end.iter().any(|i| i.package.id == p.id), "{} missing", p.id);
+            }
+        }
+    }
 }
