@@ -5364,20 +5364,23 @@ async fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     assert_eq!(
         home,
         &json!({"id": at_home.id, "hostname": "at-home", "addresses": ["192.168.1.4"],
-                "last_seen": T0})
+                "last_seen": T0, "site": null})
     );
     assert_eq!(
         r["sites"],
         json!([
             {"site": "brest", "subnets": ["10.3.0.0/16"], "relay_subnets": [],
-             "relays": 0, "relays_up": 0, "computers": 0, "computers_recent": 0},
+             "relays": 0, "relays_up": 0, "computers": 0, "computers_recent": 0,
+             "unserved": 0, "unserved_recent": 0},
             // in-block is lyon's: its /24 is more specific than Paris's /16.
             {"site": "lyon", "subnets": [], "relay_subnets": ["10.1.5.0/24", "10.2.0.0/16"],
-             "relays": 1, "relays_up": 0, "computers": 2, "computers_recent": 0},
+             "relays": 1, "relays_up": 0, "computers": 2, "computers_recent": 0,
+             "unserved": 0, "unserved_recent": 0},
             // office, on-floor and moved; office and moved polled at T1.
             {"site": "paris", "subnets": ["10.1.0.0/16"],
              "relay_subnets": ["10.1.0.0/16", "10.1.2.0/24"],
-             "relays": 2, "relays_up": 1, "computers": 3, "computers_recent": 2},
+             "relays": 2, "relays_up": 1, "computers": 3, "computers_recent": 2,
+             "unserved": 0, "unserved_recent": 0},
         ])
     );
     // By site, then relay id (Paris's two ids end in random suffixes).
@@ -5436,6 +5439,94 @@ async fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     expected.sort();
     assert_eq!(unserved(&r), expected);
     assert_eq!(r["overlaps"], json!([]));
+}
+
+/// `(site, computers, computers_recent, unserved, unserved_recent)` of each
+/// site of a coverage report.
+fn site_counts(report: &Value) -> Vec<Value> {
+    report["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            json!([
+                s["site"],
+                s["computers"],
+                s["computers_recent"],
+                s["unserved"],
+                s["unserved_recent"]
+            ])
+        })
+        .collect()
+}
+
+/// The site each unserved computer of a coverage report is named for, by hostname.
+fn unserved_sites(report: &Value) -> Vec<(String, Value)> {
+    let mut named: Vec<(String, Value)> = report["unserved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["hostname"].as_str().unwrap().to_owned(),
+                u["site"].clone(),
+            )
+        })
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+#[tokio::test]
+async fn coverage_names_the_declared_site_of_each_unserved_computer_and_counts_them() {
+    let c = Central::start().await;
+    c.given_site("hq", &["10.0.0.0/8"]).await;
+    // Declared, no relay yet: the field guide's site whose machines were found by hand.
+    c.given_site("brest", &["10.3.0.0/16"]).await;
+    // HQ's relay covers its office only.
+    c.given_relay("hq", &["10.0.1.0/24"], "http://r1").await;
+    c.given_agent("hq-office", &["10.0.1.5"]).await;
+    let lab = c.given_agent("hq-lab", &["10.0.9.5"]).await;
+    // Brest's /16 is more specific than HQ's /8.
+    c.given_agent("brest-1", &["10.3.0.4"]).await;
+    c.given_agent("brest-2", &["192.168.0.2", "10.3.7.1"]).await;
+    c.given_agent("at-home", &["192.168.1.4"]).await;
+    c.set_time(T1);
+    c.poll(&lab, &[]).await.ok(StatusCode::OK);
+
+    let r = c
+        .coverage("?computer_recent_within=1h")
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(
+        unserved_sites(&r),
+        [
+            ("at-home".to_owned(), Value::Null),
+            ("brest-1".to_owned(), json!("brest")),
+            ("brest-2".to_owned(), json!("brest")),
+            ("hq-lab".to_owned(), json!("hq")),
+        ]
+    );
+    // Only hq-lab was in touch within the hour.
+    assert_eq!(
+        site_counts(&r),
+        [json!(["brest", 0, 0, 2, 0]), json!(["hq", 1, 0, 1, 1])]
+    );
+
+    // A relay for Brest: its computers are served there now.
+    c.given_relay("brest", &["10.3.0.0/16"], "http://r2").await;
+    let r = c.coverage("").await.ok(StatusCode::OK);
+    assert_eq!(
+        unserved_sites(&r),
+        [
+            ("at-home".to_owned(), Value::Null),
+            ("hq-lab".to_owned(), json!("hq")),
+        ]
+    );
+    assert_eq!(
+        site_counts(&r),
+        [json!(["brest", 2, 2, 0, 0]), json!(["hq", 1, 1, 1, 1])]
+    );
 }
 
 #[tokio::test]

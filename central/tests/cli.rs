@@ -2883,6 +2883,8 @@ fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     ok(c.run(&["package", "activate", &package, "--site", "paris"]));
     let inside = c.enroll("ws-inside", "linux", &["127.1.0.5"]);
     let outside = c.enroll("ws-outside", "linux", &["127.9.0.1"]);
+    // In Lyon's declared subnet, which Lyon's relay does not cover.
+    let in_lyon = c.enroll("ws-lyon", "linux", &["127.2.0.7"]);
     // An agent that found no address of its own: no relay can serve it.
     let nowhere = c.enroll("ws-nowhere", "linux", &[]);
 
@@ -2890,16 +2892,29 @@ fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     shows(
         &text,
         &[
-            "3 computer(s), 2 served by no relay",
+            "4 computer(s), 3 served by no relay",
             "relays stale after 15m",
             "UNSERVED COMPUTER",
+            "SERVED (RECENT)",
+            "UNSERVED (RECENT)",
             "STALE RELAY",
+            "no relay's subnet contains their addresses, so they download from central",
+            "computers whose relay is stale are not listed here: see the stale relays",
         ],
     );
-    shows(row(&text, &outside), &["ws-outside", "127.9.0.1"]);
-    shows(row(&text, &nowhere), &["ws-nowhere", "(none known)"]);
+    // Named for no site: no site declares its address.
+    shows(row(&text, &outside), &["ws-outside", "127.9.0.1", " - "]);
+    shows(row(&text, &in_lyon), &["ws-lyon", "127.2.0.7", " lyon "]);
+    shows(row(&text, &nowhere), &["ws-nowhere", "(none known)", " - "]);
     assert!(!text.contains(&inside), "{text}");
-    shows(row(&text, "│ paris"), &["127.1.0.0/16", "0/1", "1"]);
+    shows(
+        row(&text, "│ paris"),
+        &["127.1.0.0/16", "0/1", "1 (1)", "0 (0)"],
+    );
+    shows(
+        row(&text, "│ lyon"),
+        &["127.2.0.0/16", "127.1.9.0/24", "0/1", "0 (0)", "1 (1)"],
+    );
     shows(row(&text, &paris), &["paris", "never", "never connected"]);
     // The command-only package has no fragments: what it lacks is the info.
     shows(
@@ -2934,10 +2949,29 @@ fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
     assert_eq!(printed["relay_stale_after"], "1h");
     assert_eq!(printed["computer_recent_within"], "2d");
     // By computer id.
-    assert_eq!(printed["unserved"][0]["id"], nowhere.as_str());
-    assert_eq!(printed["unserved"][0]["addresses"], json!([]));
-    assert_eq!(printed["unserved"][1]["id"], outside.as_str());
-    assert_eq!(printed["unserved"].as_array().unwrap().len(), 2);
+    let ids: Vec<&str> = printed["unserved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    let mut expected = vec![nowhere.as_str(), outside.as_str(), in_lyon.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    let entry = |id: &str| {
+        printed["unserved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(entry(&nowhere)["addresses"], json!([]));
+    assert_eq!(entry(&nowhere)["site"], Value::Null);
+    assert_eq!(entry(&in_lyon)["site"], "lyon");
+    assert_eq!(printed["sites"][0]["site"], "lyon");
+    assert_eq!(printed["sites"][0]["unserved"], 1);
 
     fail(
         c.run(&["coverage", "--relay-stale-after", "soon"]),

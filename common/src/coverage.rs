@@ -1,9 +1,10 @@
 //! The coverage report behind `GET /coverage`: which computers no relay serves
-//! (they download over the WAN from central), how each site's relays serve it,
-//! which relays' holdings are stale, and which relays of different sites claim
-//! the same addresses. The French field guide (seed 004) had to find the
-//! machines the same-subnet rule left out by hand; this finds them with the
-//! very rule agents use ([`crate::subnet`], longest prefix first).
+//! (they download over the WAN from central) and the site whose declared
+//! subnets they are in, how each site's relays serve it, which relays' holdings
+//! are stale, and which relays of different sites claim the same addresses. The
+//! French field guide (seed 004) had to find the machines the same-subnet rule
+//! left out, and match their addresses to sites, by hand; this finds them with
+//! the very rule agents use ([`crate::subnet`], longest prefix first).
 //!
 //! Pure: central gathers its records and the time and calls [`report`].
 
@@ -14,7 +15,7 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 
 use crate::ids::{ComputerId, PackageId, RelayId, SiteName};
-use crate::subnet::{select_relays, RelaySubnets};
+use crate::subnet::{best_prefix, select_relays, RelaySubnets};
 use crate::units::Duration;
 use crate::wire::{
     Coverage, OverlapSide, SiteCoverage, StaleReason, StaleRelay, SubnetOverlap, UnservedComputer,
@@ -128,6 +129,8 @@ pub fn report(input: &Inputs) -> Coverage {
         relays_up: 0,
         computers: 0,
         computers_recent: 0,
+        unserved: 0,
+        unserved_recent: 0,
     };
     for s in sites {
         per_site
@@ -155,23 +158,33 @@ pub fn report(input: &Inputs) -> Coverage {
 
     let mut unserved = Vec::new();
     for c in computers {
-        // The relay agents try first is the one that serves the computer.
+        let recent = c
+            .last_seen
+            .is_some_and(|t| age_s(now, t) <= thresholds.computer_recent_within.as_secs());
+        // Agents try the relays holding a package whole in `select_relays`'
+        // order, so the first of all relays serves the computer when it holds the
+        // package (when it lacks one activated for its site, it is in `stale_relays`).
         match select_relays(&c.addresses, relays).first() {
             Some(r) => {
                 if let Some(site) = per_site.get_mut(&r.site) {
                     site.computers += 1;
-                    let recent = c.last_seen.is_some_and(|t| {
-                        age_s(now, t) <= thresholds.computer_recent_within.as_secs()
-                    });
                     site.computers_recent += u64::from(recent);
                 }
             }
-            None => unserved.push(UnservedComputer {
-                id: c.id.clone(),
-                hostname: c.hostname.clone(),
-                addresses: c.addresses.clone(),
-                last_seen: c.last_seen,
-            }),
+            None => {
+                let site = declared_site(&c.addresses, sites);
+                if let Some(s) = site.and_then(|name| per_site.get_mut(name)) {
+                    s.unserved += 1;
+                    s.unserved_recent += u64::from(recent);
+                }
+                unserved.push(UnservedComputer {
+                    id: c.id.clone(),
+                    hostname: c.hostname.clone(),
+                    addresses: c.addresses.clone(),
+                    last_seen: c.last_seen,
+                    site: site.cloned(),
+                });
+            }
         }
     }
     unserved.sort_by(|a, b| a.id.cmp(&b.id));
@@ -201,6 +214,17 @@ pub fn report(input: &Inputs) -> Coverage {
         stale_relays,
         overlaps: overlaps(relays),
     }
+}
+
+/// The site whose declared subnets contain one of `addresses` with the longest
+/// prefix (equal prefixes: the lower name, so the answer never depends on the
+/// order sites are listed in); `None` when no site declares them.
+fn declared_site<'a>(addresses: &[IpAddr], sites: &'a [SiteDeclared]) -> Option<&'a SiteName> {
+    sites
+        .iter()
+        .filter_map(|s| best_prefix(addresses, &s.subnets).map(|p| (p, &s.name)))
+        .min_by(|(pa, a), (pb, b)| pb.cmp(pa).then_with(|| a.cmp(b)))
+        .map(|(_, name)| name)
 }
 
 /// Why one relay's holdings are stale (empty: they are not).
@@ -245,67 +269,77 @@ fn stale_reasons(
     reasons
 }
 
-/// Whether two subnets share addresses: CIDR blocks either nest or are disjoint.
-fn overlap(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
+/// One relay as agents with an address in a given block see it: only its
+/// subnets that contain the whole block.
+struct Claim<'a> {
+    relay: &'a RelaySeen,
+    subnets: Vec<IpNet>,
 }
 
-/// Pairs of relays of different sites with overlapping subnets, the relay
-/// agents try first first (more specific subnet, then lower relay id, as
-/// [`select_relays`] orders them), sorted by subnet then relays.
-fn overlaps(relays: &[RelaySeen]) -> Vec<SubnetOverlap> {
-    let mut found = Vec::new();
-    for (i, a) in relays.iter().enumerate() {
-        for b in &relays[i + 1..] {
-            if a.site == b.site {
-                continue;
-            }
-            for na in &a.subnets {
-                for nb in b.subnets.iter().filter(|nb| overlap(na, nb)) {
-                    let side_a = OverlapSide {
-                        relay_id: a.id.clone(),
-                        site: a.site.clone(),
-                        subnet: *na,
-                    };
-                    let side_b = OverlapSide {
-                        relay_id: b.id.clone(),
-                        site: b.site.clone(),
-                        subnet: *nb,
-                    };
-                    let a_first = match na.prefix_len().cmp(&nb.prefix_len()) {
-                        std::cmp::Ordering::Equal => a.id < b.id,
-                        longer => longer == std::cmp::Ordering::Greater,
-                    };
-                    let (first, second) = if a_first {
-                        (side_a, side_b)
-                    } else {
-                        (side_b, side_a)
-                    };
-                    found.push(SubnetOverlap {
-                        subnet: if na.prefix_len() >= nb.prefix_len() {
-                            *na
-                        } else {
-                            *nb
-                        },
-                        served_by: first.site.clone(),
-                        relays: vec![first, second],
-                    });
-                }
-            }
-        }
+impl RelaySubnets for Claim<'_> {
+    fn relay_id(&self) -> &RelayId {
+        &self.relay.id
     }
-    found.sort_by(|x, y| {
-        let key = |o: &SubnetOverlap| {
-            (
-                o.subnet,
-                o.relays
+    fn subnets(&self) -> &[IpNet] {
+        &self.subnets
+    }
+}
+
+/// Warnings for the relay subnets whose every address relays of more than one
+/// site serve. CIDR blocks either nest or are disjoint, so wherever two relays'
+/// subnets share addresses, the more specific subnet lies inside both: looking
+/// at each relay subnet once, with every relay containing it, finds each shared
+/// block once (nested subnets do not repeat it pair by pair). Who serves it is
+/// decided by [`select_relays`] over all those relays, as agents decide it.
+/// Sorted by subnet.
+fn overlaps(relays: &[RelaySeen]) -> Vec<SubnetOverlap> {
+    // Truncated: `10.1.2.3/16` and `10.1.0.0/16` are the same addresses.
+    let blocks: BTreeSet<IpNet> = relays
+        .iter()
+        .flat_map(|r| r.subnets.iter().map(IpNet::trunc))
+        .collect();
+    let mut found = Vec::new();
+    for block in blocks {
+        let claims: Vec<Claim> = relays
+            .iter()
+            .map(|relay| Claim {
+                relay,
+                subnets: relay
+                    .subnets
                     .iter()
-                    .map(|s| s.relay_id.clone())
-                    .collect::<Vec<_>>(),
-            )
+                    .filter(|n| n.contains(&block))
+                    .copied()
+                    .collect(),
+            })
+            .filter(|c| !c.subnets.is_empty())
+            .collect();
+        let sites: BTreeSet<&SiteName> = claims.iter().map(|c| &c.relay.site).collect();
+        if sites.len() < 2 {
+            continue;
+        }
+        // Every claim contains the block's first address, by its subnets that
+        // contain the whole block: the agents' order there.
+        let ordered = select_relays(&[block.network()], &claims);
+        let sides: Vec<OverlapSide> = ordered
+            .iter()
+            .filter_map(|c| {
+                let subnet = c.subnets.iter().max_by_key(|n| n.prefix_len())?;
+                Some(OverlapSide {
+                    relay_id: c.relay.id.clone(),
+                    site: c.relay.site.clone(),
+                    subnet: *subnet,
+                })
+            })
+            .collect();
+        let Some(first) = sides.first() else {
+            continue;
         };
-        key(x).cmp(&key(y))
-    });
+        found.push(SubnetOverlap {
+            subnet: block,
+            served_by: first.site.clone(),
+            relays: sides,
+        });
+    }
     found
 }
 

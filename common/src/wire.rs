@@ -895,7 +895,8 @@ pub struct Coverage {
     /// Computers enrolled.
     pub computers: u64,
     /// Computers none of whose addresses any relay's subnets contain: they
-    /// download over the WAN from central (by id).
+    /// download over the WAN from central (by id). A computer some relay's
+    /// subnet contains is not here even if that relay is stale: see `stale_relays`.
     pub unserved: Vec<UnservedComputer>,
     /// Every site (by name), with what its relays serve.
     pub sites: Vec<SiteCoverage>,
@@ -914,6 +915,11 @@ pub struct UnservedComputer {
     /// Its addresses as central last recorded them (none: it never said).
     pub addresses: Vec<IpAddr>,
     pub last_seen: Option<Timestamp>,
+    /// The site whose declared subnets (`site add --subnet`) contain one of its
+    /// addresses with the longest prefix, equal prefixes to the lower site name:
+    /// where a relay would serve it. `None`: no site declares its addresses.
+    #[serde(default)]
+    pub site: Option<SiteName>,
 }
 
 /// How one site is served.
@@ -929,10 +935,18 @@ pub struct SiteCoverage {
     /// Its relays in touch within `relay_stale_after`.
     pub relays_up: u64,
     /// Computers its relays serve: a computer counts for the site of the relay
-    /// whose subnets contain one of its addresses with the longest prefix.
+    /// whose subnets contain one of its addresses with the longest prefix,
+    /// equal prefixes to the lower relay id (`subnet::select_relays`' first).
     pub computers: u64,
     /// Of those, the ones in touch within `computer_recent_within`.
     pub computers_recent: u64,
+    /// Computers no relay serves whose site this is (`UnservedComputer::site`):
+    /// in its declared subnets, with no relay there yet.
+    #[serde(default)]
+    pub unserved: u64,
+    /// Of those, the ones in touch within `computer_recent_within`.
+    #[serde(default)]
+    pub unserved_recent: u64,
 }
 
 /// A relay whose holdings are stale, and why.
@@ -980,19 +994,24 @@ pub enum StaleReason {
     },
 }
 
-/// Two relays of different sites serving the same addresses.
+/// Relays of different sites serving the same addresses: one warning per
+/// relay subnet whose every address relays of two sites or more serve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubnetOverlap {
-    /// The addresses both serve (the more specific of the two subnets).
+    /// The addresses they all serve: one relay's subnet, contained in each of
+    /// the others' (blocks inside it that a further relay claims are warnings
+    /// of their own).
     pub subnet: IpNet,
-    /// The site whose relay agents there try first: the more specific subnet,
-    /// or on equal prefixes the lower relay id.
+    /// The site of the first of `relays`: the relay agents there choose when
+    /// it holds the package whole.
     pub served_by: SiteName,
-    /// The two relays, the one agents try first first.
+    /// Every relay whose subnets contain all of `subnet`, in the order agents
+    /// there try them (`subnet::select_relays`: longest prefix, then lower
+    /// relay id), each with its longest subnet containing `subnet`.
     pub relays: Vec<OverlapSide>,
 }
 
-/// One relay of a [`SubnetOverlap`] and its subnet that overlaps.
+/// One relay of a [`SubnetOverlap`] and its subnet that contains the overlap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OverlapSide {
     pub relay_id: RelayId,

@@ -1,8 +1,9 @@
 //! End to end: the coverage report (seed 004's machines left out by the
 //! same-subnet rule, found by central instead of by hand). An agent bound on
-//! an address no relay's subnet contains is listed as unserved and the one on
-//! its relay's subnet is not; a relay that never connected, and a relay that
-//! lacks a package activated for its site, are stale, each with its reason.
+//! an address no relay's subnet contains is listed as unserved, named for the
+//! site whose declared subnet contains it if one does, and the one on its
+//! relay's subnet is not; a relay that never connected, and a relay that lacks
+//! a package activated for its site, are stale, each with its reason.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
@@ -34,6 +35,8 @@ async fn coverage_finds_the_unserved_agent_and_the_stale_relays() {
     let c = Central::start().await;
     c.add_site("paris", &["127.1.0.0/16"]).await;
     c.add_site("lyon", &["127.2.0.0/16"]).await;
+    // Declared, no relay yet.
+    c.add_site("brest", &["127.3.0.0/16"]).await;
     let mut paris = c.relay("paris", &["127.1.0.0/16"], "127.1.0.1").await;
     // Registered on central, never started: it never connects.
     let lyon = c.silent_relay("lyon", &["127.2.0.0/16"], "127.2.0.1").await;
@@ -53,22 +56,43 @@ async fn coverage_finds_the_unserved_agent_and_the_stale_relays() {
 
     let inside = c.agent("pc-inside", "127.1.0.11").await;
     let outside = c.agent("pc-outside", "127.9.0.1").await;
+    let in_brest = c.agent("pc-brest", "127.3.0.5").await;
     // Each polls once, from its own address, as it would every cycle.
     inside.once().await;
     outside.once().await;
+    in_brest.once().await;
 
     let report = c.get("/coverage").await;
-    assert_eq!(report["computers"], 2);
+    assert_eq!(report["computers"], 3);
+    let unserved = |id: &str| {
+        report["unserved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not unserved in {report}"))
+    };
+    assert_eq!(report["unserved"].as_array().unwrap().len(), 2, "{report}");
+    let entry = unserved(&outside.id);
+    assert!(entry["last_seen"].is_string(), "{report}");
     assert_eq!(
-        report["unserved"],
-        json!([{
+        entry,
+        json!({
             "id": outside.id,
             "hostname": "pc-outside",
             "addresses": ["127.9.0.1"],
-            "last_seen": report["unserved"][0]["last_seen"],
-        }])
+            "last_seen": entry["last_seen"],
+            "site": null,
+        })
     );
-    assert!(report["unserved"][0]["last_seen"].is_string(), "{report}");
+    assert_eq!(unserved(&in_brest.id)["site"], "brest");
+    let brest = site_entry(&report, "brest");
+    assert_eq!(
+        (&brest["computers"], &brest["unserved"]),
+        (&json!(0), &json!(1))
+    );
+    assert_eq!(site_entry(&report, "paris")["unserved"], 0);
     let site = site_entry(&report, "paris");
     assert_eq!(site["relays"], 1);
     assert_eq!(site["relays_up"], 1);

@@ -1,6 +1,6 @@
-//! `GET /coverage`: the computers no relay serves, each site's relays and
-//! computers, the relays whose holdings are stale, and overlapping subnets of
-//! different sites. The report itself is `sitecast_common::coverage::report`;
+//! `GET /coverage`: the computers no relay serves (and the site declaring each),
+//! each site's relays and computers, the relays whose holdings are stale, and
+//! overlapping subnets of different sites. The report itself is `sitecast_common::coverage::report`;
 //! this handler reads the thresholds and central's records and feeds it.
 
 use std::collections::BTreeMap;

@@ -855,7 +855,13 @@ pub fn coverage(c: &Coverage) -> String {
     if c.unserved.is_empty() {
         text.push_str("every computer is served by a relay of its subnet\n");
     } else {
-        let mut t = table(&["UNSERVED COMPUTER", "HOSTNAME", "ADDRESSES", "LAST SEEN"]);
+        let mut t = table(&[
+            "UNSERVED COMPUTER",
+            "HOSTNAME",
+            "ADDRESSES",
+            "SITE",
+            "LAST SEEN",
+        ]);
         for u in &c.unserved {
             let addresses = if u.addresses.is_empty() {
                 "(none known)".to_owned()
@@ -866,11 +872,18 @@ pub fn coverage(c: &Coverage) -> String {
                 u.id.to_string(),
                 u.hostname.clone(),
                 addresses,
+                u.site
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
                 when(u.last_seen),
             ]);
         }
+        // Only these lack a relay: a computer whose relay is stale is served
+        // (badly), and the stale list below is where that shows.
         text.push_str(&format!(
-            "{t}\n(these download over the WAN from central)\n"
+            "{t}\n(no relay's subnet contains their addresses, so they download from central;\n \
+             SITE is the site whose declared subnets contain them, - if none does;\n \
+             computers whose relay is stale are not listed here: see the stale relays)\n"
         ));
     }
     let mut t = table(&[
@@ -878,8 +891,8 @@ pub fn coverage(c: &Coverage) -> String {
         "SUBNETS",
         "RELAY SUBNETS",
         "RELAYS UP",
-        "COMPUTERS",
-        "SEEN RECENTLY",
+        "SERVED (RECENT)",
+        "UNSERVED (RECENT)",
     ]);
     for s in &c.sites {
         t.add_row(vec![
@@ -887,8 +900,8 @@ pub fn coverage(c: &Coverage) -> String {
             join(&s.subnets),
             join(&s.relay_subnets),
             format!("{}/{}", s.relays_up, s.relays),
-            s.computers.to_string(),
-            s.computers_recent.to_string(),
+            format!("{} ({})", s.computers, s.computers_recent),
+            format!("{} ({})", s.unserved, s.unserved_recent),
         ]);
     }
     text.push_str(&format!("{t}\n"));
@@ -911,12 +924,17 @@ pub fn coverage(c: &Coverage) -> String {
         text.push_str(&format!("{t}\n"));
     }
     for o in &c.overlaps {
-        let sides = o
+        let mut sides = o
             .relays
             .iter()
             .map(|s| format!("{} ({} {})", s.site, s.relay_id, s.subnet))
-            .collect::<Vec<_>>()
-            .join(" and ");
+            .collect::<Vec<_>>();
+        let last = sides.pop().unwrap_or_default();
+        let sides = if sides.is_empty() {
+            last
+        } else {
+            format!("{} and {last}", sides.join(", "))
+        };
         text.push_str(&format!(
             "warning: {} is served by {sides}; agents there try {} first\n",
             o.subnet, o.served_by
@@ -1253,6 +1271,28 @@ mod tests {
         assert_eq!(
             a(serde_json::json!({"package_id": "app-1", "assigned": [], "unchanged": []})),
             "package app-1: no computer matched, no job container created"
+        );
+    }
+
+    #[test]
+    fn an_overlap_of_three_relays_names_them_all_and_who_serves() {
+        let c: Coverage = serde_json::from_value(serde_json::json!({
+            "generated_at": "2025-03-01T09:00:00Z", "relay_stale_after": "15m",
+            "computer_recent_within": "1d", "computers": 0, "unserved": [], "sites": [],
+            "stale_relays": [],
+            "overlaps": [{"subnet": "10.1.5.0/24", "served_by": "lyon", "relays": [
+                {"relay_id": "r-lyon", "site": "lyon", "subnet": "10.1.5.0/24"},
+                {"relay_id": "r-paris", "site": "paris", "subnet": "10.1.0.0/16"},
+                {"relay_id": "r-hq", "site": "hq", "subnet": "10.0.0.0/8"}]}],
+        }))
+        .unwrap();
+        let text = coverage(&c);
+        assert!(
+            text.ends_with(
+                "warning: 10.1.5.0/24 is served by lyon (r-lyon 10.1.5.0/24), \
+                 paris (r-paris 10.1.0.0/16) and hq (r-hq 10.0.0.0/8); agents there try lyon first"
+            ),
+            "{text}"
         );
     }
 

@@ -1,9 +1,10 @@
-//! Tests of the coverage report: unserved computers, longest-prefix site
-//! attribution, overlaps, and relays stale by last contact, by missing
-//! holdings and by an old info.
+//! Tests of the coverage report: unserved computers and the sites declaring
+//! them, longest-prefix site attribution (IPv4 and IPv6), overlaps decided by
+//! the agents' rule over all relays, and relays stale by last contact, by
+//! missing holdings and by an old info.
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -109,12 +110,14 @@ fn computers_no_relay_serves_are_unserved_whatever_their_other_addresses() {
         r["unserved"],
         json!([
             {"id": "silent", "hostname": "host-silent", "addresses": [],
-             "last_seen": "2027-01-14T04:13:20Z"},
+             "last_seen": "2027-01-14T04:13:20Z", "site": null},
             {"id": "wan", "hostname": "host-wan", "addresses": ["192.168.0.7", "fd00::7"],
-             "last_seen": "2027-01-15T07:59:50Z"},
+             "last_seen": "2027-01-15T07:59:50Z", "site": null},
         ])
     );
     assert_eq!(r["sites"][0]["computers"], 2);
+    // Paris declares no subnet: its unserved are none of its own.
+    assert_eq!(r["sites"][0]["unserved"], 0);
     assert_eq!(r["stale_relays"], json!([]));
     assert_eq!(r["overlaps"], json!([]));
     assert_eq!(r["relay_stale_after"], "15m");
@@ -151,14 +154,18 @@ fn a_computer_counts_for_the_site_of_its_longest_prefix_relay() {
         r["sites"],
         json!([
             {"site": "brest", "subnets": ["10.3.0.0/16"], "relay_subnets": [],
-             "relays": 0, "relays_up": 0, "computers": 0, "computers_recent": 0},
+             "relays": 0, "relays_up": 0, "computers": 0, "computers_recent": 0,
+             "unserved": 0, "unserved_recent": 0},
             {"site": "hq", "subnets": ["10.0.0.0/8"], "relay_subnets": ["10.0.0.0/8"],
-             "relays": 1, "relays_up": 1, "computers": 1, "computers_recent": 1},
+             "relays": 1, "relays_up": 1, "computers": 1, "computers_recent": 1,
+             "unserved": 0, "unserved_recent": 0},
             {"site": "lyon", "subnets": ["10.2.0.0/16"],
              "relay_subnets": ["10.2.0.0/16", "10.2.7.0/24"],
-             "relays": 2, "relays_up": 1, "computers": 2, "computers_recent": 1},
+             "relays": 2, "relays_up": 1, "computers": 2, "computers_recent": 1,
+             "unserved": 0, "unserved_recent": 0},
             {"site": "nice", "subnets": [], "relay_subnets": ["10.2.9.0/24"],
-             "relays": 1, "relays_up": 0, "computers": 2, "computers_recent": 1},
+             "relays": 1, "relays_up": 0, "computers": 2, "computers_recent": 1,
+             "unserved": 0, "unserved_recent": 0},
         ])
     );
 }
@@ -178,15 +185,14 @@ fn relays_of_different_sites_on_the_same_addresses_are_warned_about() {
         relay("r-v6", "brest", &["fd00::/8"], Some(1)),
     ];
     let r = draw(&[], &relays, &[], &BTreeMap::new());
-    // Paris's two relays share a subnet: redundancy, not a warning.
+    // Paris's two relays share a subnet: redundancy, not a warning. Lyon's
+    // block inside it is one warning naming all three relays, not one per pair.
     assert_eq!(
         r["overlaps"],
         json!([
             {"subnet": "10.1.5.0/24", "served_by": "lyon", "relays": [
                 {"relay_id": "r-lyon", "site": "lyon", "subnet": "10.1.5.0/24"},
-                {"relay_id": "r-paris-a", "site": "paris", "subnet": "10.1.0.0/16"}]},
-            {"subnet": "10.1.5.0/24", "served_by": "lyon", "relays": [
-                {"relay_id": "r-lyon", "site": "lyon", "subnet": "10.1.5.0/24"},
+                {"relay_id": "r-paris-a", "site": "paris", "subnet": "10.1.0.0/16"},
                 {"relay_id": "r-paris-b", "site": "paris", "subnet": "10.1.0.0/16"}]},
             // Equal prefixes: agents try the lower relay id first.
             {"subnet": "172.16.0.0/12", "served_by": "nice", "relays": [
@@ -199,6 +205,150 @@ fn relays_of_different_sites_on_the_same_addresses_are_warned_about() {
     assert_eq!(picked[0].id.as_str(), "r-nice");
     let picked = select_relays(&["10.1.5.1".parse().unwrap()], &relays);
     assert_eq!(picked[0].id.as_str(), "r-lyon");
+}
+
+#[test]
+fn an_ipv6_relay_serves_the_computers_of_its_subnet() {
+    let relays = [relay("r-v6", "paris", &["fd00::/64"], Some(5))];
+    let computers = [
+        computer("v6", &["fd00::7"], 10),
+        // Outside the /64, inside the site's declared /48.
+        computer("next-door", &["fd00:0:0:1::7"], 10),
+    ];
+    let r = draw(
+        &computers,
+        &relays,
+        &[site("paris", &["fd00::/48"])],
+        &BTreeMap::new(),
+    );
+    assert_eq!(
+        r["unserved"],
+        json!([{"id": "next-door", "hostname": "host-next-door",
+                "addresses": ["fd00:0:0:1::7"], "last_seen": "2027-01-15T07:59:50Z",
+                "site": "paris"}])
+    );
+    assert_eq!(
+        r["sites"],
+        json!([{"site": "paris", "subnets": ["fd00::/48"], "relay_subnets": ["fd00::/64"],
+                "relays": 1, "relays_up": 1, "computers": 1, "computers_recent": 1,
+                "unserved": 1, "unserved_recent": 1}])
+    );
+}
+
+#[test]
+fn an_unserved_computer_is_named_for_the_site_declaring_its_addresses() {
+    // Lyon's relay covers its office only; Brest has none yet.
+    let relays = [relay("r-lyon", "lyon", &["10.2.1.0/24"], Some(5))];
+    let computers = [
+        computer("lyon-office", &["10.2.1.5"], 10),
+        computer("lyon-lab", &["10.2.8.5"], 10),
+        computer("lyon-old", &["10.2.9.5"], 200_000),
+        computer("brest-1", &["10.3.0.1"], 10),
+        // Both declare 10.4.0.0/16: the lower name, whatever the order.
+        computer("shared", &["10.4.0.1"], 10),
+        // Brest's /24 is more specific than HQ's /8.
+        computer("brest-dual", &["192.168.0.1", "10.9.9.9"], 10),
+        computer("hq-pc", &["10.9.0.1"], 10),
+        computer("home", &["192.168.1.4"], 10),
+    ];
+    let sites = [
+        site("lyon", &["10.2.0.0/16"]),
+        site("brest", &["10.3.0.0/16", "10.4.0.0/16", "10.9.9.0/24"]),
+        site("hq", &["10.0.0.0/8", "10.4.0.0/16"]),
+        site("nice", &[]),
+    ];
+    let r = draw(&computers, &relays, &sites, &BTreeMap::new());
+    let named: Vec<(String, Value)> = r["unserved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["id"].as_str().unwrap().to_owned(), u["site"].clone()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("brest-1".to_owned(), json!("brest")),
+            ("brest-dual".to_owned(), json!("brest")),
+            ("home".to_owned(), Value::Null),
+            ("hq-pc".to_owned(), json!("hq")),
+            ("lyon-lab".to_owned(), json!("lyon")),
+            ("lyon-old".to_owned(), json!("lyon")),
+            ("shared".to_owned(), json!("brest")),
+        ]
+    );
+    let counts: Vec<Value> = r["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            json!([
+                s["site"],
+                s["computers"],
+                s["computers_recent"],
+                s["unserved"],
+                s["unserved_recent"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            json!(["brest", 0, 0, 3, 3]),
+            json!(["hq", 0, 0, 1, 1]),
+            json!(["lyon", 1, 1, 2, 1]),
+            json!(["nice", 0, 0, 0, 0]),
+        ]
+    );
+    // The order sites are listed in does not matter.
+    let mut reversed = sites.to_vec();
+    reversed.reverse();
+    assert_eq!(draw(&computers, &relays, &reversed, &BTreeMap::new()), r);
+}
+
+#[test]
+fn an_overlap_is_served_by_the_relay_agents_pick_among_all_relays() {
+    let relays = [
+        relay("r-paris", "paris", &["10.1.0.0/16"], Some(1)),
+        relay("r-hq", "hq", &["10.0.0.0/8"], Some(1)),
+        // Same prefix as Paris's, lower id: agents in 10.1.0.0/16 pick it.
+        relay("r-nice", "nice", &["10.1.0.0/16"], Some(1)),
+        // Nested in all three: a block of its own, warned about once.
+        relay("r-lyon", "lyon", &["10.1.5.0/24"], Some(1)),
+        relay("r-c-lyon", "lyon", &["172.16.0.0/12"], Some(1)),
+        relay("r-b-nice", "nice", &["172.16.0.0/12"], Some(1)),
+        // Lyon's other relay on the same block has the lowest id of the three.
+        relay("r-a-lyon", "lyon", &["172.16.0.0/12"], Some(1)),
+    ];
+    let r = draw(&[], &relays, &[], &BTreeMap::new());
+    // Pair by pair, HQ's /8 against Paris's /16 would name Paris, and r-b-nice
+    // against r-c-lyon would name Nice; each block is one warning, its relays
+    // in the agents' order.
+    assert_eq!(
+        r["overlaps"],
+        json!([
+            {"subnet": "10.1.0.0/16", "served_by": "nice", "relays": [
+                {"relay_id": "r-nice", "site": "nice", "subnet": "10.1.0.0/16"},
+                {"relay_id": "r-paris", "site": "paris", "subnet": "10.1.0.0/16"},
+                {"relay_id": "r-hq", "site": "hq", "subnet": "10.0.0.0/8"}]},
+            {"subnet": "10.1.5.0/24", "served_by": "lyon", "relays": [
+                {"relay_id": "r-lyon", "site": "lyon", "subnet": "10.1.5.0/24"},
+                {"relay_id": "r-nice", "site": "nice", "subnet": "10.1.0.0/16"},
+                {"relay_id": "r-paris", "site": "paris", "subnet": "10.1.0.0/16"},
+                {"relay_id": "r-hq", "site": "hq", "subnet": "10.0.0.0/8"}]},
+            {"subnet": "172.16.0.0/12", "served_by": "lyon", "relays": [
+                {"relay_id": "r-a-lyon", "site": "lyon", "subnet": "172.16.0.0/12"},
+                {"relay_id": "r-b-nice", "site": "nice", "subnet": "172.16.0.0/12"},
+                {"relay_id": "r-c-lyon", "site": "lyon", "subnet": "172.16.0.0/12"}]},
+        ])
+    );
+    for (address, first) in [
+        ("10.1.7.7", "r-nice"),
+        ("10.1.5.9", "r-lyon"),
+        ("172.16.1.1", "r-a-lyon"),
+    ] {
+        let picked = select_relays(&[address.parse().unwrap()], &relays);
+        assert_eq!(picked[0].id.as_str(), first);
+    }
 }
 
 #[test]
