@@ -350,6 +350,52 @@ fn view(c: &Central, record: ContainerRecord, with_jobs: bool) -> Result<Rule, C
     })
 }
 
+/// What a rule must hold before it is stored, checked under the rules lock (so
+/// its groups cannot go between the check and the store): its groups exist, it
+/// chooses computers somehow, and its package group cannot loop.
+fn check_rule(c: &Central, rule: &ContainerRecord) -> Result<(), CentralError> {
+    let spec = rule
+        .rule
+        .as_ref()
+        .ok_or_else(|| CentralError::not_found("rule", &rule.id))?;
+    if let Some(g) = &spec.group {
+        if c.store.group(g)?.is_none() {
+            return Err(CentralError::not_found("group", g));
+        }
+    }
+    if spec.group.is_none() && spec.criteria.is_empty() {
+        return Err(CentralError::Invalid(NO_COMPUTERS.into()));
+    }
+    if c.store.package_group(&spec.package_group)?.is_none() {
+        return Err(CentralError::not_found(
+            "package group",
+            &spec.package_group,
+        ));
+    }
+    let packages = group_packages(c, &spec.package_group)?;
+    groups::loop_check(rule.auto_uninstall, spec.package_group.as_str(), &packages)
+        .map_err(|why| CentralError::Invalid(format!("bad package_group: {why}")))
+}
+
+const NO_COMPUTERS: &str =
+    "bad group: a rule needs a computer group or criteria (subnets, tags, os, hostnames)";
+
+/// Applies `change` to a stored rule, re-evaluates every rule (its jobs are up
+/// to date before any is handed out, and the others now leave installed what it
+/// deploys, or no longer do), and answers it.
+fn change_rule(
+    c: &Central,
+    guard: &Evaluating<'_>,
+    id: &ContainerId,
+    change: &dyn Fn(&mut ContainerRecord),
+) -> Result<Rule, CentralError> {
+    c.store
+        .update_container(id, change)?
+        .ok_or_else(|| CentralError::not_found("rule", id))?;
+    reevaluate_all(c, guard);
+    stored_view(c, id)
+}
+
 /// The rule as stored now, with its jobs.
 fn stored_view(c: &Central, id: &ContainerId) -> Result<Rule, CentralError> {
     let stored = c
@@ -404,9 +450,7 @@ pub async fn create(
         None => None,
     };
     if group.is_none() && criteria.is_empty() {
-        return Err(ApiError::bad_request(
-            "bad group: a rule needs a computer group or criteria (subnets, tags, os, hostnames)",
-        ));
+        return Err(ApiError::bad_request(NO_COMPUTERS));
     }
     let package_group: GroupName = req
         .package_group
@@ -451,28 +495,7 @@ pub async fn create(
             // Checked under the lock, so the groups cannot be deleted or changed
             // between the check and the rule's first evaluation.
             let guard = c.evaluating();
-            let spec = record
-                .rule
-                .as_ref()
-                .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
-            if let Some(g) = &spec.group {
-                if c.store.group(g)?.is_none() {
-                    return Err(CentralError::not_found("group", g));
-                }
-            }
-            if c.store.package_group(&spec.package_group)?.is_none() {
-                return Err(CentralError::not_found(
-                    "package group",
-                    &spec.package_group,
-                ));
-            }
-            let packages = group_packages(c, &spec.package_group)?;
-            groups::loop_check(
-                record.auto_uninstall,
-                spec.package_group.as_str(),
-                &packages,
-            )
-            .map_err(|why| CentralError::Invalid(format!("bad package_group: {why}")))?;
+            check_rule(c, &record)?;
             c.store.add_container(&record, &[])?;
             reevaluate_all(c, &guard);
             stored_view(c, &record.id)
@@ -575,66 +598,44 @@ pub async fn update(
         .map(|s| s.trim().parse::<Sequence>())
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("bad sequence: {e}")))?;
+    let change = move |r: &mut ContainerRecord| {
+        if let Some(spec) = r.rule.as_mut() {
+            if let Some(g) = &group {
+                spec.group.clone_from(g);
+            }
+            if let Some(cr) = &criteria {
+                spec.criteria = cr.clone();
+            }
+            if let Some(pg) = &package_group {
+                spec.package_group = pg.clone();
+            }
+        }
+        if let Some(a) = req.auto_uninstall {
+            r.auto_uninstall = a;
+        }
+        if let Some(n) = &name {
+            r.name.clone_from(n);
+        }
+        if let Some(d) = &description {
+            r.description.clone_from(d);
+        }
+        if let Some(p) = req.priority {
+            r.priority = p;
+        }
+        if let Some(s) = sequence {
+            r.sequence = s;
+        }
+    };
     let rule = c
         .blocking(move |c| {
             let guard = c.evaluating();
             let mut next = c
                 .store
                 .container(&record.id)?
-                .filter(|r| r.rule.is_some())
                 .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
-            let spec = next
-                .rule
-                .as_mut()
-                .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
-            if let Some(g) = group {
-                spec.group = g;
-            }
-            if let Some(cr) = criteria {
-                spec.criteria = cr;
-            }
-            if let Some(pg) = package_group {
-                spec.package_group = pg;
-            }
-            if let Some(g) = &spec.group {
-                if c.store.group(g)?.is_none() {
-                    return Err(CentralError::not_found("group", g));
-                }
-            }
-            if spec.group.is_none() && spec.criteria.is_empty() {
-                return Err(CentralError::Invalid(
-                    "bad group: a rule needs a computer group or criteria (subnets, tags, os, hostnames)"
-                        .into(),
-                ));
-            }
-            if c.store.package_group(&spec.package_group)?.is_none() {
-                return Err(CentralError::not_found("package group", &spec.package_group));
-            }
-            let packages = group_packages(c, &spec.package_group)?;
-            let auto_uninstall = req.auto_uninstall.unwrap_or(next.auto_uninstall);
-            groups::loop_check(auto_uninstall, spec.package_group.as_str(), &packages)
-                .map_err(|why| CentralError::Invalid(format!("bad package_group: {why}")))?;
-            let spec = spec.clone();
-            c.store
-                .update_container(&record.id, &|r| {
-                    r.rule = Some(spec.clone());
-                    r.auto_uninstall = auto_uninstall;
-                    if let Some(n) = &name {
-                        r.name.clone_from(n);
-                    }
-                    if let Some(d) = &description {
-                        r.description.clone_from(d);
-                    }
-                    if let Some(p) = req.priority {
-                        r.priority = p;
-                    }
-                    if let Some(s) = sequence {
-                        r.sequence = s;
-                    }
-                })?
-                .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
-            reevaluate_all(c, &guard);
-            stored_view(c, &record.id)
+            change(&mut next);
+            check_rule(c, &next)?;
+            change_rule(c, &guard, &record.id, &change)
         })
         .await?;
     tracing::info!(rule = %rule.id, "deployment rule changed");
@@ -646,17 +647,11 @@ async fn set_enabled(c: Arc<Central>, id: String, enabled: bool) -> Result<Json<
     let rule = c
         .blocking(move |c| {
             let guard = c.evaluating();
-            c.store
-                .update_container(&record.id, &|r| {
-                    if let Some(spec) = r.rule.as_mut() {
-                        spec.enabled = enabled;
-                    }
-                })?
-                .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
-            // Its jobs are up to date before any is handed out; the others now
-            // leave installed what it deploys, or no longer do.
-            reevaluate_all(c, &guard);
-            stored_view(c, &record.id)
+            change_rule(c, &guard, &record.id, &|r| {
+                if let Some(spec) = r.rule.as_mut() {
+                    spec.enabled = enabled;
+                }
+            })
         })
         .await?;
     tracing::info!(rule = %rule.id, enabled, "deployment rule switched");
