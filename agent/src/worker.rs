@@ -116,6 +116,8 @@ pub(crate) struct Worker {
     macs: Vec<MacAddr>,
     /// agent.toml's `power_command` (none: power actions are only logged).
     power_command: Option<String>,
+    /// How long the computer has been on, read before each poll.
+    uptime: power::Uptime,
 }
 
 impl Worker {
@@ -155,6 +157,7 @@ impl Worker {
                 }
             })?,
         };
+        let uptime = power::Uptime::new(config.uptime_file.as_deref(), layout.restart_mark());
         let worker = Worker {
             history: History::load(&layout.history())?,
             layout,
@@ -180,6 +183,7 @@ impl Worker {
             poll_interval: Duration::from_secs(60),
             macs: power::macs(&config.mac_addresses),
             power_command: config.power_command.clone(),
+            uptime,
         };
         Ok((worker, config.cycle))
     }
@@ -399,7 +403,7 @@ impl Performer for Worker {
         let poll = self
             .ctx
             .client
-            .poll(&self.ctx.addresses, &self.macs)
+            .poll(&self.ctx.addresses, &self.macs, self.uptime.seconds())
             .await?;
         self.poll_interval = Duration::from_secs(poll.poll_interval_s.max(1));
         self.take_poll(poll.packages).await;
@@ -507,7 +511,14 @@ impl Performer for Worker {
         self.conclude(id, kind, report, manifest).await;
         if restart {
             let command = self.power_command.as_deref();
-            power::restart(command, &self.ctx.notifier, restart_timeout, info.as_ref()).await;
+            power::restart(
+                command,
+                &self.ctx.notifier,
+                restart_timeout,
+                info.as_ref(),
+                &self.uptime,
+            )
+            .await;
         }
     }
 

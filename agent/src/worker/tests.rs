@@ -371,6 +371,7 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         max_unpack: sitecast_common::units::Size::from_bytes(1 << 20),
         mac_addresses: Vec::new(),
         power_command: None,
+        uptime_file: None,
         downloads: crate::config::SourcePolicy::default(),
         cycle: CycleConfig::default(),
         notifier: None,
