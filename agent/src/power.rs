@@ -21,6 +21,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sitecast_common::info::Info;
 use sitecast_common::power::{MacAddr, PowerAction};
+use sitecast_common::wire::MAX_RESTART_TIMEOUT;
 use tokio::process::Command;
 
 use crate::error::AgentError;
@@ -177,10 +178,20 @@ pub fn check_command(command: &str) -> Result<(), String> {
 }
 
 /// The wait between a package that needs a restart and the restart, so a
-/// logged-in user can save their work (OCO's restart timeout). With a notifier
-/// the user is warned and may let it go ahead at once (`continue`); without one
+/// logged-in user can save their work (OCO's restart timeout, at most
+/// [`MAX_RESTART_TIMEOUT`]). With a notifier the user is warned and may let it
+/// go ahead at once (`continue`; a zero timeout is only told); without one
 /// nobody can be told, and the whole timeout is waited out.
 pub async fn restart_after(notifier: &Notifier, timeout: Duration, package: Option<&Info>) {
+    // Central refuses longer ones; an agent does not wait days on a peer's word.
+    let most = Duration::from(MAX_RESTART_TIMEOUT);
+    if timeout > most {
+        tracing::warn!(
+            timeout_s = timeout.as_secs(),
+            "the restart timeout is longer than a day; waiting a day"
+        );
+    }
+    let timeout = timeout.min(most);
     tracing::info!(
         timeout_s = timeout.as_secs(),
         "a package needs a restart: restarting after the timeout"
@@ -413,6 +424,31 @@ mod tests {
         assert!(run(&failing, PowerAction::Shutdown).await.is_err());
         // No command: nothing runs, nothing fails.
         act(None, PowerAction::Shutdown).await;
+    }
+
+    /// Central refuses restart timeouts over a day; an agent handed one anyway
+    /// (a newer central, a bug) waits a day, not years, and the user is told so.
+    #[tokio::test]
+    async fn a_restart_timeout_over_a_day_is_cut_to_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("told.log");
+        let script = dir.path().join("notifier.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "echo \"$SITECAST_NOTIFY_COUNTDOWN_S\" >> {}\necho continue\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let notifier = Notifier::new(Some(&format!("/bin/sh {}", script.display()))).unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            restart_after(&notifier, Duration::MAX, None),
+        )
+        .await
+        .expect("the user's continue let the restart go ahead");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "86400\n");
     }
 
     #[tokio::test]

@@ -4978,6 +4978,24 @@ async fn containers_carry_wol_shutdown_after_and_a_restart_timeout() {
     assert_eq!(set["restart_timeout"], "90s");
     let poll = c.poll(&a, &[]).await.ok(StatusCode::OK);
     assert_eq!(poll["packages"][0]["restart_timeout_s"], 90);
+    // A day is the most, and zero (restart at once) is allowed.
+    for (timeout, seconds) in [("24h", 86_400), ("0s", 0)] {
+        let edge = c
+            .given_container(json!({
+                "name": "edge", "packages": [p], "computers": [a.id],
+                "restart_timeout": timeout,
+            }))
+            .await;
+        assert_eq!(
+            sitecast_common::units::Duration::from_secs(seconds).to_string(),
+            edge["restart_timeout"].as_str().unwrap()
+        );
+        c.admin_delete(&format!(
+            "/api/v1/containers/{}",
+            edge["id"].as_str().unwrap()
+        ))
+        .await;
+    }
     // Listed without the wake's lines; shown with them.
     let list = c.admin_get("/api/v1/containers").await.ok(StatusCode::OK);
     assert_eq!(list[0]["wol"], true);
@@ -5001,6 +5019,15 @@ async fn containers_carry_wol_shutdown_after_and_a_restart_timeout() {
         (
             with(&[("restart_timeout", json!("soon"))]),
             vec!["restart_timeout", "soon"],
+        ),
+        // At most a day, like a notify countdown.
+        (
+            with(&[("restart_timeout", json!("86401s"))]),
+            vec!["restart_timeout", "86401s", "longer than a day"],
+        ),
+        (
+            with(&[("restart_timeout", json!("2d"))]),
+            vec!["restart_timeout", "2d"],
         ),
         (
             with(&[("shutdown_after", json!(true))]),

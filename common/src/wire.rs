@@ -1208,6 +1208,10 @@ pub struct RuleEvaluated {
 /// OCO's default restart timeout: time for a user to save their work.
 pub const DEFAULT_RESTART_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The longest restart timeout a container may set: a day, like a package's
+/// notify countdown. An agent waits no longer whatever it is handed.
+pub const MAX_RESTART_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 pub fn default_restart_timeout() -> Duration {
     DEFAULT_RESTART_TIMEOUT
 }
