@@ -7,7 +7,8 @@
 //! reports central could not take yet (sent again before the next poll), and the
 //! history: what is installed, `ERR_ALREADY_SETUP` for install jobs of those (an
 //! uninstall job runs whatever the history says: the package may have been installed
-//! before the history existed).
+//! before the history existed). A package's done text is shown once its success is
+//! in the history and reported.
 //!
 //! Central lists a package once per poll; should two jobs of one package come in one
 //! poll (two job containers), the first listed runs, and the other comes back at a
@@ -504,11 +505,15 @@ impl Performer for Worker {
                 (report, None)
             }
         };
-        let restart = kind == JobKind::Install
-            && report.code == StatusCode::Success
-            && tracked.package.info().is_some_and(|i| i.restart());
+        let installed = kind == JobKind::Install && report.code == StatusCode::Success;
+        let restart = installed && tracked.package.info().is_some_and(|i| i.restart());
         let info = tracked.package.info().cloned();
         self.conclude(id, kind, report, manifest).await;
+        // Only now that the history has it: should the agent die while the user
+        // reads the done text, the package is not run again.
+        if let Some(info) = info.as_ref().filter(|_| installed) {
+            self.ctx.notifier.done(info).await;
+        }
         if restart {
             let command = self.power_command.as_deref();
             power::restart(
