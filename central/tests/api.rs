@@ -5038,6 +5038,14 @@ async fn containers_carry_wol_shutdown_after_and_a_restart_timeout() {
             vec!["shutdown_after", "wol"],
         ),
         (with(&[("wol", json!("yes"))]), vec!["wol"]),
+        (
+            with(&[("wol", json!(true)), ("shutdown_after", json!("yes"))]),
+            vec!["shutdown_after"],
+        ),
+        (
+            with(&[("wol", json!(true)), ("shutdown_after", json!(1))]),
+            vec!["shutdown_after"],
+        ),
     ] {
         c.create_container(body)
             .await
