@@ -414,10 +414,12 @@ impl Client {
         &self,
         addresses: &[IpAddr],
         macs: &[MacAddr],
+        uptime_s: Option<u64>,
     ) -> Result<PollResponse, AgentError> {
         let body = PollRequest {
             addresses: addresses.iter().map(ToString::to_string).collect(),
             macs: macs.iter().map(ToString::to_string).collect(),
+            uptime_s,
         };
         let resp = self
             .http

@@ -41,6 +41,12 @@ pub struct AgentConfig {
     /// restart` (absent: they are only logged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_command: Option<String>,
+    /// Where the computer's seconds since boot are read, in `/proc/uptime`'s
+    /// format (the first number on the line), to tell central in every poll
+    /// how long the computer has been on (absent: `/proc/uptime`; where that
+    /// file does not exist no uptime is reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_file: Option<PathBuf>,
     /// Deadlines and back-off of every download, from relays and from central
     /// (the `[downloads]` table).
     #[serde(default)]
@@ -171,6 +177,10 @@ impl Layout {
     /// Relays skipped for a while after they failed.
     pub fn backoff(&self) -> PathBuf {
         self.dir.join("backoff.json")
+    }
+    /// The last restart the agent asked for (see [`crate::power::Uptime`]).
+    pub fn restart_mark(&self) -> PathBuf {
+        self.dir.join("restart.json")
     }
 }
 
@@ -330,10 +340,12 @@ mod tests {
         let plain = load(BASE).unwrap();
         assert!(plain.mac_addresses.is_empty());
         assert_eq!(plain.power_command, None);
+        assert_eq!(plain.uptime_file, None);
         let set = load(&format!(
-            "power_command = \"/usr/local/sbin/power --now\"\nmac_addresses = [\"52-54-00-AB-CD-EF\"]\n{BASE}"
+            "power_command = \"/usr/local/sbin/power --now\"\nmac_addresses = [\"52-54-00-AB-CD-EF\"]\nuptime_file = \"/run/uptime\"\n{BASE}"
         ))
         .unwrap();
+        assert_eq!(set.uptime_file, Some(PathBuf::from("/run/uptime")));
         assert_eq!(set.mac_addresses[0].to_string(), "52:54:00:ab:cd:ef");
         assert_eq!(
             set.power_command.as_deref(),

@@ -7,8 +7,9 @@
 //! A package whose info has `notify` asks the user once the whole file is verified
 //! and before anything is unpacked or run ([`crate::notify`]): an abort is
 //! `ERR_ABORTED` with nothing run, a delay ends the step with nothing run and
-//! nothing reported ([`Installed::Delayed`]). After a successful action the
-//! info's `done_action_text` is shown.
+//! nothing reported ([`Installed::Delayed`]). The info's `done_action_text` is
+//! not shown here but by the worker, once the success is in the history: a
+//! crash while the user reads it must not run the package again.
 //!
 //! Also the pieces uninstall jobs share with installs: the command's environment
 //! ([`package_env`]) and how a command's outcome becomes a report ([`command_report`]).
@@ -198,7 +199,6 @@ pub(crate) async fn install(ctx: &Context, info: &Info, dir: &Path) -> Installed
     let timeout = Duration::from_secs(info.command_timeout_s());
     let result = match info.action() {
         Action::Store { .. } => {
-            ctx.notifier.done(info).await;
             return Installed::Report(report(StatusCode::Success), Some(manifest));
         }
         Action::Launch { command } => action::launch(command, &target, timeout, &env).await,
@@ -214,9 +214,6 @@ pub(crate) async fn install(ctx: &Context, info: &Info, dir: &Path) -> Installed
         if status.code == StatusCode::Success {
             return failed(StatusCode::ErrClean, format!("{}: {e}", target.display()));
         }
-    }
-    if status.code == StatusCode::Success {
-        ctx.notifier.done(info).await;
     }
     Installed::Report(status, None)
 }

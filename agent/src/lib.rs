@@ -118,6 +118,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         max_unpack: sitecast_common::units::Size::from_bytes(64 << 30),
         mac_addresses: opts.macs,
         power_command: None,
+        uptime_file: None,
         downloads: config::SourcePolicy::default(),
         cycle: sitecast_common::deployment::CycleConfig::default(),
         notifier: opts.notifier,

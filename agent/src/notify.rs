@@ -39,7 +39,8 @@
 //! ([`Notifier::warn_restart`]) allows neither abort nor delay: `continue` means
 //! "restart now", and short of it the agent waits out the countdown, so the user
 //! has the time to save their work even if the notifier only shows the text and
-//! exits.
+//! exits. A `restart` with countdown `0` is "restarting now": shown like a
+//! `done` message, no answer awaited.
 //!
 //! Uninstall jobs tell the user nothing: `notify` and `done_action_text` describe
 //! the package's installation, and an uninstall is the admin's decision to take
@@ -217,25 +218,36 @@ impl Notifier {
         let Some(text) = info.done_action_text() else {
             return;
         };
-        let notice = Notice {
+        self.tell(&Notice {
             kind: Kind::Done,
             text,
             countdown: Duration::ZERO,
             can_abort: false,
             can_delay: false,
             package: Some(info),
-        };
+        })
+        .await;
+    }
+
+    /// Shows a notice that needs no answer, waiting for the notifier at most
+    /// `done_wait` and ignoring what it says.
+    async fn tell(&self, notice: &Notice<'_>) {
+        let package = notice
+            .package
+            .map(|p| p.id().to_string())
+            .unwrap_or_default();
+        let (kind, text) = (notice.kind.as_str(), notice.text);
         let Some(words) = &self.words else {
-            tracing::info!(package = %info.id(), %text, "no notifier configured; the user is not told");
+            tracing::info!(%package, kind, %text, "no notifier configured; the user is not told");
             return;
         };
-        match run(words, &env(&notice), self.done_wait).await {
+        match run(words, &env(notice), self.done_wait).await {
             Ran::Answered(_) => {}
             Ran::Failed(why) => {
-                tracing::warn!(package = %info.id(), %why, "the notifier failed to show the done text")
+                tracing::warn!(%package, kind, %why, "the notifier failed to show the text")
             }
             Ran::TimedOut => {
-                tracing::warn!(package = %info.id(), wait = ?self.done_wait, "the notifier showing the done text did not exit; stopped it")
+                tracing::warn!(%package, kind, wait = ?self.done_wait, "the notifier showing the text did not exit; stopped it")
             }
         }
     }
@@ -244,8 +256,10 @@ impl Notifier {
     /// timeout), and returns when the restart may go ahead: at once if the user
     /// answers `continue`, otherwise when the countdown has run out (even if the
     /// notifier only showed the text and exited, or failed: the user may be there
-    /// with work to save). With no notifier configured nobody can be told, and
-    /// it returns at once.
+    /// with work to save). A zero countdown means "restart now": the user is
+    /// told (`SITECAST_NOTIFY_COUNTDOWN_S=0`) like a done text, without waiting
+    /// for an answer. With no notifier configured nobody can be told, and it
+    /// returns at once.
     pub async fn warn_restart(&self, text: &str, countdown: Duration, package: Option<&Info>) {
         let started = Instant::now();
         let notice = Notice {
@@ -260,11 +274,20 @@ impl Notifier {
             tracing::info!(%text, "restart: no notifier configured; the user is not told");
             return;
         }
+        if countdown.is_zero() {
+            // Not the untimed wait of a `before` notice: nobody is asked anything.
+            self.tell(&notice).await;
+            return;
+        }
         if self.hear(&notice).await == Heard::Said(Answer::Continue) {
             tracing::info!("the user agreed to restart now");
             return;
         }
-        tokio::time::sleep_until((started + countdown).into()).await;
+        match started.checked_add(countdown) {
+            Some(end) => tokio::time::sleep_until(end.into()).await,
+            // Only for countdowns no caller passes (restart_after caps them).
+            None => tokio::time::sleep(countdown).await,
+        }
     }
 
     async fn hear(&self, notice: &Notice<'_>) -> Heard {

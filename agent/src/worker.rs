@@ -7,7 +7,8 @@
 //! reports central could not take yet (sent again before the next poll), and the
 //! history: what is installed, `ERR_ALREADY_SETUP` for install jobs of those (an
 //! uninstall job runs whatever the history says: the package may have been installed
-//! before the history existed).
+//! before the history existed). A package's done text is shown once its success is
+//! in the history and reported.
 //!
 //! Central lists a package once per poll; should two jobs of one package come in one
 //! poll (two job containers), the first listed runs, and the other comes back at a
@@ -116,6 +117,8 @@ pub(crate) struct Worker {
     macs: Vec<MacAddr>,
     /// agent.toml's `power_command` (none: power actions are only logged).
     power_command: Option<String>,
+    /// How long the computer has been on, read before each poll.
+    uptime: power::Uptime,
 }
 
 impl Worker {
@@ -155,6 +158,7 @@ impl Worker {
                 }
             })?,
         };
+        let uptime = power::Uptime::new(config.uptime_file.as_deref(), layout.restart_mark());
         let worker = Worker {
             history: History::load(&layout.history())?,
             layout,
@@ -180,6 +184,7 @@ impl Worker {
             poll_interval: Duration::from_secs(60),
             macs: power::macs(&config.mac_addresses),
             power_command: config.power_command.clone(),
+            uptime,
         };
         Ok((worker, config.cycle))
     }
@@ -399,7 +404,7 @@ impl Performer for Worker {
         let poll = self
             .ctx
             .client
-            .poll(&self.ctx.addresses, &self.macs)
+            .poll(&self.ctx.addresses, &self.macs, self.uptime.seconds())
             .await?;
         self.poll_interval = Duration::from_secs(poll.poll_interval_s.max(1));
         self.take_poll(poll.packages).await;
@@ -500,14 +505,25 @@ impl Performer for Worker {
                 (report, None)
             }
         };
-        let restart = kind == JobKind::Install
-            && report.code == StatusCode::Success
-            && tracked.package.info().is_some_and(|i| i.restart());
+        let installed = kind == JobKind::Install && report.code == StatusCode::Success;
+        let restart = installed && tracked.package.info().is_some_and(|i| i.restart());
         let info = tracked.package.info().cloned();
         self.conclude(id, kind, report, manifest).await;
+        // Only now that the history has it: should the agent die while the user
+        // reads the done text, the package is not run again.
+        if let Some(info) = info.as_ref().filter(|_| installed) {
+            self.ctx.notifier.done(info).await;
+        }
         if restart {
             let command = self.power_command.as_deref();
-            power::restart(command, &self.ctx.notifier, restart_timeout, info.as_ref()).await;
+            power::restart(
+                command,
+                &self.ctx.notifier,
+                restart_timeout,
+                info.as_ref(),
+                &self.uptime,
+            )
+            .await;
         }
     }
 

@@ -7,8 +7,12 @@
 //! contain one of the computer's last known addresses, longest prefix first —
 //! taking the first one connected now; the packet goes to that subnet's
 //! broadcast address. Computers known only by IPv6 addresses are not woken (no
-//! broadcast; logged). [`RelayLinks`] is how messages reach the QUIC connection
-//! of a relay (`quic.rs` attaches each connection).
+//! broadcast), nor those without a MAC or a relay; each line says why
+//! (`not_asked`). A computer whose relays are not connected (central just
+//! started, a WAN outage) or whose relay's connection dropped as the wake was
+//! handed to it is asked again by [`wake_due_containers`] on later ticks (see
+//! [`retry_due`] for how long). [`RelayLinks`] is how messages reach the QUIC
+//! connection of a relay (`quic.rs` attaches each connection).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,16 +20,17 @@ use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use jiff::Timestamp;
-use sitecast_common::ids::{ContainerId, RelayId};
+use sitecast_common::ids::{ComputerId, ContainerId, RelayId};
 use sitecast_common::power;
 use sitecast_common::protocol::{CentralMessage, WakeTarget};
 use sitecast_common::subnet::RelaySubnets;
-use sitecast_common::wire::{ShutdownState, WokenComputer};
+use sitecast_common::units::Duration;
+use sitecast_common::wire::{NotAsked, ShutdownState, WokenComputer};
 use tokio::sync::mpsc;
 
 use crate::api::Central;
 use crate::error::CentralError;
-use crate::store::{ContainerRecord, RelayRecord};
+use crate::store::{ComputerRecord, ContainerRecord, RelayRecord};
 
 impl RelaySubnets for RelayRecord {
     fn relay_id(&self) -> &RelayId {
@@ -92,6 +97,24 @@ impl RelayLinks {
     }
 }
 
+/// How wake orders reach relays: [`RelayLinks`] in central; tests stand in for
+/// it with a relay whose connection drops just as a wake is handed to it.
+pub trait RelayMessenger {
+    /// Whether the relay's connection is up now.
+    fn connected(&self, relay: &RelayId) -> bool;
+    /// Hands a message to the relay's connection; false if it has none.
+    fn send(&self, relay: &RelayId, message: CentralMessage) -> bool;
+}
+
+impl RelayMessenger for RelayLinks {
+    fn connected(&self, relay: &RelayId) -> bool {
+        RelayLinks::connected(self, relay)
+    }
+    fn send(&self, relay: &RelayId, message: CentralMessage) -> bool {
+        RelayLinks::send(self, relay, message)
+    }
+}
+
 /// Whether a container's wake is due now: it has `wol`, started, has not
 /// ended, was not cancelled, and was not woken yet.
 pub fn wake_due(record: &ContainerRecord, now: Timestamp) -> bool {
@@ -102,92 +125,253 @@ pub fn wake_due(record: &ContainerRecord, now: Timestamp) -> bool {
         && record.end_at.is_none_or(|end| now < end)
 }
 
-/// Wakes every container whose wake is due (see [`wake_due`]); returns their ids.
+/// Whether the computers of a woken container that no relay could be asked
+/// for (`relay_not_connected`) are tried again now: while it runs (not
+/// cancelled, not ended) and until `expiry` (`wol_shutdown_expiry`) after its
+/// first wake. Past that a wake no longer counts as the container's: a
+/// computer that comes up later is taken to have been switched on by
+/// someone, so central would only start computers it must then leave on.
+pub fn retry_due(record: &ContainerRecord, now: Timestamp, expiry: Duration) -> bool {
+    let Some(first) = record.power.woken_at else {
+        return false;
+    };
+    let since = now.as_second().saturating_sub(first.as_second());
+    record.power.wol
+        && record.cancelled_at.is_none()
+        && record.end_at.is_none_or(|end| now < end)
+        && u64::try_from(since).is_ok_and(|s| s < expiry.as_secs())
+}
+
+/// Wakes every container whose wake is due (see [`wake_due`]) and asks again
+/// for the computers whose relays were not connected (see [`retry_due`]);
+/// returns the containers where something was recorded.
 pub fn wake_due_containers(c: &Central) -> Result<Vec<ContainerId>, CentralError> {
+    wake_due_containers_through(c, &c.relay_links)
+}
+
+/// [`wake_due_containers`], reaching relays through `links`.
+pub fn wake_due_containers_through(
+    c: &Central,
+    links: &dyn RelayMessenger,
+) -> Result<Vec<ContainerId>, CentralError> {
     let now = c.clock.now();
+    let expiry = c.config.wol_shutdown_expiry;
     let mut woken = Vec::new();
     for record in c.store.containers()? {
-        if wake_due(&record, now) && wake(c, &record, now)? {
+        let changed = if wake_due(&record, now) {
+            wake_through(c, links, &record, now)?
+        } else if retry_due(&record, now, expiry) {
+            retry(c, links, &record, now)?
+        } else {
+            false
+        };
+        if changed {
             woken.push(record.id);
         }
     }
     Ok(woken)
 }
 
-/// Records and sends a container's wake (once: false if it was already
-/// recorded). Recorded before sending; see `store::power`.
-pub fn wake(c: &Central, record: &ContainerRecord, now: Timestamp) -> Result<bool, CentralError> {
-    let computers: BTreeSet<_> = c
-        .store
+/// The magic packets for one relay, and the lines of the computers they wake.
+type Orders = BTreeMap<RelayId, (Vec<WakeTarget>, Vec<WokenComputer>)>;
+
+/// What waking `computer` now means: its line, and the relay asked and its
+/// packets, if one can be.
+fn plan(
+    c: &Central,
+    links: &dyn RelayMessenger,
+    record: &ContainerRecord,
+    computer: ComputerRecord,
+    relays: &[RelayRecord],
+    now: Timestamp,
+) -> (WokenComputer, Option<(RelayId, Vec<WakeTarget>)>) {
+    let was_off = power::was_off(computer.last_seen, now, c.config.poll_interval);
+    let routes = power::wake_routes(&computer.addresses, relays);
+    let order = match power::unroutable(&computer.macs, &computer.addresses, routes.len()) {
+        Some(why) => Err(why),
+        None => routes
+            .iter()
+            .find(|r| links.connected(&r.relay.id))
+            .map(|route| {
+                let targets = computer
+                    .macs
+                    .iter()
+                    .map(|mac| WakeTarget {
+                        computer_id: computer.id.clone(),
+                        mac: *mac,
+                        broadcast: route.broadcast(),
+                    })
+                    .collect();
+                (route.relay.id.clone(), targets)
+            })
+            .ok_or(NotAsked::RelayNotConnected),
+    };
+    let asked = order.is_ok();
+    let shutdown = if record.power.shutdown_after && was_off && asked {
+        ShutdownState::Pending
+    } else {
+        ShutdownState::Never
+    };
+    let line = WokenComputer {
+        computer_id: computer.id,
+        was_off,
+        macs: computer.macs,
+        relay: order.as_ref().ok().map(|(relay, _)| relay.clone()),
+        not_asked: order.as_ref().err().copied(),
+        asked_at: asked.then_some(now),
+        booted_at: None,
+        came_up_at: None,
+        shutdown,
+        shutdown_at: None,
+    };
+    (line, order.ok())
+}
+
+fn warn_not_asked(container: &ContainerId, line: &WokenComputer) {
+    if let Some(why) = line.not_asked {
+        let computer = &line.computer_id;
+        tracing::warn!(%computer, %container, %why, "cannot wake the computer");
+    }
+}
+
+/// The computers of a container with unfinished jobs: those worth waking.
+fn unfinished(c: &Central, record: &ContainerRecord) -> Result<BTreeSet<ComputerId>, CentralError> {
+    Ok(c.store
         .container_jobs(&record.id)?
         .into_iter()
         .filter(|j| !j.status.is_final())
         .map(|j| j.computer_id)
-        .collect();
+        .collect())
+}
+
+/// Records and sends a container's wake (once: false if it was already
+/// recorded). Recorded before sending; see `store::power`.
+pub fn wake(c: &Central, record: &ContainerRecord, now: Timestamp) -> Result<bool, CentralError> {
+    wake_through(c, &c.relay_links, record, now)
+}
+
+fn wake_through(
+    c: &Central,
+    links: &dyn RelayMessenger,
+    record: &ContainerRecord,
+    now: Timestamp,
+) -> Result<bool, CentralError> {
     let relays = c.store.relays()?;
     let mut lines = Vec::new();
-    let mut orders: BTreeMap<RelayId, Vec<WakeTarget>> = BTreeMap::new();
-    for id in computers {
+    let mut orders = Orders::new();
+    for id in unfinished(c, record)? {
         let Some(computer) = c.store.computer(&id)? else {
             continue;
         };
-        let was_off = power::was_off(computer.last_seen, now, c.config.poll_interval);
-        let routes = power::wake_routes(&computer.addresses, &relays);
-        let route = routes.iter().find(|r| c.relay_links.connected(&r.relay.id));
-        let relay = match route {
-            _ if computer.macs.is_empty() => {
-                tracing::warn!(computer = %id, container = %record.id, "no MAC address known: cannot wake it");
-                None
-            }
-            Some(route) => {
-                let targets = orders.entry(route.relay.id.clone()).or_default();
-                for mac in &computer.macs {
-                    targets.push(WakeTarget {
-                        computer_id: id.clone(),
-                        mac: *mac,
-                        broadcast: route.broadcast(),
-                    });
-                }
-                Some(route.relay.id.clone())
-            }
-            None if routes.is_empty() => {
-                tracing::warn!(computer = %id, container = %record.id, addresses = ?computer.addresses, "no relay's IPv4 subnet contains the computer's addresses (IPv6 has no broadcast): cannot wake it");
-                None
-            }
-            None => {
-                tracing::warn!(computer = %id, container = %record.id, "none of the relays serving the computer is connected: cannot wake it");
-                None
-            }
-        };
-        let shutdown = if record.power.shutdown_after && was_off && relay.is_some() {
-            ShutdownState::Pending
-        } else {
-            ShutdownState::Never
-        };
-        lines.push(WokenComputer {
-            computer_id: id,
-            was_off,
-            macs: computer.macs,
-            relay,
-            came_up_at: None,
-            shutdown,
-            shutdown_at: None,
-        });
+        let (line, order) = plan(c, links, record, computer, &relays, now);
+        warn_not_asked(&record.id, &line);
+        if let Some((relay, targets)) = order {
+            let entry = orders.entry(relay).or_default();
+            entry.0.extend(targets);
+            entry.1.push(line.clone());
+        }
+        lines.push(line);
     }
     if !c.store.record_wake(&record.id, now, &lines)? {
         return Ok(false);
     }
-    for (relay, targets) in orders {
-        let count = targets.len();
-        if c.relay_links.send(&relay, CentralMessage::Wake { targets }) {
-            tracing::info!(container = %record.id, %relay, packets = count, "asked the relay to wake computers");
-        } else {
-            tracing::warn!(container = %record.id, %relay, "the relay disconnected before the wake went out");
-        }
-    }
-    let asked = lines.iter().filter(|l| l.relay.is_some()).count();
+    let asked = send(c, links, &record.id, orders)?;
     tracing::info!(container = %record.id, computers = lines.len(), asked, "job container woken");
     Ok(true)
+}
+
+/// Asks again, for a woken container, for the computers whose relays were not
+/// connected (and that still have unfinished jobs there); true if a line
+/// changed.
+fn retry(
+    c: &Central,
+    links: &dyn RelayMessenger,
+    record: &ContainerRecord,
+    now: Timestamp,
+) -> Result<bool, CentralError> {
+    let waiting: Vec<WokenComputer> = c
+        .store
+        .wakes_of(&record.id)?
+        .into_iter()
+        .filter(|l| l.not_asked.is_some_and(NotAsked::retried))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(false);
+    }
+    let unfinished = unfinished(c, record)?;
+    let relays = c.store.relays()?;
+    let mut changes = Vec::new();
+    let mut orders = Orders::new();
+    for read in waiting {
+        if !unfinished.contains(&read.computer_id) {
+            continue;
+        }
+        let Some(computer) = c.store.computer(&read.computer_id)? else {
+            continue;
+        };
+        let (line, order) = plan(c, links, record, computer, &relays, now);
+        if line.not_asked == read.not_asked {
+            continue;
+        }
+        warn_not_asked(&record.id, &line);
+        if let Some((relay, targets)) = order {
+            let entry = orders.entry(relay).or_default();
+            entry.0.extend(targets);
+            entry.1.push(line.clone());
+        }
+        changes.push((read, line));
+    }
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    let replaced = c.store.replace_wake_lines(&record.id, &changes)?;
+    // Only the lines this call replaced: another may have asked for the rest.
+    for (targets, lines) in orders.values_mut() {
+        targets.retain(|t| replaced.contains(&t.computer_id));
+        lines.retain(|l| replaced.contains(&l.computer_id));
+    }
+    orders.retain(|_, (targets, _)| !targets.is_empty());
+    let asked = send(c, links, &record.id, orders)?;
+    if asked > 0 {
+        tracing::info!(container = %record.id, asked, "asked again for computers whose relays were not connected");
+    }
+    Ok(!replaced.is_empty())
+}
+
+/// Hands each relay its magic packets. A relay whose connection is gone by
+/// then has its computers' lines put back to `relay_not_connected`, so a later
+/// tick asks again. Answers how many computers were asked.
+fn send(
+    c: &Central,
+    links: &dyn RelayMessenger,
+    container: &ContainerId,
+    orders: Orders,
+) -> Result<usize, CentralError> {
+    let mut asked = 0;
+    for (relay, (targets, lines)) in orders {
+        let count = targets.len();
+        if links.send(&relay, CentralMessage::Wake { targets }) {
+            tracing::info!(%container, %relay, packets = count, "asked the relay to wake computers");
+            asked += lines.len();
+            continue;
+        }
+        tracing::warn!(%container, %relay, "the relay disconnected before the wake went out; its computers are asked again later");
+        let back: Vec<(WokenComputer, WokenComputer)> = lines
+            .into_iter()
+            .map(|line| {
+                let not_asked = WokenComputer {
+                    relay: None,
+                    not_asked: Some(NotAsked::RelayNotConnected),
+                    asked_at: None,
+                    shutdown: ShutdownState::Never,
+                    ..line.clone()
+                };
+                (line, not_asked)
+            })
+            .collect();
+        c.store.replace_wake_lines(container, &back)?;
+    }
+    Ok(asked)
 }
 
 /// Runs [`wake_due_containers`] at once and then every `every`, until the task

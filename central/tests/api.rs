@@ -4793,6 +4793,43 @@ impl Central {
             .map(|id| id.to_string())
             .collect()
     }
+
+    /// [`Central::wake_due`], reaching relays through `links`.
+    fn wake_due_through(&self, links: &dyn sitecast_central::power::RelayMessenger) -> Vec<String> {
+        sitecast_central::power::wake_due_containers_through(self.state(), links)
+            .unwrap()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// A poll whose agent reports it has been on for `uptime_s` seconds.
+    async fn poll_uptime(&self, agent: &Agent, uptime_s: u64) -> Reply {
+        self.send_json(
+            Method::POST,
+            "/api/v1/agent/poll",
+            Some(agent.token.as_str()),
+            &json!({"addresses": [], "uptime_s": uptime_s}),
+        )
+        .await
+    }
+}
+
+/// A relay whose connection drops just as central hands it a wake: it looks
+/// connected, and takes nothing.
+struct Dropping(String);
+
+impl sitecast_central::power::RelayMessenger for Dropping {
+    fn connected(&self, relay: &sitecast_common::ids::RelayId) -> bool {
+        relay.as_str() == self.0
+    }
+    fn send(
+        &self,
+        _: &sitecast_common::ids::RelayId,
+        _: sitecast_common::protocol::CentralMessage,
+    ) -> bool {
+        false
+    }
 }
 
 /// The magic packets of a wake message: `(computer, mac, broadcast)`, sorted.
@@ -4829,6 +4866,17 @@ fn wake_line(container: &Value, computer: &str) -> (bool, Value, String) {
         line["relay"].clone(),
         line["shutdown"].as_str().unwrap().to_owned(),
     )
+}
+
+/// One field of a computer's wake line.
+fn line_field(container: &Value, computer: &str, field: &str) -> Value {
+    container["wake"]["computers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no wake: {container}"))
+        .iter()
+        .find(|l| l["computer_id"] == computer)
+        .unwrap_or_else(|| panic!("{computer} not in the wake: {container}"))[field]
+        .clone()
 }
 
 #[tokio::test]
@@ -4930,6 +4978,24 @@ async fn containers_carry_wol_shutdown_after_and_a_restart_timeout() {
     assert_eq!(set["restart_timeout"], "90s");
     let poll = c.poll(&a, &[]).await.ok(StatusCode::OK);
     assert_eq!(poll["packages"][0]["restart_timeout_s"], 90);
+    // A day is the most, and zero (restart at once) is allowed.
+    for (timeout, seconds) in [("24h", 86_400), ("0s", 0)] {
+        let edge = c
+            .given_container(json!({
+                "name": "edge", "packages": [p], "computers": [a.id],
+                "restart_timeout": timeout,
+            }))
+            .await;
+        assert_eq!(
+            sitecast_common::units::Duration::from_secs(seconds).to_string(),
+            edge["restart_timeout"].as_str().unwrap()
+        );
+        c.admin_delete(&format!(
+            "/api/v1/containers/{}",
+            edge["id"].as_str().unwrap()
+        ))
+        .await;
+    }
     // Listed without the wake's lines; shown with them.
     let list = c.admin_get("/api/v1/containers").await.ok(StatusCode::OK);
     assert_eq!(list[0]["wol"], true);
@@ -4954,6 +5020,15 @@ async fn containers_carry_wol_shutdown_after_and_a_restart_timeout() {
             with(&[("restart_timeout", json!("soon"))]),
             vec!["restart_timeout", "soon"],
         ),
+        // At most a day, like a notify countdown.
+        (
+            with(&[("restart_timeout", json!("86401s"))]),
+            vec!["restart_timeout", "86401s", "longer than a day"],
+        ),
+        (
+            with(&[("restart_timeout", json!("2d"))]),
+            vec!["restart_timeout", "2d"],
+        ),
         (
             with(&[("shutdown_after", json!(true))]),
             vec!["shutdown_after", "wol"],
@@ -4963,6 +5038,14 @@ async fn containers_carry_wol_shutdown_after_and_a_restart_timeout() {
             vec!["shutdown_after", "wol"],
         ),
         (with(&[("wol", json!("yes"))]), vec!["wol"]),
+        (
+            with(&[("wol", json!(true)), ("shutdown_after", json!("yes"))]),
+            vec!["shutdown_after"],
+        ),
+        (
+            with(&[("wol", json!(true)), ("shutdown_after", json!(1))]),
+            vec!["shutdown_after"],
+        ),
     ] {
         c.create_container(body)
             .await
@@ -5064,6 +5147,15 @@ async fn a_wol_container_asks_each_computers_relay_and_shuts_down_only_the_woken
         wake_line(&created, &no_mac.id),
         (true, Value::Null, "never".into())
     );
+    // Each line says why no relay was asked (none: one was), and when one was.
+    assert_eq!(line_field(&created, &v6.id, "not_asked"), "ipv6_only");
+    assert_eq!(line_field(&created, &no_mac.id, "not_asked"), "no_mac");
+    assert_eq!(line_field(&created, &off.id, "not_asked"), Value::Null);
+    assert_eq!(
+        line_field(&created, &off.id, "asked_at"),
+        "2025-03-01T09:10:30Z"
+    );
+    assert_eq!(line_field(&created, &no_mac.id, "asked_at"), Value::Null);
 
     // The wake is recorded once, and survives a restart.
     assert!(c.wake_due().is_empty());
@@ -5193,6 +5285,222 @@ async fn a_wol_container_that_starts_later_is_woken_when_central_reaches_its_sta
         wake_line(&shown, &a.id),
         (true, json!(relay), "never".into())
     );
+}
+
+#[tokio::test]
+async fn an_uptime_tells_a_computer_that_was_on_from_one_that_was_woken() {
+    let c = Central::start().await;
+    c.given_site("paris", &["10.1.0.0/16"]).await;
+    let (relay, _) = c
+        .given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.2:8080")
+        .await;
+    let _link = c.connect_relay(&relay);
+    // All enrolled at T0 and quiet since: to their contacts, all look off.
+    let busy = c
+        .given_agent_with_macs("busy", "10.1.0.5", &["02:00:00:00:00:01"])
+        .await;
+    let woken = c
+        .given_agent_with_macs("woken", "10.1.0.6", &["02:00:00:00:00:02"])
+        .await;
+    let old = c
+        .given_agent_with_macs("old", "10.1.0.7", &["02:00:00:00:00:03"])
+        .await;
+    let p = c.given_command_package("app", "5").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.set_time("2025-03-01T09:10:00Z");
+    let created = c
+        .given_container(json!({
+            "name": "night", "packages": [p], "all": true,
+            "wol": true, "shutdown_after": true,
+        }))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    for agent in [&busy, &woken, &old] {
+        assert_eq!(
+            wake_line(&created, &agent.id),
+            (true, json!(relay), "pending".into())
+        );
+    }
+    c.set_time("2025-03-01T09:12:00Z");
+    // `busy` was on all along (a long install kept it from polling): on for a
+    // day, it booted long before the wake and is never shut down.
+    let poll = c.poll_uptime(&busy, 86_400).await.ok(StatusCode::OK);
+    assert_eq!(handed(&poll), vec![install(&p)]);
+    c.report(&busy, &p, json!({"code": "SUCCESS", "exit_code": 0}))
+        .await;
+    let poll = c.poll_uptime(&busy, 86_401).await.ok(StatusCode::OK);
+    assert!(poll.get("power").is_none(), "{poll}");
+    // `woken` booted a minute after the wake: it was off, and came up.
+    let poll = c.poll_uptime(&woken, 60).await.ok(StatusCode::OK);
+    assert_eq!(handed(&poll), vec![install(&p)]);
+    c.report(&woken, &p, json!({"code": "SUCCESS", "exit_code": 0}))
+        .await;
+    let poll = c.poll_uptime(&woken, 61).await.ok(StatusCode::OK);
+    assert_eq!(poll["power"], "shutdown");
+    // An agent that reports no uptime is judged by its contacts, as before.
+    assert_eq!(c.handed(&old).await, vec![install(&p)]);
+    c.report(&old, &p, json!({"code": "SUCCESS", "exit_code": 0}))
+        .await;
+    assert_eq!(
+        c.poll(&old, &[]).await.ok(StatusCode::OK)["power"],
+        "shutdown"
+    );
+
+    let shown = c.show_container(&id).await;
+    assert_eq!(
+        wake_line(&shown, &busy.id),
+        (false, json!(relay), "never".into())
+    );
+    assert_eq!(
+        line_field(&shown, &busy.id, "booted_at"),
+        "2025-02-28T09:12:00Z"
+    );
+    assert_eq!(line_field(&shown, &busy.id, "came_up_at"), Value::Null);
+    assert_eq!(
+        wake_line(&shown, &woken.id),
+        (true, json!(relay), "sent".into())
+    );
+    assert_eq!(
+        line_field(&shown, &woken.id, "booted_at"),
+        "2025-03-01T09:11:00Z"
+    );
+    assert_eq!(wake_line(&shown, &old.id).2, "sent");
+    assert_eq!(line_field(&shown, &old.id, "booted_at"), Value::Null);
+
+    // An uptime must be a number of seconds.
+    for bad in [json!(-5), json!("1h"), json!(1.5)] {
+        c.send_json(
+            Method::POST,
+            "/api/v1/agent/poll",
+            Some(busy.token.as_str()),
+            &json!({"addresses": [], "uptime_s": bad}),
+        )
+        .await
+        .err_naming(StatusCode::BAD_REQUEST, &["uptime_s"]);
+    }
+}
+
+#[tokio::test]
+async fn a_wake_that_reaches_no_relay_is_retried_until_the_expiry() {
+    let c = Central::start().await;
+    c.given_site("paris", &["10.1.0.0/16"]).await;
+    c.given_site("lyon", &["10.2.0.0/16"]).await;
+    let (paris, _) = c
+        .given_relay("paris", &["10.1.0.0/16"], "http://10.1.0.2:8080")
+        .await;
+    let (lyon, _) = c
+        .given_relay("lyon", &["10.2.0.0/16"], "http://10.2.0.2:8080")
+        .await;
+    let a = c
+        .given_agent_with_macs("pc-a", "10.1.0.5", &["02:00:00:00:00:0a"])
+        .await;
+    let b = c
+        .given_agent_with_macs("pc-b", "10.2.0.5", &["02:00:00:00:00:0b"])
+        .await;
+    let p = c.given_command_package("app", "5").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Central just started: no relay has connected yet.
+    c.set_time("2025-03-01T09:10:00Z");
+    let created = c
+        .given_container(json!({
+            "name": "night", "packages": [p], "all": true,
+            "wol": true, "shutdown_after": true,
+        }))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["wake"]["at"], "2025-03-01T09:10:00Z");
+    for agent in [&a, &b] {
+        assert_eq!(
+            wake_line(&created, &agent.id),
+            (true, Value::Null, "never".into())
+        );
+        assert_eq!(
+            line_field(&created, &agent.id, "not_asked"),
+            "relay_not_connected"
+        );
+        assert_eq!(line_field(&created, &agent.id, "asked_at"), Value::Null);
+    }
+    // Still nobody connected: nothing to record.
+    assert!(c.wake_due().is_empty());
+    // Paris's connection drops as the wake is handed to it: the line goes back
+    // to waiting, and a later tick asks again.
+    c.set_time("2025-03-01T09:11:00Z");
+    assert_eq!(
+        c.wake_due_through(&Dropping(paris.clone())),
+        vec![id.clone()]
+    );
+    let shown = c.show_container(&id).await;
+    assert_eq!(
+        wake_line(&shown, &a.id),
+        (true, Value::Null, "never".into())
+    );
+    assert_eq!(
+        line_field(&shown, &a.id, "not_asked"),
+        "relay_not_connected"
+    );
+
+    // Paris connects: its computer is asked, and may now be shut down.
+    c.set_time("2025-03-01T09:12:00Z");
+    let mut link = c.connect_relay(&paris);
+    assert_eq!(c.wake_due(), vec![id.clone()]);
+    assert_eq!(
+        wake_targets(link.try_recv().unwrap()),
+        vec![(
+            a.id.clone(),
+            "02:00:00:00:00:0a".into(),
+            "10.1.255.255".into()
+        )]
+    );
+    let shown = c.show_container(&id).await;
+    assert_eq!(
+        wake_line(&shown, &a.id),
+        (true, json!(paris), "pending".into())
+    );
+    assert_eq!(line_field(&shown, &a.id, "not_asked"), Value::Null);
+    assert_eq!(
+        line_field(&shown, &a.id, "asked_at"),
+        "2025-03-01T09:12:00Z"
+    );
+    // Asked once: the next tick has nothing to do for it.
+    assert!(c.wake_due().is_empty());
+    assert!(link.try_recv().is_err());
+
+    // Retries stop wol_shutdown_expiry (10m) after the container's first wake:
+    // Lyon connecting at 09:20:00 is too late for `b`.
+    c.set_time("2025-03-01T09:20:00Z");
+    let mut lyon_link = c.connect_relay(&lyon);
+    assert!(c.wake_due().is_empty());
+    assert!(lyon_link.try_recv().is_err());
+    let shown = c.show_container(&id).await;
+    assert_eq!(
+        line_field(&shown, &b.id, "not_asked"),
+        "relay_not_connected"
+    );
+
+    // `a` comes up within the expiry of its own wake (09:12), though past the
+    // container's first (09:10): shut down once its job is done.
+    c.set_time("2025-03-01T09:21:00Z");
+    assert_eq!(c.handed(&a).await, vec![install(&p)]);
+    c.report(&a, &p, json!({"code": "SUCCESS", "exit_code": 0}))
+        .await;
+    assert_eq!(
+        c.poll(&a, &[]).await.ok(StatusCode::OK)["power"],
+        "shutdown"
+    );
+    // `b`, switched on by someone, is never shut down.
+    assert_eq!(c.handed(&b).await, vec![install(&p)]);
+    c.report(&b, &p, json!({"code": "SUCCESS", "exit_code": 0}))
+        .await;
+    assert!(c
+        .poll(&b, &[])
+        .await
+        .ok(StatusCode::OK)
+        .get("power")
+        .is_none());
 }
 
 #[tokio::test]

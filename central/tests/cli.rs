@@ -2815,6 +2815,21 @@ fn container_create_with_wol_shutdown_after_and_restart_timeout() {
         ]),
         &["restart_timeout", "5x"],
     );
+    // At most a day, like a notify countdown.
+    fail(
+        c.run(&[
+            "container",
+            "create",
+            "--name",
+            "n",
+            "--package",
+            &zlib,
+            "--all",
+            "--restart-timeout",
+            "25h",
+        ]),
+        &["restart_timeout", "25h", "longer than a day"],
+    );
     assert_eq!(c.containers().len(), before);
 }
 

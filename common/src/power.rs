@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::grammar::GrammarError;
 use crate::subnet::RelaySubnets;
 use crate::units::Duration;
-use crate::wire::{ShutdownState, WokenComputer};
+use crate::wire::{NotAsked, ShutdownState, WokenComputer};
 
 const MAC: &str = "MAC address";
 
@@ -136,10 +136,12 @@ impl fmt::Display for PowerAction {
     }
 }
 
-/// Whether a computer was off when central woke it: it had not been in touch
-/// for two poll intervals (an agent that is on polls once per interval), or
-/// never. Only such computers may be shut down afterwards (OCO: a computer
-/// already on is never shut down).
+/// Whether a computer was off when central woke it, as far as its contacts
+/// tell: it had not been in touch for two poll intervals, or never. Only such
+/// computers may be shut down afterwards (OCO: a computer already on is never
+/// shut down). A busy agent (a long install, a user's dialog, a restart's wait)
+/// or a WAN outage also looks quiet, so an agent that reports its uptime is
+/// judged again at its first poll after the wake ([`was_on`]).
 pub fn was_off(last_seen: Option<Timestamp>, wake_at: Timestamp, poll_interval: Duration) -> bool {
     let quiet = poll_interval.as_secs().saturating_mul(2);
     match last_seen {
@@ -149,6 +151,33 @@ pub fn was_off(last_seen: Option<Timestamp>, wake_at: Timestamp, poll_interval: 
             u64::try_from(since).is_ok_and(|s| s >= quiet)
         }
     }
+}
+
+/// How much later than the wake a computer's reckoned boot may be and still
+/// count as before it ([`was_on`]). Central reckons the boot from the poll's
+/// arrival (`now - uptime_s`), and the uptime was read before the request
+/// crossed the network (connection and TLS set-up over a WAN, a busy central)
+/// and is whole seconds: both make a boot look later than it was, never
+/// earlier, so a computer that booted just before the wake could look woken
+/// and be shut down. A woken computer cannot boot this soon after the wake is
+/// recorded (the order still travels to the relay, and firmware runs its
+/// self-test before the kernel counts uptime); should one, it is only not shut
+/// down, the safe mistake.
+pub const BOOT_SLACK: Duration = Duration::from_secs(5);
+
+/// When a computer booted, on central's clock: a poll's arrival `now` less the
+/// uptime it reported (`None`: before any time jiff can hold).
+pub fn boot_time(now: Timestamp, uptime_s: u64) -> Option<Timestamp> {
+    let uptime = i64::try_from(uptime_s).ok()?;
+    Timestamp::from_second(now.as_second().checked_sub(uptime)?).ok()
+}
+
+/// Whether a computer that polled at `now`, on for `uptime_s` seconds, was
+/// already on at `wake_at`: it booted before the wake (less [`BOOT_SLACK`]).
+/// Central's clock alone is used, so the agent's clock may be off by hours.
+pub fn was_on(now: Timestamp, uptime_s: u64, wake_at: Timestamp) -> bool {
+    let booted = i128::from(now.as_second()) - i128::from(uptime_s);
+    booted < i128::from(wake_at.as_second()) + i128::from(BOOT_SLACK.as_secs())
 }
 
 /// Where a wake for a computer goes out: a relay and the IPv4 subnet of that
@@ -205,15 +234,38 @@ pub fn wake_routes<'a, R: RelaySubnets>(
     routes
 }
 
-/// A woken computer polled. Its first poll within `expiry` of the wake counts
-/// as coming up (later: its shutdown is dropped, OCO: the user may have switched
-/// it on); once it came up, its jobs in the container are all final
-/// (`jobs_done`) and the poll hands it no other work (`busy`), it is told to shut
-/// down, once. Returns whether to tell it now; `w` records what changed.
+/// Why no relay can be asked to wake a computer with `macs` and `addresses`,
+/// `routes` being how many [`wake_routes`] it has; `None`: one can (if one of
+/// them is connected).
+pub fn unroutable(macs: &[MacAddr], addresses: &[IpAddr], routes: usize) -> Option<NotAsked> {
+    let ipv4 = |a: &IpAddr| match a {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some(),
+    };
+    if macs.is_empty() {
+        Some(NotAsked::NoMac)
+    } else if !addresses.is_empty() && !addresses.iter().any(ipv4) {
+        Some(NotAsked::Ipv6Only)
+    } else if routes == 0 {
+        Some(NotAsked::NoRelay)
+    } else {
+        None
+    }
+}
+
+/// A woken computer polled (`uptime_s`: what its agent reported, if anything).
+/// At its first poll since the wake, an agent's uptime settles whether it was
+/// off: one that was on ([`was_on`]) is never shut down. Otherwise its first
+/// poll within `expiry` of the wake counts as coming up (later: its shutdown
+/// is dropped, OCO: the user may have switched it on); once it came up, its
+/// jobs in the container are all final (`jobs_done`) and the poll hands it no
+/// other work (`busy`), it is told to shut down, once. Returns whether to tell
+/// it now; `w` records what changed.
 pub fn on_poll(
     w: &mut WokenComputer,
     wake_at: Timestamp,
     now: Timestamp,
+    uptime_s: Option<u64>,
     expiry: Duration,
     jobs_done: bool,
     busy: bool,
@@ -222,6 +274,14 @@ pub fn on_poll(
         return false;
     }
     if w.came_up_at.is_none() {
+        if let Some(uptime) = uptime_s {
+            w.booted_at = boot_time(now, uptime);
+            if was_on(now, uptime, wake_at) {
+                w.was_off = false;
+                w.shutdown = ShutdownState::Never;
+                return false;
+            }
+        }
         let late = now
             .as_second()
             .saturating_sub(wake_at.as_second())
@@ -340,6 +400,126 @@ mod tests {
         assert!(!was_off(Some(t("2026-11-21T18:05:00Z")), wake, minute));
     }
 
+    #[test]
+    fn a_computer_was_on_when_it_booted_before_the_wake() {
+        let wake = t("2026-11-21T18:00:00Z");
+        // Polled two minutes after the wake: on for a day, or booted a minute
+        // before the wake; both were on.
+        let now = t("2026-11-21T18:02:00Z");
+        assert!(was_on(now, 86_400, wake));
+        assert!(was_on(now, 180, wake));
+        // Booted within the slack after the wake: still counted as on (the
+        // poll's transit makes boots look later).
+        assert!(was_on(now, 116, wake));
+        assert!(!was_on(now, 115, wake));
+        // Booted a minute after the wake: woken.
+        assert!(!was_on(now, 60, wake));
+        assert!(!was_on(now, 0, wake));
+        // Uptimes jiff cannot place are long before any wake.
+        assert!(was_on(now, u64::MAX, wake));
+        assert_eq!(boot_time(now, 60), Some(t("2026-11-21T18:01:00Z")));
+        assert_eq!(boot_time(now, u64::MAX), None);
+        assert_eq!(boot_time(now, i64::MAX.unsigned_abs()), None);
+        assert_eq!(BOOT_SLACK.as_secs(), 5);
+    }
+
+    #[test]
+    fn an_uptime_settles_whether_a_quiet_computer_was_on() {
+        let wake = t("2026-11-21T18:00:00Z");
+        let expiry = Duration::from_secs(600);
+        // Quiet before the wake (a long install), but on for a day: never shut
+        // down, and its line says it was on.
+        let mut busy = pending();
+        let now = t("2026-11-21T18:05:00Z");
+        assert!(!on_poll(
+            &mut busy,
+            wake,
+            now,
+            Some(86_400),
+            expiry,
+            true,
+            false
+        ));
+        assert_eq!(busy.shutdown, ShutdownState::Never);
+        assert!(!busy.was_off);
+        assert_eq!(busy.came_up_at, None);
+        assert_eq!(busy.booted_at, Some(t("2026-11-20T18:05:00Z")));
+        assert!(!on_poll(&mut busy, wake, now, Some(0), expiry, true, false));
+        // Booted two minutes after the wake: woken, came up, shut down once done.
+        let mut woken = pending();
+        assert!(on_poll(
+            &mut woken,
+            wake,
+            now,
+            Some(180),
+            expiry,
+            true,
+            false
+        ));
+        assert_eq!(woken.booted_at, Some(t("2026-11-21T18:02:00Z")));
+        assert!(woken.was_off);
+        assert_eq!(woken.came_up_at, Some(now));
+        assert_eq!(woken.shutdown, ShutdownState::Sent);
+        // Only the first poll judges: a later one (after a restart, say) does
+        // not move it.
+        let mut later = pending();
+        assert!(!on_poll(
+            &mut later,
+            wake,
+            now,
+            Some(180),
+            expiry,
+            false,
+            false
+        ));
+        let after = t("2026-11-21T18:20:00Z");
+        assert!(on_poll(
+            &mut later,
+            wake,
+            after,
+            Some(10),
+            expiry,
+            true,
+            false
+        ));
+        assert_eq!(later.booted_at, Some(t("2026-11-21T18:02:00Z")));
+        // Booted after the wake but polling past the expiry: expired.
+        let mut late = pending();
+        let late_poll = t("2026-11-21T18:10:01Z");
+        assert!(!on_poll(
+            &mut late,
+            wake,
+            late_poll,
+            Some(60),
+            expiry,
+            true,
+            false
+        ));
+        assert_eq!(late.shutdown, ShutdownState::Expired);
+    }
+
+    #[test]
+    fn a_computer_no_relay_can_wake_says_why() {
+        let mac = [MacAddr::new([2, 0, 0, 0, 0, 1])];
+        let v4: Vec<IpAddr> = vec!["10.1.0.5".parse().unwrap()];
+        let v6: Vec<IpAddr> = vec!["fd00::5".parse().unwrap()];
+        let mapped: Vec<IpAddr> = vec!["::ffff:10.1.0.5".parse().unwrap()];
+        assert_eq!(unroutable(&[], &v4, 1), Some(NotAsked::NoMac));
+        assert_eq!(unroutable(&mac, &v6, 0), Some(NotAsked::Ipv6Only));
+        assert_eq!(unroutable(&mac, &mapped, 0), Some(NotAsked::NoRelay));
+        assert_eq!(unroutable(&mac, &v4, 0), Some(NotAsked::NoRelay));
+        assert_eq!(unroutable(&mac, &[], 0), Some(NotAsked::NoRelay));
+        assert_eq!(unroutable(&mac, &v4, 2), None);
+        assert!(NotAsked::RelayNotConnected.retried());
+        for other in [NotAsked::NoMac, NotAsked::Ipv6Only, NotAsked::NoRelay] {
+            assert!(!other.retried());
+        }
+        assert_eq!(
+            serde_json::to_value(NotAsked::RelayNotConnected).unwrap(),
+            "relay_not_connected"
+        );
+    }
+
     struct R(RelayId, Vec<IpNet>);
 
     impl RelaySubnets for R {
@@ -399,6 +579,9 @@ mod tests {
             was_off: true,
             macs: vec![],
             relay: Some("relay-1".parse().unwrap()),
+            not_asked: None,
+            asked_at: Some(t("2026-11-21T18:00:00Z")),
+            booted_at: None,
             came_up_at: None,
             shutdown: ShutdownState::Pending,
             shutdown_at: None,
@@ -415,6 +598,7 @@ mod tests {
             &mut w,
             wake,
             t("2026-11-21T18:04:00Z"),
+            None,
             expiry,
             false,
             false
@@ -426,15 +610,16 @@ mod tests {
             &mut w,
             wake,
             t("2026-11-21T18:30:00Z"),
+            None,
             expiry,
             true,
             true
         ));
         // Done and idle, even past the expiry (it came up in time): once.
         let at = t("2026-11-21T18:40:00Z");
-        assert!(on_poll(&mut w, wake, at, expiry, true, false));
+        assert!(on_poll(&mut w, wake, at, None, expiry, true, false));
         assert_eq!((w.shutdown, w.shutdown_at), (ShutdownState::Sent, Some(at)));
-        assert!(!on_poll(&mut w, wake, at, expiry, true, false));
+        assert!(!on_poll(&mut w, wake, at, None, expiry, true, false));
     }
 
     #[test]
@@ -446,6 +631,7 @@ mod tests {
             &mut late,
             wake,
             t("2026-11-21T18:10:01Z"),
+            None,
             expiry,
             true,
             false
@@ -456,6 +642,7 @@ mod tests {
             &mut late,
             wake,
             t("2026-11-21T18:11:00Z"),
+            None,
             expiry,
             true,
             false
@@ -465,7 +652,7 @@ mod tests {
             shutdown: ShutdownState::Never,
             ..pending()
         };
-        assert!(!on_poll(&mut on, wake, wake, expiry, true, false));
+        assert!(!on_poll(&mut on, wake, wake, None, expiry, true, false));
         assert_eq!(on.shutdown, ShutdownState::Never);
     }
 }

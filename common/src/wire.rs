@@ -677,6 +677,14 @@ pub struct PollRequest {
     /// MAC addresses, for Wake-on-LAN (none: keep the last ones reported).
     #[serde(default)]
     pub macs: Vec<String>,
+    /// Seconds the computer has been on: since it booted, or since the boot
+    /// before a restart the agent itself asked for (a package's restart: the
+    /// computer never went off). Central reckons the boot on its own clock
+    /// (`now - uptime_s`) to tell a computer it woke from one that was already
+    /// on ([`crate::power::was_on`]). Absent: an older agent, or a system where
+    /// the agent cannot tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1260,6 +1268,10 @@ pub struct RuleEvaluated {
 /// OCO's default restart timeout: time for a user to save their work.
 pub const DEFAULT_RESTART_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The longest restart timeout a container may set: a day, like a package's
+/// notify countdown. An agent waits no longer whatever it is handed.
+pub const MAX_RESTART_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 pub fn default_restart_timeout() -> Duration {
     DEFAULT_RESTART_TIMEOUT
 }
@@ -1282,19 +1294,68 @@ pub struct Wake {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WokenComputer {
     pub computer_id: ComputerId,
-    /// It had not been in touch with central for two poll intervals before the
-    /// wake: only such computers count as woken and may be shut down.
+    /// Whether it was off before the wake: only such computers may be shut
+    /// down. When its magic packets were handed to a relay: it had not been in
+    /// touch with central for two poll intervals. At its first poll after that,
+    /// if its agent reports an uptime: it booted after the wake (see
+    /// `booted_at`).
     pub was_off: bool,
     /// The MAC addresses the magic packets named.
     pub macs: Vec<MacAddr>,
-    /// The relay asked to send them (`None`: no MAC known, or no connected
-    /// relay's IPv4 subnet contains the computer's addresses).
+    /// The relay asked to send them (`None`: not asked, see `not_asked`).
     pub relay: Option<RelayId>,
-    /// Its first poll within `wol_shutdown_expiry` of the wake.
+    /// Why no relay was asked (`None`: one was). `relay_not_connected` is
+    /// retried while the container runs, up to `wol_shutdown_expiry` after its
+    /// first wake.
+    #[serde(default)]
+    pub not_asked: Option<NotAsked>,
+    /// When the relay was asked (its wake); `None` on lines recorded before
+    /// retries existed: the container's wake `at`.
+    #[serde(default)]
+    pub asked_at: Option<Timestamp>,
+    /// When it booted, on central's clock (its first poll after the wake, less
+    /// the uptime the poll reported); `None`: not polled since, or its agent
+    /// reports no uptime.
+    #[serde(default)]
+    pub booted_at: Option<Timestamp>,
+    /// Its first poll within `wol_shutdown_expiry` of the wake, if it had been off.
     pub came_up_at: Option<Timestamp>,
     pub shutdown: ShutdownState,
     /// When it was told to shut down.
     pub shutdown_at: Option<Timestamp>,
+}
+
+/// Why central asked no relay to wake a computer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotAsked {
+    /// Its agent never reported a MAC address.
+    NoMac,
+    /// It is known only by IPv6 addresses (IPv6 has no broadcast).
+    Ipv6Only,
+    /// No relay's IPv4 subnet contains its addresses.
+    NoRelay,
+    /// Relays serve it, but none was connected (or the connection dropped as
+    /// the wake was handed to it): retried.
+    RelayNotConnected,
+}
+
+impl NotAsked {
+    /// Whether the periodic waker tries again (the others need an admin).
+    pub const fn retried(self) -> bool {
+        matches!(self, NotAsked::RelayNotConnected)
+    }
+}
+
+impl fmt::Display for NotAsked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoMac => "no MAC address known",
+            Self::Ipv6Only => "IPv6 addresses only (no broadcast)",
+            Self::NoRelay => "no relay serves its addresses",
+            Self::RelayNotConnected => "its relays were not connected (retried)",
+        })
+    }
 }
 
 /// Where a computer's shutdown after the jobs stands.
@@ -1351,6 +1412,23 @@ mod tests {
         let request: PollRequest =
             serde_json::from_value(serde_json::json!({"addresses": ["10.1.0.5"]})).unwrap();
         assert!(request.macs.is_empty());
+        assert_eq!(request.uptime_s, None);
+        // A poll that knows no uptime says nothing of it.
+        let json = serde_json::to_value(&request).unwrap();
+        assert!(json.get("uptime_s").is_none(), "{json}");
+        let with: PollRequest =
+            serde_json::from_value(serde_json::json!({"uptime_s": 3600})).unwrap();
+        assert_eq!(with.uptime_s, Some(3600));
+        // A wake's line from before uptimes and retries.
+        let line: WokenComputer = serde_json::from_value(serde_json::json!({
+            "computer_id": "pc-1", "was_off": true, "macs": [], "relay": "relay-1",
+            "came_up_at": null, "shutdown": "pending", "shutdown_at": null,
+        }))
+        .unwrap();
+        assert_eq!(
+            (line.not_asked, line.asked_at, line.booted_at),
+            (None, None, None)
+        );
         // Nothing to say about power: the field is left out.
         let json = serde_json::to_value(&poll).unwrap();
         assert!(json.get("power").is_none(), "{json}");

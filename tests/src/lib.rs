@@ -937,6 +937,15 @@ impl Agent {
         self.configure(|c| c.power_command = Some(command));
     }
 
+    /// Makes the agent report that the computer has been on for `seconds`
+    /// (agent.toml's `uptime_file`, a file in `/proc/uptime`'s format in its
+    /// DIR); without this it reports the test machine's own uptime.
+    pub fn set_uptime(&self, seconds: u64) {
+        let file = self.dir.join("uptime");
+        std::fs::write(&file, format!("{seconds}.00 0.00\n")).unwrap();
+        self.configure(|c| c.uptime_file = Some(file));
+    }
+
     /// The actions the harmless power command was run with, in order.
     pub fn power_log(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.join("power.log"))

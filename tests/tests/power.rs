@@ -1,8 +1,9 @@
 //! End to end: Wake-on-LAN, shutdown after the jobs and restarts (OCO) — a
 //! relay of site 127.1.0.0/16 puts central's wake on its LAN as magic packets
 //! to the subnet's broadcast address, only the computer that was off before the
-//! wake runs its power command with `shutdown`, and a package that needs a
-//! restart runs it with `restart` after its container's restart timeout.
+//! wake (it booted after it, says its uptime) runs its power command with
+//! `shutdown` — not one that was quiet but on all along —, and a package that
+//! needs a restart runs it with `restart` after its container's restart timeout.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -78,8 +79,17 @@ async fn the_relay_wakes_the_site_and_only_the_woken_computer_shuts_down() {
     let off = c
         .agent_with_macs("off", "127.1.0.11", &[&mac_off.to_string()])
         .await;
+    let mac_busy: MacAddr = "02:00:00:00:01:03".parse().unwrap();
+    let busy = c
+        .agent_with_macs("busy", "127.1.0.12", &[&mac_busy.to_string()])
+        .await;
     on.harmless_power_command();
     off.harmless_power_command();
+    busy.harmless_power_command();
+    // `busy` has been on for a day (a long install kept it from polling);
+    // `off` will have booted a minute before its first poll.
+    busy.set_uptime(86_400);
+    off.set_uptime(60);
     // `enroll --mac` writes agent.toml's mac_addresses, which every poll reports.
     let layout = sitecast_agent::Layout::new(&off.dir);
     let config = sitecast_agent::AgentConfig::load(&layout).unwrap();
@@ -93,7 +103,7 @@ async fn the_relay_wakes_the_site_and_only_the_woken_computer_shuts_down() {
     c.wait_held(&relay.id, &p).await;
 
     // Ten minutes on (central's clock), only `on` has been in touch: `off`
-    // last spoke at its enrollment and looks switched off.
+    // and `busy` last spoke at their enrollment and look switched off.
     c.clock
         .set(Timestamp::now() + SignedDuration::from_secs(600));
     assert!(on.once_codes().await.is_empty());
@@ -107,7 +117,7 @@ async fn the_relay_wakes_the_site_and_only_the_woken_computer_shuts_down() {
     let id = created["id"].as_str().unwrap().to_owned();
 
     // The relay sent each computer's magic packet to 127.1.255.255 on its wol_port.
-    assert!(magic_packets_for(&lan, &[mac_on, mac_off]).await >= 2);
+    assert!(magic_packets_for(&lan, &[mac_on, mac_off, mac_busy]).await >= 3);
     let lines = created["wake"]["computers"].as_array().unwrap().clone();
     let line = |agent: &str| {
         lines
@@ -119,8 +129,14 @@ async fn the_relay_wakes_the_site_and_only_the_woken_computer_shuts_down() {
     assert_eq!(line(&on.id)["was_off"], false);
     assert_eq!(line(&off.id)["was_off"], true);
     assert_eq!(line(&off.id)["relay"], relay.id.as_str());
+    assert_eq!(line(&busy.id)["was_off"], true);
+    assert_eq!(line(&busy.id)["shutdown"], "pending");
 
-    // `off` comes up, installs, and is told to shut down once its job is done.
+    // Two minutes after the wake (central's clock), `off` comes up — its
+    // uptime says it booted after the wake —, installs, and is told to shut
+    // down once its job is done.
+    c.clock
+        .set(Timestamp::now() + SignedDuration::from_secs(720));
     assert_eq!(
         off.once_codes().await,
         vec![(p.clone(), "SUCCESS".to_owned())]
@@ -132,6 +148,13 @@ async fn the_relay_wakes_the_site_and_only_the_woken_computer_shuts_down() {
         vec![(p.clone(), "SUCCESS".to_owned())]
     );
     assert!(on.power_log().is_empty(), "{:?}", on.power_log());
+    // `busy` polls at last: on since long before the wake, it is never shut down.
+    assert_eq!(
+        busy.once_codes().await,
+        vec![(p.clone(), "SUCCESS".to_owned())]
+    );
+    assert!(busy.once_codes().await.is_empty());
+    assert!(busy.power_log().is_empty(), "{:?}", busy.power_log());
     // Said once: a later poll does not say it again.
     assert!(off.once_codes().await.is_empty());
     assert_eq!(off.power_log(), ["shutdown"]);
@@ -147,6 +170,37 @@ async fn the_relay_wakes_the_site_and_only_the_woken_computer_shuts_down() {
     };
     assert_eq!(shutdown(&off.id), "sent");
     assert_eq!(shutdown(&on.id), "never");
+    assert_eq!(shutdown(&busy.id), "never");
+    let shown_line = |agent: &str| {
+        shown["wake"]["computers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["computer_id"] == agent)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(shown_line(&busy.id)["was_off"], false);
+    // Booted a day before central's clock at its poll: long before the wake.
+    let wake_at: Timestamp = shown["wake"]["at"].as_str().unwrap().parse().unwrap();
+    let booted: Timestamp = shown_line(&busy.id)["booted_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        booted < wake_at - SignedDuration::from_hours(23),
+        "{booted}"
+    );
+    let booted: Timestamp = shown_line(&off.id)["booted_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        booted > wake_at,
+        "{booted} is not after the wake at {wake_at}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

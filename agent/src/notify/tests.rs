@@ -286,3 +286,25 @@ async fn a_restart_warning_waits_out_the_countdown_unless_the_user_agrees() {
         .await;
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// A restart timeout of zero is "restart now": the user is told, and a
+/// notifier that waits for the user (a dialog) does not hold the restart for
+/// the untimed hour.
+#[tokio::test]
+async fn a_zero_restart_timeout_tells_the_user_and_does_not_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let notifier = Notifier::new(Some(&script(tmp.path(), "sleep 600")))
+        .unwrap()
+        .with_waits(UNTIMED_WAIT, Duration::from_secs(1));
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        notifier.warn_restart("Restarting now", Duration::ZERO, None),
+    )
+    .await
+    .expect("a zero restart timeout waited for the user");
+    assert!(
+        log(tmp.path()).starts_with("kind=restart\ntext=Restarting now\ncountdown=0\n"),
+        "{}",
+        log(tmp.path())
+    );
+}

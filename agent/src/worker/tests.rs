@@ -3,7 +3,8 @@
 //! and uninstall jobs of one package in sequence within one `once` call, the history
 //! (`ERR_ALREADY_SETUP` for install jobs only), `store` packages removed, forged infos
 //! never run, a package whose job changes kind, and the user's answers to a
-//! package's notify (abort, delay) and its done text.
+//! package's notify (abort, delay) and its done text (shown only once the history
+//! has the success).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -371,6 +372,7 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         max_unpack: sitecast_common::units::Size::from_bytes(1 << 20),
         mac_addresses: Vec::new(),
         power_command: None,
+        uptime_file: None,
         downloads: crate::config::SourcePolicy::default(),
         cycle: CycleConfig::default(),
         notifier: None,
@@ -875,4 +877,70 @@ async fn an_uninstall_job_does_not_ask_the_user() {
     assert_eq!(outcomes(&round), ["tool-1.0-a1 uninstall: SUCCESS"]);
     assert!(marker.exists());
     assert!(!told.exists());
+}
+
+/// The done text is shown only once the success is in the history: an agent
+/// that dies while the user reads it does not run the package again. The
+/// notifier checks `history.json` when it is called for the done text, for a
+/// command package and a `store` package.
+#[tokio::test]
+async fn the_done_text_comes_after_the_history_records_the_success() {
+    let central = FakeCentral::start().await;
+    let dir = agent_dir(&central);
+    let told = dir.path().join("told");
+    let script = dir.path().join("notifier.sh");
+    let history_file = Layout::new(dir.path()).history();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$SITECAST_NOTIFY_KIND\" = done ] || exit 0\n\
+             if grep -q \"\\\"$SITECAST_PACKAGE_ID\\\"\" '{}' 2>/dev/null; then seen=recorded; else seen=missing; fi\n\
+             echo \"$SITECAST_PACKAGE_ID $seen\" >> '{}'\n",
+            history_file.display(),
+            told.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let layout = Layout::new(dir.path());
+    let mut config = AgentConfig::load(&layout).unwrap();
+    config.notifier = Some(format!("'{}'", script.display()));
+    config.save(&layout).unwrap();
+
+    let marker = dir.path().join("ran");
+    let command = notifying("tool-1.0-a1", &marker, Some("Tool is installed"));
+    let store = dir.path().join("opt-tool");
+    let stored = publish_with(
+        "data-1.0-b2",
+        ActionDoc::Store {
+            path: store.display().to_string(),
+        },
+        None,
+        b"data",
+        &signing_key(),
+        |doc| doc.done_action_text = Some("Data is in place".into()),
+    );
+    central.publish(&command);
+    central.publish(&stored);
+    central.answer(vec![
+        vec![
+            job(&command, JobKind::Install),
+            job(&stored, JobKind::Install),
+        ],
+        vec![],
+    ]);
+    let round = crate::once(dir.path()).await.unwrap();
+    assert_eq!(
+        outcomes(&round),
+        [
+            "tool-1.0-a1 install: SUCCESS",
+            "data-1.0-b2 install: SUCCESS"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&told).unwrap(),
+        "tool-1.0-a1 recorded\ndata-1.0-b2 recorded\n"
+    );
 }

@@ -134,6 +134,7 @@ pub async fn poll(
     let reported = addresses.clone();
     let tz = c.config.tz();
     let expiry = c.config.wol_shutdown_expiry;
+    let uptime_s = req.uptime_s;
     let (handed, shut_down) = c
         .blocking(move |c| {
             if c.store.touch_computer(&who, &reported, &macs, now)? {
@@ -148,9 +149,9 @@ pub async fn poll(
             };
             let handed = c.store.poll_jobs(&who, now, &admits)?;
             // Never while it is handed work: the agent would stop half-way.
-            let shut_down = c
-                .store
-                .power_on_poll(&who, now, expiry, !handed.is_empty())?;
+            let shut_down =
+                c.store
+                    .power_on_poll(&who, now, uptime_s, expiry, !handed.is_empty())?;
             Ok((handed, shut_down))
         })
         .await?;

@@ -26,7 +26,7 @@ use sitecast_common::units::Duration;
 use sitecast_common::wire::{
     Assigned, Container, ContainerChanged, ContainerRequest, ContainerState, Job, JobKind, Package,
 };
-use sitecast_common::wire::{Wake, DEFAULT_RESTART_TIMEOUT};
+use sitecast_common::wire::{Wake, DEFAULT_RESTART_TIMEOUT, MAX_RESTART_TIMEOUT};
 
 use super::admin::find_package;
 use super::error::ApiError;
@@ -172,6 +172,15 @@ impl Settings {
             .transpose()
             .map_err(|e| bad("restart_timeout", e))?
             .unwrap_or(DEFAULT_RESTART_TIMEOUT);
+        if restart_timeout > MAX_RESTART_TIMEOUT {
+            return Err(bad(
+                "restart_timeout",
+                format!(
+                    "'{}' is longer than a day",
+                    req.restart_timeout.as_deref().unwrap_or_default().trim()
+                ),
+            ));
+        }
         Ok(Self {
             name: text("name", &req.name, NAME_MAX, false)?,
             description: text(

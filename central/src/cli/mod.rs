@@ -298,7 +298,7 @@ pub struct ContainerArgs {
     #[arg(long, requires = "wol")]
     pub shutdown_after: bool,
     /// How long agents wait before restarting for a package that needs it,
-    /// e.g. 10m (default 5m).
+    /// e.g. 10m (default 5m, at most a day; 0s: restart at once).
     #[arg(long)]
     pub restart_timeout: Option<String>,
 }

@@ -6,12 +6,12 @@ use sitecast_common::ids::PackageId;
 use sitecast_common::info::ActionDoc;
 use sitecast_common::jobs::format_runtime;
 use sitecast_common::status::StatusCode;
-use sitecast_common::wire::Wake;
 use sitecast_common::wire::{
     Assigned, Computer, ComputerDetail, Container, ContainerChanged, Deactivated, Job, Package,
     Relay, RelayCreated, RelayHealth, RelayProblems, Site, Stats, Validated,
 };
 use sitecast_common::wire::{Coverage, StaleReason};
+use sitecast_common::wire::{NotAsked, Wake};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -746,23 +746,36 @@ fn wol(c: &Container) -> String {
         Some(w) => {
             let asked = w.computers.iter().filter(|l| l.relay.is_some()).count();
             let off = w.computers.iter().filter(|l| l.was_off).count();
-            format!(
+            let retried = w
+                .computers
+                .iter()
+                .filter(|l| l.not_asked.is_some_and(NotAsked::retried))
+                .count();
+            let mut text = format!(
                 "yes, woken {}: {asked} of {} computer(s) asked, {off} were off",
                 when(Some(w.at)),
                 w.computers.len()
-            )
+            );
+            if retried > 0 {
+                text.push_str(&format!(
+                    ", {retried} waiting for a relay to connect (see NOT ASKED)"
+                ));
+            }
+            text
         }
     }
 }
 
-/// Each computer of a wake: whether it was off, the relay asked, when it came
-/// up and where its shutdown stands.
+/// Each computer of a wake: whether it was off, the relay asked (or why none
+/// was), when it booted and came up, and where its shutdown stands.
 fn wake_table(w: &Wake) -> String {
     let mut t = table(&[
         "WOKEN COMPUTER",
         "WAS OFF",
         "MACS",
         "RELAY",
+        "NOT ASKED",
+        "BOOTED",
         "CAME UP",
         "SHUTDOWN",
     ]);
@@ -778,6 +791,9 @@ fn wake_table(w: &Wake) -> String {
             l.relay
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), ToString::to_string),
+            l.not_asked
+                .map_or_else(|| "-".to_owned(), |why| why.to_string()),
+            at(l.booted_at),
             at(l.came_up_at),
             shutdown,
         ]);
@@ -1191,6 +1207,13 @@ mod tests {
                      "shutdown": "sent", "shutdown_at": "2026-11-21T22:30:00Z"},
                     {"computer_id": "pc-2", "was_off": false, "macs": [], "relay": null,
                      "came_up_at": null, "shutdown": "never", "shutdown_at": null},
+                    {"computer_id": "pc-3", "was_off": true, "macs": ["52:54:00:ab:cd:03"],
+                     "relay": null, "not_asked": "relay_not_connected",
+                     "came_up_at": null, "shutdown": "never", "shutdown_at": null},
+                    {"computer_id": "pc-4", "was_off": false, "macs": ["52:54:00:ab:cd:04"],
+                     "relay": "relay-paris-1", "asked_at": "2026-11-21T22:00:00Z",
+                     "booted_at": "2026-11-20T08:00:00Z", "came_up_at": null,
+                     "shutdown": "never", "shutdown_at": null},
                 ],
             }))
             .unwrap(),
@@ -1198,7 +1221,7 @@ mod tests {
         let text = container(&c);
         assert!(
             field_row(&text, "wake-on-lan")
-                .contains("yes, woken 2026-11-21 22:00:00: 1 of 2 computer(s) asked, 1 were off"),
+                .contains("yes, woken 2026-11-21 22:00:00: 2 of 4 computer(s) asked, 2 were off, 1 waiting for a relay to connect"),
             "{text}"
         );
         let woken = text
@@ -1216,6 +1239,19 @@ mod tests {
         }
         let on = text.lines().rfind(|l| l.contains("pc-2")).unwrap();
         assert!(on.contains("never") && on.contains(" - "), "{on}");
+        assert!(
+            text.contains("NOT ASKED") && text.contains("BOOTED"),
+            "{text}"
+        );
+        let waiting = text.lines().rfind(|l| l.contains("pc-3")).unwrap();
+        assert!(
+            waiting.contains("its relays were not connected (retried)"),
+            "{waiting}"
+        );
+        let was_on = text.lines().rfind(|l| l.contains("pc-4")).unwrap();
+        for cell in ["relay-paris-1", "2026-11-20 08:00:00", "never"] {
+            assert!(was_on.contains(cell), "{cell}: {was_on}");
+        }
     }
 
     fn field_row<'a>(text: &'a str, key: &str) -> &'a str {

@@ -1,5 +1,5 @@
-//! Wake-on-LAN records: what central asked relays to wake for a job container,
-//! and where each woken computer's shutdown stands.
+//! Wake-on-LAN records: what central asked relays to wake for a job container
+//! (or why it could not), and where each woken computer's shutdown stands.
 //!
 //! A container's settings live on its record ([`ContainerPower`]); its wake in
 //! the `wakes` tree, `container/computer` → [`WokenComputer`]. The wake is
@@ -7,8 +7,10 @@
 //! transaction under the jobs lock, then flushed — *before* any magic packet is
 //! sent: a crash in between loses the packets (those computers stay off and
 //! their shutdown expires) but never sends a second wake, which would find the
-//! computers just woken "on" and judge them wrongly. The rules are
-//! `sitecast_common::power`'s.
+//! computers just woken "on" and judge them wrongly. A computer whose relays
+//! were not connected is asked later, its line replaced (compare and swap)
+//! before its packets go out, and put back if the relay cannot take them. The
+//! rules are `sitecast_common::power`'s.
 
 use std::collections::BTreeMap;
 
@@ -63,13 +65,24 @@ pub trait PowerStore {
     ) -> Result<bool>;
     /// The lines of a container's wake, by computer.
     fn wakes_of(&self, container: &ContainerId) -> Result<Vec<WokenComputer>>;
-    /// A poll from `computer` (`busy`: it hands out work): each of its pending
-    /// shutdowns moves on ([`power::on_poll`]). True if it must shut down now;
-    /// that is recorded, so it is said once.
+    /// Replaces lines of a container's wake, each only if it is still what
+    /// the caller read (`(read, new)` pairs): a retry and a poll of the same
+    /// computer cannot undo each other. Answers the computers whose line was
+    /// replaced; flushed before it returns.
+    fn replace_wake_lines(
+        &self,
+        container: &ContainerId,
+        changes: &[(WokenComputer, WokenComputer)],
+    ) -> Result<Vec<ComputerId>>;
+    /// A poll from `computer` (`busy`: it hands out work; `uptime_s`: what its
+    /// agent reported): each of its pending shutdowns moves on
+    /// ([`power::on_poll`]). True if it must shut down now; that is recorded,
+    /// so it is said once.
     fn power_on_poll(
         &self,
         computer: &ComputerId,
         now: Timestamp,
+        uptime_s: Option<u64>,
         expiry: Duration,
         busy: bool,
     ) -> Result<bool>;
@@ -140,10 +153,37 @@ impl PowerStore for SledStore {
             .collect()
     }
 
+    fn replace_wake_lines(
+        &self,
+        container: &ContainerId,
+        changes: &[(WokenComputer, WokenComputer)],
+    ) -> Result<Vec<ComputerId>> {
+        let _guard = self.jobs_lock();
+        let mut batch = sled::Batch::default();
+        let mut replaced = Vec::new();
+        for (read, new) in changes {
+            let key = pair(container.as_str(), read.computer_id.as_str());
+            let Some(bytes) = self.wakes.get(&key)? else {
+                continue;
+            };
+            let stored: WokenComputer = decode(&key, &bytes)?;
+            if &stored == read && new.computer_id == read.computer_id {
+                batch.insert(key, encode(new));
+                replaced.push(new.computer_id.clone());
+            }
+        }
+        if !replaced.is_empty() {
+            self.wakes.apply_batch(batch)?;
+            self.flush()?;
+        }
+        Ok(replaced)
+    }
+
     fn power_on_poll(
         &self,
         computer: &ComputerId,
         now: Timestamp,
+        uptime_s: Option<u64>,
         expiry: Duration,
         busy: bool,
     ) -> Result<bool> {
@@ -171,10 +211,15 @@ impl PowerStore for SledStore {
             let Some(woken_at) = self.container(&id)?.and_then(|c| c.power.woken_at) else {
                 continue;
             };
+            // Its own wake: a retried one went out after the container's first.
+            let wake_at = line.asked_at.unwrap_or(woken_at);
             let before = line.clone();
-            if power::on_poll(&mut line, woken_at, now, expiry, jobs_done, busy) {
+            if power::on_poll(&mut line, wake_at, now, uptime_s, expiry, jobs_done, busy) {
                 tracing::info!(%computer, container = %id, "woken computer's jobs are done: it is told to shut down");
                 shut_down = true;
+            }
+            if before.was_off && !line.was_off {
+                tracing::info!(%computer, container = %id, booted_at = ?line.booted_at, "computer's uptime says it was on before its wake: it will not be shut down");
             }
             if line.came_up_at != before.came_up_at {
                 tracing::info!(%computer, container = %id, "woken computer came up");
