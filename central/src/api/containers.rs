@@ -593,16 +593,21 @@ pub(super) fn assign(
     chosen: Vec<ComputerId>,
     now: Timestamp,
 ) -> Result<Assigned, CentralError> {
-    // Busy: an unfinished install job that its container may still hand out. A
-    // disabled rule's jobs or an ended container's never will, so they do not
-    // stand in the way of this one.
+    // Busy: an unfinished install job, unless it is still waiting in a container
+    // that will never hand it out (a disabled rule's, an ended container's). A
+    // job already handed out is under way whatever its container's state now:
+    // a second one would take over its reports.
     let mut live: BTreeMap<ContainerId, bool> = BTreeMap::new();
     let mut busy: Vec<ComputerId> = Vec::new();
     for j in c.store.jobs_of_package(&package.id)? {
         if j.kind != JobKind::Install || j.status.is_final() {
             continue;
         }
-        let handed_out = match live.get(&j.container_id) {
+        if j.status != sitecast_common::status::StatusCode::WaitingNotification {
+            busy.push(j.computer_id);
+            continue;
+        }
+        let will_be_handed_out = match live.get(&j.container_id) {
             Some(v) => *v,
             None => {
                 let v = c.store.container(&j.container_id)?.is_some_and(|r| {
@@ -613,7 +618,7 @@ pub(super) fn assign(
                 v
             }
         };
-        if handed_out {
+        if will_be_handed_out {
             busy.push(j.computer_id);
         }
     }

@@ -295,8 +295,9 @@ fn ids_text(ids: &[impl std::fmt::Display]) -> String {
         .join(", ")
 }
 
-/// Applies a change to a group's static members, re-evaluates the rules that
-/// use it, and answers the group.
+/// Applies a change to a group's static members, re-evaluates the rules (all
+/// of them: one rule's members decide what the others leave installed), and
+/// answers the group.
 async fn change_members(
     c: Arc<Central>,
     name: GroupName,

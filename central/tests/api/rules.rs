@@ -755,7 +755,7 @@ async fn two_rules_deploying_two_versions_of_a_name_never_undo_each_other() {
 }
 
 #[tokio::test]
-async fn waiting_jobs_that_will_never_be_handed_out_do_not_block_an_assignment() {
+async fn only_jobs_under_way_or_still_to_be_handed_out_block_an_assignment() {
     let c = Central::start().await;
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
     let p = c.package_id("one").await;
@@ -771,7 +771,27 @@ async fn waiting_jobs_that_will_never_be_handed_out_do_not_block_an_assignment()
         .ok(StatusCode::OK);
     assert_eq!(ids(&r["assigned"]), sorted(&[&a.id]), "{r}");
     assert_eq!(c.handed(&a).await, vec![install(&p)]);
-    // And a job of a container that has ended no longer counts either.
+    // A job handed out is under way even if its rule is disabled since: a
+    // second one would take over its reports.
+    let t = c.package_id("three").await;
+    c.given_package_group("third", &[&t]).await;
+    let on = rule_id(
+        &c.given_rule(
+            json!({"name": "on", "hostnames": ["pc-*"], "package_group": "third",
+            "enabled": true}),
+        )
+        .await,
+    );
+    assert!(c.handed(&a).await.contains(&install(&t)));
+    c.admin_post(&format!("/api/v1/rules/{on}/disable"), &json!({}))
+        .await
+        .ok(StatusCode::OK);
+    let r = c
+        .assign(&t, json!({"computers": [a.id]}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(ids(&r["unchanged"]), sorted(&[&a.id]), "{r}");
+    // And a waiting job of a container that has ended no longer counts either.
     let q = c.package_id("two").await;
     c.given_container(
         json!({"name": "soon over", "packages": [q], "computers": [a.id],
@@ -795,6 +815,7 @@ async fn waiting_jobs_that_will_never_be_handed_out_do_not_block_an_assignment()
 async fn rules_are_reevaluated_at_start_and_periodically() {
     let c = Central::start().await;
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let b = c.given_agent("pc-b", &["10.1.0.6"]).await;
     let p = c.package_id("one").await;
     c.given_group(json!({"name": "pilots"})).await;
     c.given_package_group("base", &[&p]).await;
@@ -807,26 +828,40 @@ async fn rules_are_reevaluated_at_start_and_periodically() {
     // A member change that was stored but whose re-evaluation never ran (central
     // was killed between the two).
     let state = Arc::clone(c.state.as_ref().unwrap());
-    let who: sitecast_common::ids::ComputerId = a.id.parse().unwrap();
-    state
-        .store
-        .update_group(&"pilots".parse().unwrap(), &|g| {
-            g.computers.push(who.clone())
-        })
-        .unwrap();
+    let join = |who: &Agent| {
+        let who: sitecast_common::ids::ComputerId = who.id.parse().unwrap();
+        state
+            .store
+            .update_group(&"pilots".parse().unwrap(), &|g| {
+                g.computers.push(who.clone())
+            })
+            .unwrap();
+    };
+    join(&a);
     assert!(no_jobs(&c.show_rule(&id).await, &a.id));
     let task = tokio::spawn(api::reevaluate_rules_periodically(
-        state,
-        std::time::Duration::from_secs(3600),
+        Arc::clone(&state),
+        std::time::Duration::from_millis(50),
     ));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while no_jobs(&c.show_rule(&id).await, &a.id) {
-        assert!(std::time::Instant::now() < deadline, "never re-evaluated");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let until_job = |who: String| {
+        let c = &c;
+        let id = &id;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while no_jobs(&c.show_rule(id).await, &who) {
+                assert!(std::time::Instant::now() < deadline, "never re-evaluated");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // The first round, at once.
+    until_job(a.id.clone()).await;
+    // A later round.
+    join(&b);
+    until_job(b.id.clone()).await;
     task.abort();
     assert_eq!(c.handed(&a).await, vec![install(&p)]);
+    assert_eq!(c.handed(&b).await, vec![install(&p)]);
 }
 
 impl Central {
