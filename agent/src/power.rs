@@ -150,21 +150,33 @@ pub fn macs(configured: &[MacAddr]) -> Vec<MacAddr> {
 
 /// The MACs of the interfaces under `root` (a `/sys/class/net`): every
 /// `IFACE/address` but loopback's, all-zero ones (no hardware) and what is not
-/// a 48-bit address (InfiniBand's, say). Sorted, without repeats.
+/// a 48-bit address (InfiniBand's, say). Interfaces backed by a device
+/// (`IFACE/device`: a NIC, virtio's too) are the ones a magic packet can wake;
+/// if there are any, bridges, veths and other virtual ones (no `device`), whose
+/// made-up MACs wake nothing, are left out. Sorted, without repeats.
 pub fn detect_macs(root: &Path) -> Vec<MacAddr> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
-    let mut found: Vec<MacAddr> = entries
+    let found: Vec<(MacAddr, bool)> = entries
         .flatten()
         .filter(|e| e.file_name() != "lo")
-        .filter_map(|e| std::fs::read_to_string(e.path().join("address")).ok())
-        .filter_map(|text| text.trim().parse::<MacAddr>().ok())
-        .filter(|mac| !mac.is_zero())
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("address")).ok()?;
+            let mac = text.trim().parse::<MacAddr>().ok()?;
+            Some((mac, e.path().join("device").exists()))
+        })
+        .filter(|(mac, _)| !mac.is_zero())
         .collect();
-    found.sort();
-    found.dedup();
-    found
+    let hardware = found.iter().any(|(_, device)| *device);
+    let mut macs: Vec<MacAddr> = found
+        .into_iter()
+        .filter(|(_, device)| *device || !hardware)
+        .map(|(mac, _)| mac)
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
 }
 
 /// Checks a `power_command` setting: it must split into a program and its
@@ -314,6 +326,22 @@ mod tests {
         assert!(detect_macs(&root.path().join("missing")).is_empty());
         let configured: MacAddr = "02:00:00:00:00:01".parse().unwrap();
         assert_eq!(macs(&[configured]), vec![configured]);
+
+        // Once an interface has a device behind it, virtual ones are left out.
+        for (iface, device) in [("eth0", true), ("docker0", false), ("veth1a2b", false)] {
+            let dir = root.path().join(iface);
+            std::fs::create_dir_all(&dir).unwrap();
+            if device {
+                std::fs::create_dir(dir.join("device")).unwrap();
+            }
+        }
+        std::fs::write(root.path().join("docker0/address"), "02:42:ac:11:00:01").unwrap();
+        std::fs::write(root.path().join("veth1a2b/address"), "0e:11:22:33:44:55").unwrap();
+        let found: Vec<String> = detect_macs(root.path())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(found, ["52:54:00:ab:cd:ef"]);
     }
 
     #[test]
