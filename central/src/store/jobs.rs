@@ -854,9 +854,9 @@ impl JobStore for SledStore {
         now: Timestamp,
     ) -> Result<Option<Evaluation>> {
         let _guard = self.jobs_lock();
-        if !self.job_trees.containers.contains_key(id.as_str())? {
+        let Some(container) = self.container(id)? else {
             return Ok(None);
-        }
+        };
         let mut ops = Ops::default();
         let mut done = Evaluation::default();
         for computer in computers {
@@ -873,13 +873,46 @@ impl JobStore for SledStore {
                 })
                 .collect();
             let mut next = mine.iter().map(|j| j.order).max().unwrap_or(0);
-            for change in groups::reconcile(&wanted, &existing, renew_failed) {
+            let changes = groups::reconcile(&wanted, &existing, renew_failed);
+            // With abort_after_failed a failure stops what the rule adds after it,
+            // as it stopped the jobs that were there, until `rule reevaluate`
+            // starts it over — or the failed package is no longer wanted (an admin
+            // took it out of the group: it stops nothing then). Only a job that
+            // really failed stops others, not one it stopped.
+            let renewed: Vec<u32> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Renew(order) => Some(*order),
+                    _ => None,
+                })
+                .collect();
+            let blocker = mine
+                .iter()
+                .filter(|j| j.status.is_final() && !j.status.is_success())
+                .filter(|j| j.status != StatusCode::ErrPreviousFailed)
+                .filter(|j| !renewed.contains(&j.order))
+                .filter(|j| {
+                    wanted
+                        .iter()
+                        .any(|(p, k)| p == &j.package_id && *k == j.kind)
+                })
+                .min_by_key(|j| j.order)
+                .filter(|_| container.sequence == Sequence::AbortAfterFailed);
+            for change in changes {
                 match change {
                     Change::Add(package, kind) => {
                         next = next.saturating_add(1);
                         let mut job =
                             JobRecord::new(id.clone(), next, computer.clone(), package, kind, now);
                         job.seq = self.db.generate_id()?;
+                        if let Some(failed) = blocker {
+                            job.status = StatusCode::ErrPreviousFailed;
+                            job.output = Some(format!(
+                                "not run: job {} ({}) failed with {}",
+                                failed.order, failed.package_id, failed.status
+                            ));
+                            job.finished_at = Some(now);
+                        }
                         ops.put_job(&job);
                         done.added += 1;
                     }

@@ -998,3 +998,61 @@ async fn a_rule_is_edited_in_place_and_keeps_what_it_installed() {
         .ok(StatusCode::OK);
     assert_eq!(r["auto_uninstall"], false);
 }
+
+#[tokio::test]
+async fn with_abort_after_failed_a_failure_stops_what_the_rule_adds_later() {
+    let c = Central::start().await;
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let p1 = c.package_id("one").await;
+    let p2 = c.package_id("two").await;
+    let p3 = c.package_id("three").await;
+    c.given_package_group("base", &[&p1]).await;
+    let id = rule_id(
+        &c.given_rule(
+            json!({"name": "r", "hostnames": ["pc-*"], "package_group": "base",
+            "sequence": "abort_after_failed", "enabled": true}),
+        )
+        .await,
+    );
+    assert_eq!(c.handed(&a).await, vec![install(&p1)]);
+    c.report(&a, &p1, json!({"code": "ERR_EXIT_CODE", "exit_code": 2}))
+        .await
+        .ok(StatusCode::OK);
+    // A package added after the failure is not run either.
+    c.admin_post(
+        "/api/v1/package-groups/base/members",
+        &json!({"packages": [p2]}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let rule = c.show_rule(&id).await;
+    assert_eq!(
+        jobs_of(&rule, &a.id),
+        vec![job(&p1, "ERR_EXIT_CODE"), job(&p2, "ERR_PREVIOUS_FAILED")]
+    );
+    let line = &rule["jobs"].as_array().unwrap()[1];
+    assert!(
+        line["output"].as_str().unwrap().contains(&p1),
+        "names the failed job: {line}"
+    );
+    assert!(c.handed(&a).await.is_empty());
+    // Starting over on demand runs them in order again.
+    c.admin_post(&format!("/api/v1/rules/{id}/reevaluate"), &json!({}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(c.handed(&a).await, vec![install(&p1)]);
+    c.report(&a, &p1, json!({"code": "ERR_EXIT_CODE", "exit_code": 2}))
+        .await
+        .ok(StatusCode::OK);
+    // Once the broken package leaves the group, it stops nothing.
+    c.admin_delete(&format!("/api/v1/package-groups/base/members/{p1}"))
+        .await
+        .ok(StatusCode::OK);
+    c.admin_post(
+        "/api/v1/package-groups/base/members",
+        &json!({"packages": [p3]}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(c.handed(&a).await, vec![install(&p3)]);
+}
