@@ -137,13 +137,28 @@ fn load(c: &Central, _: &Evaluating<'_>) -> Result<World, CentralError> {
     })
 }
 
+/// Which of the world's rules cover each of `computers` (their indices), worked
+/// out once per round rather than once per rule.
+type Covering = BTreeMap<ComputerId, Vec<usize>>;
+
+fn covering(world: &World, computers: &[ComputerRecord]) -> Covering {
+    computers
+        .iter()
+        .map(|computer| {
+            let rules = world.rules.iter().enumerate();
+            let by = rules.filter(|(_, r)| r.covers(computer)).map(|(i, _)| i);
+            (computer.id.clone(), by.collect())
+        })
+        .collect()
+}
+
 /// Re-evaluates the world's rule `at` on one computer (`only`) or on all it
 /// covers or has jobs on; `renew_failed` (on demand) starts failed jobs over.
 fn evaluate(
     c: &Central,
     world: &World,
     at: usize,
-    computers: &[ComputerRecord],
+    covering: &Covering,
     only: Option<&ComputerId>,
     renew_failed: bool,
 ) -> Result<Evaluation, CentralError> {
@@ -160,14 +175,13 @@ fn evaluate(
     // Per member, what the other enabled rules deploy to it: this rule leaves
     // those installed (see `groups::wants`).
     let mut kept: BTreeMap<ComputerId, Vec<PackageId>> = BTreeMap::new();
-    for computer in computers.iter().filter(|rec| rule.covers(rec)) {
-        let others = world
-            .rules
+    for (computer, by) in covering.iter().filter(|(_, by)| by.contains(&at)) {
+        let others = by
             .iter()
-            .enumerate()
-            .filter(|(i, o)| *i != at && o.spec.enabled && o.covers(computer));
-        let ids = others.flat_map(|(_, o)| o.packages.iter().map(|p| p.id.clone()));
-        kept.insert(computer.id.clone(), ids.collect());
+            .filter_map(|i| world.rules.get(*i).filter(|_| *i != at))
+            .filter(|o| o.spec.enabled);
+        let ids = others.flat_map(|o| o.packages.iter().map(|p| p.id.clone()));
+        kept.insert(computer.clone(), ids.collect());
     }
     // Computers that left keep nothing waiting: visit them too.
     let mut visit: BTreeSet<ComputerId> = kept.keys().cloned().collect();
@@ -234,8 +248,9 @@ pub(super) fn reevaluate_all(c: &Central, guard: &Evaluating<'_>) {
             return;
         }
     };
+    let covering = covering(&world, &computers);
     for (at, rule) in world.rules.iter().enumerate() {
-        if let Err(e) = evaluate(c, &world, at, &computers, None, false) {
+        if let Err(e) = evaluate(c, &world, at, &covering, None, false) {
             tracing::warn!(rule = %rule.record.id, error = %e, "could not re-evaluate the rule");
         }
     }
@@ -254,8 +269,9 @@ pub(super) fn after_computer_change(c: &Central, computer: &ComputerId) {
         }
     };
     let computers: Vec<ComputerRecord> = record.into_iter().collect();
+    let covering = covering(&world, &computers);
     for (at, rule) in world.rules.iter().enumerate() {
-        if let Err(e) = evaluate(c, &world, at, &computers, Some(computer), false) {
+        if let Err(e) = evaluate(c, &world, at, &covering, Some(computer), false) {
             tracing::warn!(rule = %rule.record.id, %computer, error = %e, "could not re-evaluate the rule");
         }
     }
@@ -691,8 +707,8 @@ pub async fn reevaluate(
                 .iter()
                 .position(|r| r.record.id == record.id)
                 .ok_or_else(|| CentralError::not_found("rule", &record.id))?;
-            let computers = c.store.computers()?;
-            let evaluation = evaluate(c, &world, at, &computers, None, true)?;
+            let covering = covering(&world, &c.store.computers()?);
+            let evaluation = evaluate(c, &world, at, &covering, None, true)?;
             Ok(RuleEvaluated {
                 rule: stored_view(c, &record.id)?,
                 evaluation,

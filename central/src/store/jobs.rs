@@ -859,10 +859,24 @@ impl JobStore for SledStore {
         };
         let mut ops = Ops::default();
         let mut done = Evaluation::default();
+        // Over many computers, one scan of the rule's jobs beats one per computer.
+        let mut by_computer: BTreeMap<ComputerId, Vec<JobRecord>> = BTreeMap::new();
+        if computers.len() > 1 {
+            for job in self.jobs_with_prefix(&format!("{id}/"))? {
+                by_computer
+                    .entry(job.computer_id.clone())
+                    .or_default()
+                    .push(job);
+            }
+        }
         for computer in computers {
             let installed = self.installed_on(computer)?;
             let wanted = wants(computer, &installed);
-            let mine = self.jobs_with_prefix(&format!("{id}/{computer}/"))?;
+            let mine = if computers.len() > 1 {
+                by_computer.remove(computer).unwrap_or_default()
+            } else {
+                self.jobs_with_prefix(&format!("{id}/{computer}/"))?
+            };
             let existing: Vec<ExistingJob> = mine
                 .iter()
                 .map(|j| ExistingJob {
