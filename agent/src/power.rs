@@ -454,22 +454,23 @@ mod tests {
         act(None, PowerAction::Shutdown).await;
     }
 
+    /// A notifier that appends `line` (shell-expanded) to the returned log and
+    /// lets the restart go ahead.
+    fn continuing_notifier(dir: &Path, line: &str) -> (Notifier, std::path::PathBuf) {
+        let log = dir.join("told.log");
+        let script = dir.join("notifier.sh");
+        let text = format!("echo \"{line}\" >> {}\necho continue\n", log.display());
+        std::fs::write(&script, text).unwrap();
+        let notifier = Notifier::new(Some(&format!("/bin/sh {}", script.display()))).unwrap();
+        (notifier, log)
+    }
+
     /// Central refuses restart timeouts over a day; an agent handed one anyway
     /// (a newer central, a bug) waits a day, not years, and the user is told so.
     #[tokio::test]
     async fn a_restart_timeout_over_a_day_is_cut_to_a_day() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("told.log");
-        let script = dir.path().join("notifier.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "echo \"$SITECAST_NOTIFY_COUNTDOWN_S\" >> {}\necho continue\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        let notifier = Notifier::new(Some(&format!("/bin/sh {}", script.display()))).unwrap();
+        let (notifier, log) = continuing_notifier(dir.path(), "$SITECAST_NOTIFY_COUNTDOWN_S");
         tokio::time::timeout(
             Duration::from_secs(60),
             restart_after(&notifier, Duration::MAX, None),
@@ -482,17 +483,10 @@ mod tests {
     #[tokio::test]
     async fn the_user_is_warned_before_a_restart_and_may_let_it_go_ahead() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("told.log");
-        let script = dir.path().join("notifier.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "echo \"$SITECAST_NOTIFY_KIND|$SITECAST_NOTIFY_COUNTDOWN_S|$SITECAST_NOTIFY_TEXT\" >> {}\necho continue\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        let notifier = Notifier::new(Some(&format!("/bin/sh {}", script.display()))).unwrap();
+        let (notifier, log) = continuing_notifier(
+            dir.path(),
+            "$SITECAST_NOTIFY_KIND|$SITECAST_NOTIFY_COUNTDOWN_S|$SITECAST_NOTIFY_TEXT",
+        );
         let power = dir.path().join("power.sh");
         std::fs::write(&power, "echo \"$1\" >> \"$0.log\"\n").unwrap();
         let command = format!("/bin/sh {}", power.display());

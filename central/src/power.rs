@@ -175,6 +175,15 @@ pub fn wake_due_containers_through(
 /// The magic packets for one relay, and the lines of the computers they wake.
 type Orders = BTreeMap<RelayId, (Vec<WakeTarget>, Vec<WokenComputer>)>;
 
+/// Adds a computer's packets, if a relay is to send them, to that relay's order.
+fn add_order(orders: &mut Orders, order: Option<(RelayId, Vec<WakeTarget>)>, line: &WokenComputer) {
+    if let Some((relay, targets)) = order {
+        let entry = orders.entry(relay).or_default();
+        entry.0.extend(targets);
+        entry.1.push(line.clone());
+    }
+}
+
 /// What waking `computer` now means: its line, and the relay asked and its
 /// packets, if one can be.
 fn plan(
@@ -265,11 +274,7 @@ fn wake_through(
         };
         let (line, order) = plan(c, links, record, computer, &relays, now);
         warn_not_asked(&record.id, &line);
-        if let Some((relay, targets)) = order {
-            let entry = orders.entry(relay).or_default();
-            entry.0.extend(targets);
-            entry.1.push(line.clone());
-        }
+        add_order(&mut orders, order, &line);
         lines.push(line);
     }
     if !c.store.record_wake(&record.id, now, &lines)? {
@@ -314,11 +319,7 @@ fn retry(
             continue;
         }
         warn_not_asked(&record.id, &line);
-        if let Some((relay, targets)) = order {
-            let entry = orders.entry(relay).or_default();
-            entry.0.extend(targets);
-            entry.1.push(line.clone());
-        }
+        add_order(&mut orders, order, &line);
         changes.push((read, line));
     }
     if changes.is_empty() {

@@ -3564,10 +3564,7 @@ async fn containers_are_created_listed_shown_and_deleted() {
 async fn bad_containers_are_refused_naming_the_field_or_token() {
     let c = Central::start().await;
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     let base = json!({"name": "n", "packages": [p], "computers": [a.id]});
     let with = |field: &str, value: Value| {
         let mut body = base.clone();
@@ -3668,10 +3665,7 @@ async fn a_poll_honours_start_end_address_ranges_and_time_frames() {
     let c = Central::start().await;
     let site1 = c.given_agent("pc-1", &["127.1.0.5"]).await;
     let site2 = c.given_agent("pc-2", &["127.2.0.5"]).await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
 
     // Ranges are matched against the address on the connection.
     c.given_container(json!({
@@ -3936,10 +3930,7 @@ async fn cancel_stops_the_jobs_not_started_and_lets_running_ones_finish() {
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
     let b = c.given_agent("pc-b", &["10.1.0.6"]).await;
     let d = c.given_agent("pc-d", &["10.1.0.7"]).await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     let created = c
         .given_container(json!({
             "name": "cancel me", "packages": [p], "all": true, "retries": 3,
@@ -4096,10 +4087,7 @@ async fn uninstall_jobs_and_what_central_believes_is_installed() {
 async fn a_report_settles_only_a_job_central_handed_out() {
     let c = Central::start().await;
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     let id = c
         .given_container(json!({
             "name": "later", "packages": [p], "all": true,
@@ -4133,10 +4121,7 @@ async fn runtimes_are_total_from_the_start_and_effective_from_the_first_job() {
     let c = Central::start().await;
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
     let b = c.given_agent("pc-b", &["10.1.0.6"]).await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     let id = c
         .given_container(json!({"name": "rt", "packages": [p], "all": true}))
         .await["id"]
@@ -4214,10 +4199,7 @@ async fn finished_containers_are_purged_after_their_ages() {
     })
     .await;
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     let make = |name: &'static str| {
         let c = &c;
         let body = json!({"name": name, "packages": [p], "computers": [a.id]});
@@ -4746,6 +4728,15 @@ impl Central {
     }
 
     /// An agent enrolled with these MAC addresses.
+    /// A container for every computer that wakes them and shuts them down after.
+    async fn given_night_wake(&self, package: &str) -> Value {
+        self.given_container(json!({
+            "name": "night", "packages": [package], "all": true,
+            "wol": true, "shutdown_after": true,
+        }))
+        .await
+    }
+
     async fn given_agent_with_macs(&self, hostname: &str, address: &str, macs: &[&str]) -> Agent {
         let v = self
             .enroll(json!({
@@ -4947,10 +4938,7 @@ async fn agents_report_mac_addresses_at_enrollment_and_in_every_poll() {
 async fn containers_carry_wol_shutdown_after_and_a_restart_timeout() {
     let c = Central::start().await;
     let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     let plain = c
         .given_container(json!({"name": "plain", "packages": [p], "computers": [a.id]}))
         .await;
@@ -5087,20 +5075,12 @@ async fn a_wol_container_asks_each_computers_relay_and_shuts_down_only_the_woken
         .given_agent_with_macs("v6", "fd00::8", &["02:00:00:00:00:04"])
         .await;
     let no_mac = c.given_agent("nomac", &["10.1.0.9"]).await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     // Ten minutes later only `on` has been in touch.
     c.set_time("2025-03-01T09:10:00Z");
     c.poll(&on, &[]).await.ok(StatusCode::OK);
     c.set_time("2025-03-01T09:10:30Z");
-    let created = c
-        .given_container(json!({
-            "name": "night", "packages": [p], "all": true,
-            "wol": true, "shutdown_after": true,
-        }))
-        .await;
+    let created = c.given_night_wake(&p).await;
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["wake"]["at"], "2025-03-01T09:10:30Z");
     // One message to the connected relay, with the broadcast of its subnet.
@@ -5242,10 +5222,7 @@ async fn a_wol_container_that_starts_later_is_woken_when_central_reaches_its_sta
     let a = c
         .given_agent_with_macs("pc-a", "10.1.0.5", &["02:00:00:00:00:0a"])
         .await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     let later = c
         .given_container(json!({
             "name": "later", "packages": [p], "computers": [a.id],
@@ -5305,17 +5282,9 @@ async fn an_uptime_tells_a_computer_that_was_on_from_one_that_was_woken() {
     let old = c
         .given_agent_with_macs("old", "10.1.0.7", &["02:00:00:00:00:03"])
         .await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     c.set_time("2025-03-01T09:10:00Z");
-    let created = c
-        .given_container(json!({
-            "name": "night", "packages": [p], "all": true,
-            "wol": true, "shutdown_after": true,
-        }))
-        .await;
+    let created = c.given_night_wake(&p).await;
     let id = created["id"].as_str().unwrap().to_owned();
     for agent in [&busy, &woken, &old] {
         assert_eq!(
@@ -5399,18 +5368,10 @@ async fn a_wake_that_reaches_no_relay_is_retried_until_the_expiry() {
     let b = c
         .given_agent_with_macs("pc-b", "10.2.0.5", &["02:00:00:00:00:0b"])
         .await;
-    let p = c.given_command_package("app", "5").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = c.package_id("app").await;
     // Central just started: no relay has connected yet.
     c.set_time("2025-03-01T09:10:00Z");
-    let created = c
-        .given_container(json!({
-            "name": "night", "packages": [p], "all": true,
-            "wol": true, "shutdown_after": true,
-        }))
-        .await;
+    let created = c.given_night_wake(&p).await;
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["wake"]["at"], "2025-03-01T09:10:00Z");
     for agent in [&a, &b] {

@@ -2788,8 +2788,16 @@ fn container_create_with_wol_shutdown_after_and_restart_timeout() {
     assert!(!plain.contains("WOKEN COMPUTER"), "{plain}");
 
     let before = c.containers().len();
-    fail(
-        c.run(&[
+    for (extra, named) in [
+        (&["--shutdown-after"][..], &["--wol"][..]),
+        (&["--restart-timeout", "5x"], &["restart_timeout", "5x"]),
+        // At most a day, like a notify countdown.
+        (
+            &["--restart-timeout", "25h"],
+            &["restart_timeout", "25h", "longer than a day"],
+        ),
+    ] {
+        let mut args = vec![
             "container",
             "create",
             "--name",
@@ -2797,39 +2805,10 @@ fn container_create_with_wol_shutdown_after_and_restart_timeout() {
             "--package",
             &zlib,
             "--all",
-            "--shutdown-after",
-        ]),
-        &["--wol"],
-    );
-    fail(
-        c.run(&[
-            "container",
-            "create",
-            "--name",
-            "n",
-            "--package",
-            &zlib,
-            "--all",
-            "--restart-timeout",
-            "5x",
-        ]),
-        &["restart_timeout", "5x"],
-    );
-    // At most a day, like a notify countdown.
-    fail(
-        c.run(&[
-            "container",
-            "create",
-            "--name",
-            "n",
-            "--package",
-            &zlib,
-            "--all",
-            "--restart-timeout",
-            "25h",
-        ]),
-        &["restart_timeout", "25h", "longer than a day"],
-    );
+        ];
+        args.extend_from_slice(extra);
+        fail(c.run(&args), named);
+    }
     assert_eq!(c.containers().len(), before);
 }
 

@@ -689,30 +689,34 @@ async fn final_reports_refused_for_good_are_dropped_and_others_kept() {
     assert!(e.contains("503"), "{e}");
 }
 
+/// Writes `text` as an executable script and makes it the agent's `notifier`.
+fn use_notifier(dir: &Path, text: &str) {
+    let script = dir.join("notifier.sh");
+    std::fs::write(&script, text).unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let layout = Layout::new(dir);
+    let mut config = AgentConfig::load(&layout).unwrap();
+    config.notifier = Some(format!("'{}'", script.display()));
+    config.save(&layout).unwrap();
+}
+
 /// Points the agent's `notifier` at a script that appends what it was told to
 /// `DIR/told` and answers the first line of `DIR/answer` (continue if absent).
 fn notifier(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
     let told = dir.path().join("told");
     let answer = dir.path().join("answer");
-    let script = dir.path().join("notifier.sh");
-    std::fs::write(
-        &script,
-        format!(
+    use_notifier(
+        dir.path(),
+        &format!(
             "#!/bin/sh\necho \"$SITECAST_NOTIFY_KIND $SITECAST_PACKAGE_ID $SITECAST_NOTIFY_TEXT\" >> '{}'\n\
              [ -f '{}' ] && head -n 1 '{}'\nexit 0\n",
             told.display(),
             answer.display(),
             answer.display()
         ),
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&script).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&script, perms).unwrap();
-    let layout = Layout::new(dir.path());
-    let mut config = AgentConfig::load(&layout).unwrap();
-    config.notifier = Some(format!("'{}'", script.display()));
-    config.save(&layout).unwrap();
+    );
     (told, answer)
 }
 
@@ -888,26 +892,17 @@ async fn the_done_text_comes_after_the_history_records_the_success() {
     let central = FakeCentral::start().await;
     let dir = agent_dir(&central);
     let told = dir.path().join("told");
-    let script = dir.path().join("notifier.sh");
     let history_file = Layout::new(dir.path()).history();
-    std::fs::write(
-        &script,
-        format!(
+    use_notifier(
+        dir.path(),
+        &format!(
             "#!/bin/sh\n[ \"$SITECAST_NOTIFY_KIND\" = done ] || exit 0\n\
              if grep -q \"\\\"$SITECAST_PACKAGE_ID\\\"\" '{}' 2>/dev/null; then seen=recorded; else seen=missing; fi\n\
              echo \"$SITECAST_PACKAGE_ID $seen\" >> '{}'\n",
             history_file.display(),
             told.display()
         ),
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&script).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&script, perms).unwrap();
-    let layout = Layout::new(dir.path());
-    let mut config = AgentConfig::load(&layout).unwrap();
-    config.notifier = Some(format!("'{}'", script.display()));
-    config.save(&layout).unwrap();
+    );
 
     let marker = dir.path().join("ran");
     let command = notifying("tool-1.0-a1", &marker, Some("Tool is installed"));

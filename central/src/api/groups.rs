@@ -31,7 +31,7 @@ type Shared = State<Arc<Central>>;
 
 const DESCRIPTION_MAX: usize = 4000;
 
-fn group_name(field: &str, text: &str) -> Result<GroupName, ApiError> {
+pub(super) fn group_name(field: &str, text: &str) -> Result<GroupName, ApiError> {
     text.trim()
         .parse()
         .map_err(|e| ApiError::bad_request(format!("bad {field}: {e}")))
@@ -47,7 +47,7 @@ fn description(text: Option<&str>) -> Result<String, ApiError> {
     Ok(v.to_owned())
 }
 
-fn criteria_error(e: groups::CriteriaError) -> ApiError {
+pub(super) fn criteria_error(e: groups::CriteriaError) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 

@@ -10,7 +10,7 @@
 //! A disabled rule's jobs are made so an admin can check them, but never handed
 //! out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -24,7 +24,7 @@ use sitecast_common::wire::{Evaluation, Package, Rule, RuleEvaluated, RuleReques
 use super::containers::{self, container_id, uninstallable, DEFAULT_BACKOFF};
 use super::error::ApiError;
 use super::extract::{Admin, ApiJson, ApiPath};
-use super::groups::in_group;
+use super::groups::{criteria_error, group_name, in_group};
 use super::Central;
 use crate::error::CentralError;
 use crate::store::{
@@ -76,13 +76,17 @@ fn group_packages(c: &Central, name: &GroupName) -> Result<Vec<RulePackage>, Cen
 /// change is followed by an evaluation that sees it. Without it, an evaluation
 /// that read a package group just before a package left it could put the
 /// package's install job back just after that change's own evaluation.
-pub(super) struct Evaluating<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, ()>);
+pub(super) struct Evaluating<'a> {
+    _held: std::sync::MutexGuard<'a, ()>,
+}
 
 impl Central {
     pub(super) fn evaluating(&self) -> Evaluating<'_> {
         // A panic elsewhere while holding it leaves nothing half-written (the
         // store's writes are batches): the lock is still good.
-        Evaluating(self.rules_lock.lock().unwrap_or_else(|e| e.into_inner()))
+        Evaluating {
+            _held: self.rules_lock.lock().unwrap_or_else(|e| e.into_inner()),
+        }
     }
 }
 
@@ -183,19 +187,10 @@ fn evaluate(
         let ids = others.flat_map(|o| o.packages.iter().map(|p| p.id.clone()));
         kept.insert(computer.clone(), ids.collect());
     }
-    // Computers that left keep nothing waiting: visit them too.
-    let mut visit: BTreeSet<ComputerId> = kept.keys().cloned().collect();
-    match only {
-        Some(id) => {
-            visit.insert(id.clone());
-        }
-        None => visit.extend(
-            c.store
-                .container_jobs(&rule.record.id)?
-                .into_iter()
-                .map(|j| j.computer_id),
-        ),
-    }
+    // Members, the one computer asked about, and (a whole round) every computer
+    // the rule has jobs on: one that left keeps nothing waiting.
+    let mut visit: Vec<ComputerId> = kept.keys().cloned().collect();
+    visit.extend(only.cloned());
     let wants = |computer: &ComputerId, installed: &[InstalledRecord]| {
         let installed: Vec<InstalledPackage> = installed
             .iter()
@@ -215,10 +210,16 @@ fn evaluate(
             member.map_or(&[][..], Vec::as_slice),
         )
     };
-    let visit: Vec<ComputerId> = visit.into_iter().collect();
     let done = c
         .store
-        .sync_rule(&rule.record.id, &visit, &wants, renew_failed, c.clock.now())?
+        .sync_rule(
+            &rule.record.id,
+            &visit,
+            only.is_none(),
+            &wants,
+            renew_failed,
+            c.clock.now(),
+        )?
         .unwrap_or_default();
     if done != Evaluation::default() {
         tracing::info!(rule = %rule.record.id, added = done.added, renewed = done.renewed, removed = done.removed, "rule re-evaluated");
@@ -443,6 +444,12 @@ fn text(field: &str, value: &str, max: usize, empty_ok: bool) -> Result<String, 
     Ok(v.to_owned())
 }
 
+fn sequence(text: &str) -> Result<Sequence, ApiError> {
+    text.trim()
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("bad sequence: {e}")))
+}
+
 pub async fn create(
     _: Admin,
     State(c): Shared,
@@ -456,29 +463,21 @@ pub async fn create(
         true,
     )?;
     let criteria = Criteria::parse(&req.subnets, &req.tags, &req.os, &req.hostnames)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let group = match req.group.as_deref() {
-        Some(g) => Some(
-            g.trim()
-                .parse::<GroupName>()
-                .map_err(|e| ApiError::bad_request(format!("bad group: {e}")))?,
-        ),
-        None => None,
-    };
+        .map_err(criteria_error)?;
+    let group = req
+        .group
+        .as_deref()
+        .map(|g| group_name("group", g))
+        .transpose()?;
     if group.is_none() && criteria.is_empty() {
         return Err(ApiError::bad_request(NO_COMPUTERS));
     }
-    let package_group: GroupName = req
-        .package_group
-        .trim()
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("bad package_group: {e}")))?;
+    let package_group = group_name("package_group", &req.package_group)?;
     let sequence = req
         .sequence
         .as_deref()
-        .map(|s| s.trim().parse::<Sequence>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("bad sequence: {e}")))?
+        .map(sequence)
+        .transpose()?
         .unwrap_or_default();
     let auto_uninstall = req.auto_uninstall.unwrap_or(true);
     let now = c.clock.now();
@@ -587,7 +586,7 @@ pub async fn update(
             &list(&req.os),
             &list(&req.hostnames),
         )
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(criteria_error)?;
         Some(parsed)
     } else {
         None
@@ -596,24 +595,14 @@ pub async fn update(
     let group = match req.group.as_deref().map(str::trim) {
         None => None,
         Some("") => Some(None),
-        Some(g) => {
-            Some(Some(g.parse::<GroupName>().map_err(|e| {
-                ApiError::bad_request(format!("bad group: {e}"))
-            })?))
-        }
+        Some(g) => Some(Some(group_name("group", g)?)),
     };
     let package_group = req
         .package_group
         .as_deref()
-        .map(|g| g.trim().parse::<GroupName>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("bad package_group: {e}")))?;
-    let sequence = req
-        .sequence
-        .as_deref()
-        .map(|s| s.trim().parse::<Sequence>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("bad sequence: {e}")))?;
+        .map(|g| group_name("package_group", g))
+        .transpose()?;
+    let sequence = req.sequence.as_deref().map(sequence).transpose()?;
     let change = move |r: &mut ContainerRecord| {
         if let Some(spec) = r.rule.as_mut() {
             if let Some(g) = &group {

@@ -351,14 +351,17 @@ pub trait JobStore {
         id: &ContainerId,
         change: &dyn Fn(&mut ContainerRecord),
     ) -> Result<Option<ContainerRecord>>;
-    /// Re-evaluates a rule's jobs on `computers` ([`groups::reconcile`]): `wants`
-    /// says what the rule wants on a computer given what is installed there,
-    /// read under the lock so concurrent evaluations never make a job twice.
-    /// New jobs come after the computer's others. `None` if there is no such container.
+    /// Re-evaluates a rule's jobs on `computers` ([`groups::reconcile`]), and
+    /// with `all_with_jobs` on every computer it has jobs on too (one that left
+    /// must keep nothing waiting): `wants` says what the rule wants on a
+    /// computer given what is installed there, read under the lock so
+    /// concurrent evaluations never make a job twice. New jobs come after the
+    /// computer's others. `None` if there is no such container.
     fn sync_rule(
         &self,
         id: &ContainerId,
         computers: &[ComputerId],
+        all_with_jobs: bool,
         wants: Wants<'_>,
         renew_failed: bool,
         now: Timestamp,
@@ -849,6 +852,7 @@ impl JobStore for SledStore {
         &self,
         id: &ContainerId,
         computers: &[ComputerId],
+        all_with_jobs: bool,
         wants: Wants<'_>,
         renew_failed: bool,
         now: Timestamp,
@@ -859,9 +863,9 @@ impl JobStore for SledStore {
         };
         let mut ops = Ops::default();
         let mut done = Evaluation::default();
-        // Over many computers, one scan of the rule's jobs beats one per computer.
+        // Every computer with jobs: one scan of the rule's jobs, not one per computer.
         let mut by_computer: BTreeMap<ComputerId, Vec<JobRecord>> = BTreeMap::new();
-        if computers.len() > 1 {
+        if all_with_jobs {
             for job in self.jobs_with_prefix(&format!("{id}/"))? {
                 by_computer
                     .entry(job.computer_id.clone())
@@ -869,10 +873,13 @@ impl JobStore for SledStore {
                     .push(job);
             }
         }
-        for computer in computers {
+        let mut visit: BTreeSet<&ComputerId> = computers.iter().collect();
+        let holders: Vec<ComputerId> = by_computer.keys().cloned().collect();
+        visit.extend(&holders);
+        for computer in visit {
             let installed = self.installed_on(computer)?;
             let wanted = wants(computer, &installed);
-            let mine = if computers.len() > 1 {
+            let mine = if all_with_jobs {
                 by_computer.remove(computer).unwrap_or_default()
             } else {
                 self.jobs_with_prefix(&format!("{id}/{computer}/"))?

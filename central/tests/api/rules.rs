@@ -53,7 +53,7 @@ impl Central {
             .ok(StatusCode::OK)
     }
 
-    async fn package_id(&self, name: &str) -> String {
+    pub(crate) async fn package_id(&self, name: &str) -> String {
         self.given_command_package(name, "5").await["id"]
             .as_str()
             .unwrap()
