@@ -7,13 +7,43 @@ use std::path::PathBuf;
 pub enum CentralError {
     #[error("{what} '{name}' not found")]
     NotFound { what: &'static str, name: String },
+    /// A thing another field names does not exist (`bad supersedes: package 'x' not found`).
+    #[error("bad {field}: {what} '{name}' not found")]
+    NotFoundIn {
+        field: &'static str,
+        what: &'static str,
+        name: String,
+    },
+    /// The request clashes with what is stored (a name taken, a thing in use).
     #[error("{0}")]
     Conflict(String),
+    /// The request is malformed; the message names the field or token.
     #[error("{0}")]
     Invalid(String),
+    /// An upload is larger than `max_package_size`.
+    #[error("the package is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// An enrollment without the right enroll token.
+    #[error("bad enroll_token")]
+    BadEnrollToken,
+    /// The task writing an upload to disk stopped without saying why.
+    #[error("the package writer stopped without an error")]
+    WriterStopped,
+    /// A random id drawn for a new record is taken: draw another.
+    #[error("{what} '{id}' already exists")]
+    IdTaken { what: &'static str, id: String },
+    /// A task on the blocking pool panicked or was cancelled.
+    #[error("background task: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -37,6 +67,14 @@ impl CentralError {
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CentralError {
         let path = path.into();
         move |source| CentralError::Io { path, source }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> CentralError {
+        CentralError::Invalid(message.into())
+    }
+
+    pub fn conflict(message: impl Into<String>) -> CentralError {
+        CentralError::Conflict(message.into())
     }
 
     pub fn not_found(what: &'static str, name: impl ToString) -> CentralError {

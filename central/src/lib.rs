@@ -1,24 +1,30 @@
 //! Sitecast central: the authoritative package store.
 //!
-//! It fragments and signs uploaded packages ([`packaging`]), keeps metadata in sled
-//! behind the [`store::Store`] trait, and serves the HTTPS admin and agent API
-//! ([`api`], [`server`]). The `sitecast` admin CLI ([`cli`]) is a thin client of
-//! that API. The binaries in `src/bin/` only parse flags and call into here.
+//! Layers, each using only those below it: [`store`] (sled, behind the
+//! [`store::Store`] trait) and the file-backed pieces ([`packaging`],
+//! [`delta`], [`init`]); [`state`] (the shared [`Central`]); [`domain`] (what
+//! each request and periodic task does); the shells that receive requests,
+//! [`api`] (HTTPS, on [`server`]) and [`quic`] (relays); and [`serve::run`],
+//! which composes them into the server the binary runs.
 
 pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod delta;
+pub mod domain;
 pub mod error;
 pub mod init;
 pub mod jitter;
+pub mod links;
 pub mod packaging;
-pub mod power;
 pub mod quic;
+pub mod serve;
 pub mod server;
-pub mod stats;
+pub mod state;
 pub mod store;
 pub mod tokens;
 
 pub use error::CentralError;
+pub use serve::{run, Listeners};
+pub use state::Central;

@@ -17,11 +17,12 @@ use std::time::Duration;
 use quinn::crypto::rustls::QuicServerConfig;
 use sitecast_common::ids::RelayId;
 use sitecast_common::protocol::{
-    self, ActivatedPackage, CentralMessage, RelayMessage, Request, Response,
+    self, CentralMessage, RelayMessage, Request, Response,
 };
 use tokio::io::AsyncReadExt;
 
-use crate::api::Central;
+use crate::domain::activation;
+use crate::state::Central;
 use crate::error::CentralError;
 use crate::store::{RelayRecord, TokenOwner};
 use crate::tokens;
@@ -182,28 +183,6 @@ async fn write_message<T: serde::Serialize>(
     Ok(())
 }
 
-fn activated_for(
-    central: &Central,
-    relay: &RelayRecord,
-) -> Result<Vec<ActivatedPackage>, CentralError> {
-    let mut packages: Vec<ActivatedPackage> = central
-        .store
-        .packages()?
-        .into_iter()
-        .filter(|p| p.activation.all_sites || p.activation.sites.contains(&relay.site))
-        .map(|p| ActivatedPackage {
-            id: p.id,
-            priority: p.priority,
-            info_sha256: p.info_sha256,
-            size: p.size,
-            fragments: p.fragments,
-            supersedes: p.supersedes,
-        })
-        .collect();
-    packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
-    Ok(packages)
-}
-
 async fn hello(
     conn: &quinn::Connection,
     central: &Central,
@@ -294,7 +273,7 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
                         conn.close(2u32.into(), b"relay deleted");
                         return Err(LinkError::Refused(format!("relay '{id}' was deleted")));
                     };
-                    let packages = activated_for(&central, &current)?;
+                    let packages = activation::for_relay(&central, &current)?;
                     write_message(&mut send, &CentralMessage::Activated { packages }).await?;
                 }
                 Some(message) = link.messages.recv() => {

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::PackageId;
+use crate::jobs::Sequence;
 use crate::status::StatusCode;
 use crate::wire::JobKind;
 
@@ -419,6 +420,30 @@ pub fn loop_check(
         }
     }
     Ok(())
+}
+
+/// With [`Sequence::AbortAfterFailed`], the job whose failure stops what a
+/// rule adds after it on the computer (as it stopped the jobs that were there),
+/// until `rule reevaluate` starts it over (`renewed`), or until its package is
+/// no longer wanted (an admin took it out of the group: it stops nothing then).
+/// Only a job that really failed stops others, not one it stopped; the first
+/// in order wins.
+pub fn blocker<'a>(
+    existing: &'a [ExistingJob],
+    wants: &[(PackageId, JobKind)],
+    renewed: &[u32],
+    sequence: Sequence,
+) -> Option<&'a ExistingJob> {
+    if sequence != Sequence::AbortAfterFailed {
+        return None;
+    }
+    existing
+        .iter()
+        .filter(|j| j.status.is_final() && !j.status.is_success())
+        .filter(|j| j.status != StatusCode::ErrPreviousFailed)
+        .filter(|j| !renewed.contains(&j.order))
+        .filter(|j| wants.iter().any(|(p, k)| p == &j.package && *k == j.kind))
+        .min_by_key(|j| j.order)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Job containers (SPEC "Jobs", OCO seeds `000`/`001`), decided purely: whether a
 //! container admits a computer's jobs now, which of a computer's jobs runs next,
 //! what a failure does to the ones after it, when a failed job is tried again,
-//! the container's runtimes, and when a finished container may be purged.
+//! the container's runtimes, when a finished container may be purged, and
+//! (in [`plan`]) which jobs a container gets, who is busy, where a container
+//! stands and which jobs a poll hands out.
 //!
 //! Central stores the records and feeds these functions the agent's address as it
 //! sees it on the connection and its own clock; the rules live here so they are
@@ -20,6 +22,13 @@ use crate::constraint::{IpRanges, TimeFrames};
 use crate::grammar::GrammarError;
 use crate::status::StatusCode;
 use crate::units::Duration;
+
+mod plan;
+
+pub use plan::{
+    busy, container_state, plan, poll_order, Candidate, ContainerTimes, JobEnd, PendingJob,
+    PlannedPackage,
+};
 
 /// OCO's sequence mode: what a failed job does to the computer's later jobs of
 /// the same container.

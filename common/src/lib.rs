@@ -18,6 +18,7 @@ pub mod power;
 pub mod protocol;
 pub mod replication;
 pub mod signing;
+pub mod stats;
 pub mod status;
 pub mod subnet;
 pub mod units;

@@ -259,6 +259,15 @@ pub struct Activation {
     pub central_fallback: CentralFallback,
 }
 
+impl Activation {
+    /// Whether the relays of `site` are to hold the package: the one
+    /// "activated for this site" rule that central's poll answers, relay views
+    /// and QUIC pushes all apply.
+    pub fn includes(&self, site: &SiteName) -> bool {
+        self.all_sites || self.sites.contains(site)
+    }
+}
+
 /// What a job does with its package on the computer.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sitecast_central::api::{app, Central as CentralState};
 use sitecast_central::clock::ShiftedClock;
 use sitecast_central::init::{self, InitOptions, Layout};
-use sitecast_central::{quic, server};
+use sitecast_central::{Central as CentralState, Listeners};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -53,9 +52,25 @@ pub struct Central {
     pub http: reqwest::Client,
     pub admin_token: String,
     pub enroll_token: String,
-    stop: watch::Sender<bool>,
-    /// The QUIC endpoint's own stop signal and task, so tests can restart it.
-    quic_task: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    /// The API's address.
+    api: SocketAddr,
+    /// Stops the running server, and the task running it, so tests can restart it.
+    running: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+}
+
+/// Runs central through the same `run` as the binary, until `stop` says so.
+fn serve(
+    state: &Arc<CentralState>,
+    listeners: Listeners,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(sitecast_central::run(
+        Arc::clone(state),
+        listeners,
+        stop_signal(&rx),
+    ));
+    let task = tokio::spawn(async move { task.await.unwrap().unwrap() });
+    (stop, task)
 }
 
 impl Central {
@@ -73,27 +88,14 @@ impl Central {
         loaded.config.time_zone = "UTC".into();
         let admin_token = loaded.admin_token.clone();
         let enroll_token = loaded.enroll_token.clone();
-        let tls = server::tls_config(&layout.server_cert(), &layout.server_key()).unwrap();
-        let quic_config = quic::server_config(&layout.server_cert(), &layout.server_key()).unwrap();
         let clock = Arc::new(ShiftedClock::default());
         let state = Arc::new(CentralState::open(loaded, Arc::clone(&clock) as _).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
-        let endpoint = quic::endpoint(quic_config, "127.0.0.1:0".parse().unwrap()).unwrap();
-        let quic_addr = endpoint.local_addr().unwrap();
-        let (stop, rx) = watch::channel(false);
-        tokio::spawn(server::run(
-            listener,
-            tls,
-            app(Arc::clone(&state)),
-            stop_signal(&rx),
-        ));
-        let (quic_stop, quic_rx) = watch::channel(false);
-        let quic_task = tokio::spawn(quic::run(
-            endpoint,
-            Arc::clone(&state),
-            stop_signal(&quic_rx),
-        ));
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listeners = Listeners::bind(&layout, any, any).await.unwrap();
+        let api = listeners.api_addr().unwrap();
+        let url = format!("https://{api}");
+        let quic_addr = listeners.quic_addr().unwrap();
+        let running = serve(&state, listeners);
         let ca = std::fs::read(layout.ca_cert()).unwrap();
         let http = reqwest::Client::builder()
             .use_rustls_tls()
@@ -111,38 +113,31 @@ impl Central {
             http,
             admin_token,
             enroll_token,
-            stop,
-            quic_task: Some((quic_stop, quic_task)),
+            api,
+            running: Some(running),
         }
     }
 
-    /// Stops central's QUIC endpoint (relays lose their link), then serves it
-    /// again on the same address: relays must reconnect by themselves.
-    pub async fn restart_quic(&mut self) {
-        if let Some((stop, task)) = self.quic_task.take() {
+    /// Stops central (relays lose their link, requests are drained), then
+    /// serves it again on the same addresses with the same state: relays must
+    /// reconnect by themselves.
+    pub async fn restart(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
             let _ = stop.send(true);
             task.await.unwrap();
         }
-        let config =
-            quic::server_config(&self.layout.server_cert(), &self.layout.server_key()).unwrap();
-        // The old socket closes once its last connection task has ended.
+        // The old QUIC socket closes once its last connection task has ended.
         let deadline = Instant::now() + DEADLINE;
-        let endpoint = loop {
-            match quic::endpoint(config.clone(), self.quic) {
-                Ok(e) => break e,
+        let listeners = loop {
+            match Listeners::bind(&self.layout, self.api, self.quic).await {
+                Ok(l) => break l,
                 Err(e) => {
-                    assert!(Instant::now() < deadline, "cannot rebind QUIC: {e}");
+                    assert!(Instant::now() < deadline, "cannot rebind central: {e}");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
         };
-        let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(quic::run(
-            endpoint,
-            Arc::clone(&self.state),
-            stop_signal(&rx),
-        ));
-        self.quic_task = Some((stop, task));
+        self.running = Some(serve(&self.state, listeners));
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -440,8 +435,7 @@ impl Central {
 
 impl Drop for Central {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some((stop, _)) = &self.quic_task {
+        if let Some((stop, _)) = &self.running {
             let _ = stop.send(true);
         }
     }

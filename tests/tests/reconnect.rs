@@ -1,5 +1,5 @@
-//! A relay whose link to central drops reconnects by itself (with back-off) and
-//! picks up activations made meanwhile.
+//! A relay whose link to central drops (central restarts) reconnects by itself
+//! (with back-off) and picks up activations made meanwhile.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::json;
@@ -26,7 +26,7 @@ async fn a_relay_reconnects_after_central_goes_away_and_comes_back() {
     let connected = |c: &Central| c.state.changes.receiver_count();
     assert_eq!(connected(&c), 1);
 
-    c.restart_quic().await;
+    c.restart().await;
     // While the relay is away, a second package is activated.
     let second = c
         .upload(

@@ -48,8 +48,13 @@ impl ApiError {
 impl From<CentralError> for ApiError {
     fn from(e: CentralError) -> Self {
         match e {
-            CentralError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            CentralError::NotFound { .. } | CentralError::NotFoundIn { .. } => {
+                Self::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            CentralError::BadEnrollToken => Self::unauthorized(e.to_string()),
+            CentralError::TooLarge { .. } => Self::too_large(e.to_string()),
             CentralError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            CentralError::IdTaken { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
             CentralError::Invalid(m) => Self::bad_request(m),
             other => {
                 tracing::error!(error = %other, "request failed");

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use sitecast_common::ids::ComputerId;
 
 use super::error::ApiError;
-use super::Central;
+use crate::state::Central;
 use crate::store::TokenOwner;
 use crate::tokens;
 

@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sitecast_central::api::{self, app, Central};
 use sitecast_central::clock::SystemClock;
 use sitecast_central::init::{self, InitOptions, DEFAULT_API_LISTEN, DEFAULT_QUIC_LISTEN};
-use sitecast_central::{quic, server};
+use sitecast_central::{server, Central, Listeners};
 
 #[derive(Parser)]
 #[command(name = "sitecast-central", version, about = "Sitecast central server")]
@@ -81,18 +80,11 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         tracing::info!(dir = %dir.display(), "initialised a new central");
     }
     let loaded = init::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-    let tls = server::tls_config(&loaded.layout.server_cert(), &loaded.layout.server_key())?;
-    let quic_config =
-        quic::server_config(&loaded.layout.server_cert(), &loaded.layout.server_key())?;
-    let listen = loaded.config.api_listen;
-    let quic_listen = loaded.config.quic_listen;
+    let (api_listen, quic_listen) = (loaded.config.api_listen, loaded.config.quic_listen);
+    let listeners = Listeners::bind(&loaded.layout, api_listen, quic_listen).await?;
     let central = Arc::new(Central::open(loaded, Arc::new(SystemClock))?);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding the API to {listen}"))?;
-    let endpoint = quic::endpoint(quic_config, quic_listen)?;
-    let addr = listener.local_addr()?;
-    let quic_addr = endpoint.local_addr()?;
+    let addr = listeners.api_addr()?;
+    let quic_addr = listeners.quic_addr()?;
     tracing::info!(%addr, %quic_addr, "serving the HTTPS API and the QUIC endpoint");
     // Machine-readable lines on stdout, for scripts and tests that bind port 0. A
     // closed stdout must not stop the server, so write errors are ignored.
@@ -103,33 +95,7 @@ async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         let _ = writeln!(out, "sitecast-central: quic {quic_addr}");
         let _ = out.flush();
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let quic = tokio::spawn(quic::run(endpoint, Arc::clone(&central), async move {
-        let mut stopped = stopped;
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
-    // Finished job containers are purged after central.toml's ages.
-    let purger = tokio::spawn(api::purge_periodically(
-        Arc::clone(&central),
-        std::time::Duration::from_secs(300),
-    ));
-    // Rules are re-evaluated at start and then every 5 minutes: a change whose
-    // re-evaluation a crash cut short is caught up, whatever else happens.
-    let evaluator = tokio::spawn(api::reevaluate_rules_periodically(
-        Arc::clone(&central),
-        std::time::Duration::from_secs(300),
-    ));
-    // Job containers with --wol are woken when central's clock reaches their start.
-    let waker = tokio::spawn(sitecast_central::power::wake_periodically(
-        Arc::clone(&central),
-        std::time::Duration::from_secs(5),
-    ));
-    server::run(listener, tls, app(central), server::signal()).await?;
-    purger.abort();
-    evaluator.abort();
-    waker.abort();
-    let _ = stop.send(true);
-    let _ = quic.await;
+    sitecast_central::run(central, listeners, server::signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

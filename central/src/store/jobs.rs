@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sitecast_common::constraint::{IpRanges, TimeFrames};
 use sitecast_common::groups::{self, Change, Criteria, ExistingJob};
 use sitecast_common::ids::{ComputerId, ContainerId, GroupName, PackageId};
-use sitecast_common::jobs::{self, Conditions, JobState, Next, Sequence, Settled};
+use sitecast_common::jobs::{self, Candidate, Conditions, JobState, Next, Sequence, Settled};
 use sitecast_common::status::StatusCode;
 use sitecast_common::units::Duration;
 use sitecast_common::wire::Evaluation;
@@ -556,7 +556,8 @@ impl JobStore for SledStore {
                 .or_default()
                 .push(job);
         }
-        let mut candidates = Vec::new();
+        let mut found: Vec<(ContainerRecord, JobRecord)> = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
         for (id, group) in groups {
             let Some(container) = self.container(&id)? else {
                 continue;
@@ -568,39 +569,30 @@ impl JobStore for SledStore {
             if !admits(&container) {
                 continue;
             }
-            let job = group.into_iter().nth(i);
-            if let Some(job) = job {
-                let priority = self
-                    .package(&job.package_id)?
-                    .map_or(u8::MAX, |p| p.priority);
-                candidates.push((container, job, priority));
-            }
-        }
-        candidates.sort_by(|(ca, ja, pa), (cb, jb, pb)| {
-            cb.priority
-                .cmp(&ca.priority)
-                .then(pa.cmp(pb))
-                .then(ca.seq.cmp(&cb.seq))
-                .then(ca.created_at.cmp(&cb.created_at))
-                .then(ca.id.cmp(&cb.id))
-                .then(ja.order.cmp(&jb.order))
-        });
-        // One job per package: the agent reports by package. The job it already
-        // has under way keeps its place; otherwise the first in order wins.
-        let mut chosen: Vec<(ContainerRecord, JobRecord)> = Vec::new();
-        for (container, job, _) in candidates {
+            let Some(job) = group.into_iter().nth(i) else {
+                continue;
+            };
+            let package_priority = self
+                .package(&job.package_id)?
+                .map_or(u8::MAX, |p| p.priority);
             let current = self.current_key(computer, &job.package_id)?;
-            match chosen
-                .iter()
-                .position(|(_, j)| j.package_id == job.package_id)
-            {
-                None => chosen.push((container, job)),
-                Some(at) if current.as_deref() == Some(job.key().as_slice()) => {
-                    chosen[at] = (container, job);
-                }
-                Some(_) => {}
-            }
+            candidates.push(Candidate {
+                container: container.id.clone(),
+                container_priority: container.priority,
+                container_seq: container.seq,
+                container_created: container.created_at,
+                package: job.package_id.clone(),
+                package_priority,
+                order: job.order,
+                current: current.as_deref() == Some(job.key().as_slice()),
+            });
+            found.push((container, job));
         }
+        let order = jobs::poll_order(&candidates);
+        let mut slots: Vec<Option<(ContainerRecord, JobRecord)>> =
+            found.into_iter().map(Some).collect();
+        let mut chosen: Vec<(ContainerRecord, JobRecord)> =
+            order.iter().filter_map(|&i| slots[i].take()).collect();
         let mut ops = Ops::default();
         for (_, job) in &mut chosen {
             let current = self.current_key(computer, &job.package_id)?;
@@ -895,11 +887,6 @@ impl JobStore for SledStore {
                 .collect();
             let mut next = mine.iter().map(|j| j.order).max().unwrap_or(0);
             let changes = groups::reconcile(&wanted, &existing, renew_failed);
-            // With abort_after_failed a failure stops what the rule adds after it,
-            // as it stopped the jobs that were there, until `rule reevaluate`
-            // starts it over — or the failed package is no longer wanted (an admin
-            // took it out of the group: it stops nothing then). Only a job that
-            // really failed stops others, not one it stopped.
             let renewed: Vec<u32> = changes
                 .iter()
                 .filter_map(|c| match c {
@@ -907,18 +894,7 @@ impl JobStore for SledStore {
                     _ => None,
                 })
                 .collect();
-            let blocker = mine
-                .iter()
-                .filter(|j| j.status.is_final() && !j.status.is_success())
-                .filter(|j| j.status != StatusCode::ErrPreviousFailed)
-                .filter(|j| !renewed.contains(&j.order))
-                .filter(|j| {
-                    wanted
-                        .iter()
-                        .any(|(p, k)| p == &j.package_id && *k == j.kind)
-                })
-                .min_by_key(|j| j.order)
-                .filter(|_| container.sequence == Sequence::AbortAfterFailed);
+            let blocker = groups::blocker(&existing, &wanted, &renewed, container.sequence);
             for change in changes {
                 match change {
                     Change::Add(package, kind) => {
@@ -930,7 +906,7 @@ impl JobStore for SledStore {
                             job.status = StatusCode::ErrPreviousFailed;
                             job.output = Some(format!(
                                 "not run: job {} ({}) failed with {}",
-                                failed.order, failed.package_id, failed.status
+                                failed.order, failed.package, failed.status
                             ));
                             job.finished_at = Some(now);
                         }

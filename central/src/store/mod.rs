@@ -109,6 +109,16 @@ pub struct ComputerRecord {
     pub macs: Vec<MacAddr>,
 }
 
+impl From<&RelayRecord> for sitecast_common::stats::SiteRelay {
+    fn from(r: &RelayRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            site: r.site.clone(),
+            subnets: r.subnets.clone(),
+        }
+    }
+}
+
 impl RelayRecord {
     /// Whether the relay holds all of `package`: its current signed info and every fragment.
     pub fn holds_whole(&self, package: &Package) -> bool {
@@ -316,7 +326,7 @@ impl SledStore {
     fn insert_with_token(
         &self,
         tree: &sled::Tree,
-        what: &str,
+        what: &'static str,
         id: &str,
         record: Vec<u8>,
         token_sha256: [u8; 32],
@@ -326,9 +336,10 @@ impl SledStore {
         (tree, &self.tokens)
             .transaction(|(records, tokens)| {
                 if records.get(id)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(CentralError::Conflict(
-                        format!("{what} '{id}' already exists"),
-                    )));
+                    return Err(ConflictableTransactionError::Abort(CentralError::IdTaken {
+                        what,
+                        id: id.to_owned(),
+                    }));
                 }
                 records.insert(id, record.clone())?;
                 tokens.insert(&token_sha256[..], owner.clone())?;

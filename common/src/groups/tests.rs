@@ -450,3 +450,27 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn only_a_real_failure_of_a_wanted_package_blocks_what_a_rule_adds() {
+    use crate::jobs::Sequence;
+    let existing = [
+        job(1, "a-1", JobKind::Install, StatusCode::Success),
+        job(2, "b-1", JobKind::Install, StatusCode::ErrPreviousFailed),
+        job(3, "c-1", JobKind::Install, StatusCode::ErrExitCode),
+        job(4, "d-1", JobKind::Install, StatusCode::ErrTimeout),
+    ];
+    let wants = [
+        (pid("b-1"), JobKind::Install),
+        (pid("c-1"), JobKind::Install),
+        (pid("d-1"), JobKind::Install),
+    ];
+    let abort = Sequence::AbortAfterFailed;
+    let first = blocker(&existing, &wants, &[], abort).map(|j| j.order);
+    assert_eq!(first, Some(3), "the first real failure, not one it stopped");
+    let renewed = blocker(&existing, &wants, &[3], abort).map(|j| j.order);
+    assert_eq!(renewed, Some(4), "a renewed job stops nothing");
+    let unwanted = blocker(&existing, &wants[..1], &[], abort);
+    assert_eq!(unwanted, None, "a package no longer wanted stops nothing");
+    assert_eq!(blocker(&existing, &wants, &[], Sequence::IgnoreFailed), None);
+}

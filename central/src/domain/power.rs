@@ -11,12 +11,10 @@
 //! (`not_asked`). A computer whose relays are not connected (central just
 //! started, a WAN outage) or whose relay's connection dropped as the wake was
 //! handed to it is asked again by [`wake_due_containers`] on later ticks (see
-//! [`retry_due`] for how long). [`RelayLinks`] is how messages reach the QUIC
-//! connection of a relay (`quic.rs` attaches each connection).
+//! [`retry_due`] for how long). `crate::links` is how messages reach the QUIC
+//! connection of a relay.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 use jiff::Timestamp;
@@ -26,10 +24,10 @@ use sitecast_common::protocol::{CentralMessage, WakeTarget};
 use sitecast_common::subnet::RelaySubnets;
 use sitecast_common::units::Duration;
 use sitecast_common::wire::{NotAsked, ShutdownState, WokenComputer};
-use tokio::sync::mpsc;
 
-use crate::api::Central;
 use crate::error::CentralError;
+use crate::links::RelayMessenger;
+use crate::state::Central;
 use crate::store::{ComputerRecord, ContainerRecord, RelayRecord};
 
 impl RelaySubnets for RelayRecord {
@@ -38,80 +36,6 @@ impl RelaySubnets for RelayRecord {
     }
     fn subnets(&self) -> &[IpNet] {
         &self.subnets
-    }
-}
-
-/// The relays connected now, each with a channel into its QUIC control stream.
-#[derive(Debug, Default)]
-pub struct RelayLinks {
-    links: Mutex<HashMap<RelayId, (u64, mpsc::UnboundedSender<CentralMessage>)>>,
-    next: AtomicU64,
-}
-
-/// One attached connection: what it receives, and the number that detaches it.
-pub struct Attached {
-    pub messages: mpsc::UnboundedReceiver<CentralMessage>,
-    pub serial: u64,
-}
-
-impl RelayLinks {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<RelayId, (u64, mpsc::UnboundedSender<CentralMessage>)>>
-    {
-        // Single inserts and removals: a panic elsewhere leaves nothing half-done.
-        self.links.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A relay's connection is up: messages for the relay go to it (a newer
-    /// connection replaces an older one).
-    pub fn attach(&self, relay: &RelayId) -> Attached {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let serial = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(relay.clone(), (serial, tx));
-        Attached {
-            messages: rx,
-            serial,
-        }
-    }
-
-    /// The connection `serial` ended (a newer one of the same relay stays).
-    pub fn detach(&self, relay: &RelayId, serial: u64) {
-        let mut links = self.lock();
-        if links.get(relay).is_some_and(|(s, _)| *s == serial) {
-            links.remove(relay);
-        }
-    }
-
-    pub fn connected(&self, relay: &RelayId) -> bool {
-        self.lock()
-            .get(relay)
-            .is_some_and(|(_, tx)| !tx.is_closed())
-    }
-
-    /// Hands a message to the relay's connection; false if it has none.
-    pub fn send(&self, relay: &RelayId, message: CentralMessage) -> bool {
-        self.lock()
-            .get(relay)
-            .is_some_and(|(_, tx)| tx.send(message).is_ok())
-    }
-}
-
-/// How wake orders reach relays: [`RelayLinks`] in central; tests stand in for
-/// it with a relay whose connection drops just as a wake is handed to it.
-pub trait RelayMessenger {
-    /// Whether the relay's connection is up now.
-    fn connected(&self, relay: &RelayId) -> bool;
-    /// Hands a message to the relay's connection; false if it has none.
-    fn send(&self, relay: &RelayId, message: CentralMessage) -> bool;
-}
-
-impl RelayMessenger for RelayLinks {
-    fn connected(&self, relay: &RelayId) -> bool {
-        RelayLinks::connected(self, relay)
-    }
-    fn send(&self, relay: &RelayId, message: CentralMessage) -> bool {
-        RelayLinks::send(self, relay, message)
     }
 }
 
@@ -373,21 +297,4 @@ fn send(
         c.store.replace_wake_lines(container, &back)?;
     }
     Ok(asked)
-}
-
-/// Runs [`wake_due_containers`] at once and then every `every`, until the task
-/// is dropped: containers that start later are woken when central's clock
-/// reaches their start.
-pub async fn wake_periodically(c: Arc<Central>, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let central = Arc::clone(&c);
-        match tokio::task::spawn_blocking(move || wake_due_containers(&central)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not wake the job containers due"),
-            Err(e) => tracing::warn!(error = %e, "the wake task failed"),
-        }
-    }
 }

@@ -7,11 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use sitecast_common::ids::{RelayId, SiteName};
-use sitecast_common::subnet::{select_relays, RelaySubnets};
-use sitecast_common::wire::{SiteStat, SourceBytes};
-
-use crate::store::RelayRecord;
+use crate::ids::{RelayId, SiteName};
+use crate::subnet::{select_relays, RelaySubnets};
+use crate::wire::{SiteStat, SourceBytes};
 
 /// What the summary needs of a relay: which site its subnets belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,16 +17,6 @@ pub struct SiteRelay {
     pub id: RelayId,
     pub site: SiteName,
     pub subnets: Vec<IpNet>,
-}
-
-impl From<&RelayRecord> for SiteRelay {
-    fn from(r: &RelayRecord) -> Self {
-        Self {
-            id: r.id.clone(),
-            site: r.site.clone(),
-            subnets: r.subnets.clone(),
-        }
-    }
 }
 
 impl RelaySubnets for SiteRelay {

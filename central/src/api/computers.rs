@@ -1,0 +1,45 @@
+//! Handlers for computers: list, show, tags, and removing an assignment.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use sitecast_common::wire::{Computer, ComputerDetail, TagsRequest};
+
+use super::error::ApiError;
+use super::extract::{Admin, ApiJson, ApiPath};
+use super::Shared;
+use crate::domain::computers;
+
+pub async fn list(_: Admin, State(c): Shared) -> Result<Json<Vec<Computer>>, ApiError> {
+    Ok(Json(c.blocking(computers::list).await?))
+}
+
+pub async fn show(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ComputerDetail>, ApiError> {
+    Ok(Json(c.blocking(move |c| computers::show(c, &id)).await?))
+}
+
+pub async fn set_tags(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<TagsRequest>,
+) -> Result<Json<Computer>, ApiError> {
+    Ok(Json(
+        c.blocking(move |c| computers::set_tags(c, &id, req))
+            .await?,
+    ))
+}
+
+pub async fn remove_assignment(
+    _: Admin,
+    State(c): Shared,
+    ApiPath((computer, package)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    c.blocking(move |c| computers::remove_assignment(c, &computer, &package))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

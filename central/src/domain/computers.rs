@@ -1,0 +1,112 @@
+//! Computers: listing, finding, OCO's computer page (its packages and jobs),
+//! tags, and OCO's "remove assignment" (central forgets a package there).
+
+use std::collections::BTreeMap;
+
+use sitecast_common::groups;
+use sitecast_common::ids::{ComputerId, PackageId};
+use sitecast_common::wire::{Computer, ComputerDetail, ComputerPackage, Package, TagsRequest};
+
+use super::groups::criteria_error;
+use super::{containers, packages, rules};
+use crate::error::CentralError;
+use crate::state::Central;
+use crate::store::ComputerRecord;
+
+pub fn list(c: &Central) -> Result<Vec<Computer>, CentralError> {
+    Ok(c.store.computers()?.iter().map(|c| c.to_wire()).collect())
+}
+
+/// The computer `id` names; a malformed id is as unknown as a missing one.
+pub fn find(c: &Central, id: &str) -> Result<ComputerRecord, CentralError> {
+    let cid: ComputerId = id
+        .parse()
+        .map_err(|_| CentralError::not_found("computer", id))?;
+    c.store
+        .computer(&cid)?
+        .ok_or_else(|| CentralError::not_found("computer", id))
+}
+
+/// A computer, its packages (installed, or with a job) by package name then
+/// version, and its jobs (OCO's computer page).
+pub fn show(c: &Central, id: &str) -> Result<ComputerDetail, CentralError> {
+    let computer = find(c, id)?;
+    let jobs = c.store.jobs_on(&computer.id)?;
+    let mut packages: BTreeMap<PackageId, ComputerPackage> = BTreeMap::new();
+    for j in &jobs {
+        let Some(p) = c.store.package(&j.package_id)? else {
+            continue;
+        };
+        let line = packages
+            .entry(p.id.clone())
+            .or_insert_with(|| blank_line(p));
+        if line.updated_at.is_none_or(|at| j.updated_at >= at) {
+            line.status = Some(j.status);
+            line.exit_code = j.exit_code;
+            line.updated_at = Some(j.updated_at);
+        }
+    }
+    for i in c.store.installed_on(&computer.id)? {
+        let Some(p) = c.store.package(&i.package_id)? else {
+            continue;
+        };
+        let line = packages
+            .entry(p.id.clone())
+            .or_insert_with(|| blank_line(p));
+        line.installed = true;
+        line.installed_at = Some(i.installed_at);
+    }
+    let mut packages: Vec<ComputerPackage> = packages.into_values().collect();
+    packages.sort_by(|a, b| {
+        (&a.name, &a.version, &a.package_id).cmp(&(&b.name, &b.version, &b.package_id))
+    });
+    Ok(ComputerDetail {
+        computer: computer.to_wire(),
+        packages,
+        jobs: containers::job_views(c, jobs)?,
+    })
+}
+
+fn blank_line(p: Package) -> ComputerPackage {
+    ComputerPackage {
+        package_id: p.id,
+        name: p.name,
+        version: p.version,
+        status: None,
+        exit_code: None,
+        updated_at: None,
+        installed: false,
+        installed_at: None,
+    }
+}
+
+/// The computer's tags from now on; its rules are re-evaluated.
+pub fn set_tags(c: &Central, id: &str, req: TagsRequest) -> Result<Computer, CentralError> {
+    let cid = find(c, id)?.id;
+    let tags = groups::parse_tags(&req.tags).map_err(criteria_error)?;
+    let record = c
+        .store
+        .set_tags(&cid, &tags)?
+        .ok_or_else(|| CentralError::not_found("computer", &cid))?;
+    rules::after_computer_change(c, &cid);
+    tracing::info!(computer = %record.id, tags = ?record.tags, "computer tags changed");
+    Ok(record.to_wire())
+}
+
+/// OCO "Remove assignment": central forgets that the package is installed on
+/// the computer, and its jobs there, without running anything on the computer.
+/// A rule that wants the package there makes its job again (OCO).
+pub fn remove_assignment(c: &Central, computer: &str, package: &str) -> Result<(), CentralError> {
+    let cid = find(c, computer)?.id;
+    let pid = packages::find(c, package)?.id;
+    let removed = c.store.forget(&cid, &pid)?;
+    rules::after_computer_change(c, &cid);
+    if !removed {
+        return Err(CentralError::not_found(
+            "assignment",
+            format!("{pid} on {cid}"),
+        ));
+    }
+    tracing::info!(package = %pid, computer = %cid, "assignment removed");
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! The whole central server, composed once: [`run`] serves the HTTPS API and
+//! the QUIC endpoint for relays and runs the periodic tasks, until its
+//! shutdown future completes; then it stops accepting, drains requests, lets
+//! each periodic task finish its round, and returns. The binary and the tests'
+//! harness both start central through it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::domain::{containers, power, rules};
+use crate::error::CentralError;
+use crate::init::Layout;
+use crate::state::Central;
+use crate::{api, quic, server};
+
+/// What central serves on: the API's TCP listener (with its TLS
+/// configuration) and the relays' QUIC endpoint, bound before [`run`] so a
+/// caller can learn their addresses (port 0) first.
+pub struct Listeners {
+    api: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    quic: quinn::Endpoint,
+}
+
+impl Listeners {
+    /// Binds both with the certificate and key of a central's DIR.
+    pub async fn bind(
+        layout: &Layout,
+        api: SocketAddr,
+        quic: SocketAddr,
+    ) -> Result<Self, CentralError> {
+        let api = TcpListener::bind(api)
+            .await
+            .map_err(|source| CentralError::Bind { addr: api, source })?;
+        Self::with_api(layout, api, quic)
+    }
+
+    /// An API listener bound already (its address may be in central.toml),
+    /// and the QUIC endpoint bound to `quic`.
+    pub fn with_api(
+        layout: &Layout,
+        api: TcpListener,
+        quic: SocketAddr,
+    ) -> Result<Self, CentralError> {
+        let tls = server::tls_config(&layout.server_cert(), &layout.server_key())?;
+        let quic_config = quic::server_config(&layout.server_cert(), &layout.server_key())?;
+        let quic = quic::endpoint(quic_config, quic)?;
+        Ok(Self { api, tls, quic })
+    }
+
+    /// The address the API listens on.
+    pub fn api_addr(&self) -> Result<SocketAddr, CentralError> {
+        self.api
+            .local_addr()
+            .map_err(CentralError::io("the API listener"))
+    }
+
+    /// The address of the QUIC endpoint.
+    pub fn quic_addr(&self) -> Result<SocketAddr, CentralError> {
+        self.quic
+            .local_addr()
+            .map_err(CentralError::io("the QUIC endpoint"))
+    }
+}
+
+/// One task central runs on a period, on the blocking pool (it reads and
+/// writes the store). A round that fails logs why; the next one tries again.
+struct Periodic {
+    name: &'static str,
+    every: Duration,
+    round: fn(&Central),
+}
+
+/// Central's periodic tasks. Each runs once at start, then every `every`.
+const PERIODIC: [Periodic; 3] = [
+    // Finished job containers are purged after central.toml's ages.
+    Periodic {
+        name: "purge of finished job containers",
+        every: Duration::from_secs(300),
+        round: |c| {
+            if let Err(e) = containers::purge(c) {
+                tracing::warn!(error = %e, "could not purge finished job containers");
+            }
+        },
+    },
+    // A rule change whose re-evaluation a crash cut short is caught up,
+    // whatever else happens.
+    Periodic {
+        name: "rule re-evaluation",
+        every: Duration::from_secs(300),
+        round: |c| {
+            let guard = c.evaluating();
+            rules::reevaluate_all(c, &guard);
+        },
+    },
+    // Job containers with `wol` are woken when central's clock reaches their start.
+    Periodic {
+        name: "wake of job containers",
+        every: Duration::from_secs(5),
+        round: |c| {
+            if let Err(e) = power::wake_due_containers(c) {
+                tracing::warn!(error = %e, "could not wake the job containers due");
+            }
+        },
+    },
+];
+
+/// Runs `task` at once and then every period until `stopped` says stop; a
+/// round under way when it does is finished, never cut.
+async fn periodically(c: Arc<Central>, task: &'static Periodic, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(task.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let central = Arc::clone(&c);
+        let round = task.round;
+        if let Err(e) = tokio::task::spawn_blocking(move || round(&central)).await {
+            tracing::warn!(task = task.name, error = %e, "a periodic task failed");
+        }
+    }
+}
+
+fn stop_signal(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        // A dropped sender means `run` is gone: stop too.
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// Serves central on `listeners` until `shutdown` completes.
+pub async fn run(
+    central: Arc<Central>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CentralError> {
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for task in &PERIODIC {
+        tasks.spawn(periodically(
+            Arc::clone(&central),
+            task,
+            stopped.clone(),
+        ));
+    }
+    tasks.spawn(quic::run(
+        listeners.quic,
+        Arc::clone(&central),
+        stop_signal(&stopped),
+    ));
+    let served = server::run(
+        listeners.api,
+        listeners.tls,
+        api::app(Arc::clone(&central)),
+        shutdown,
+    )
+    .await;
+    let _ = stop.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "a central task ended abnormally");
+        }
+    }
+    served
+}
