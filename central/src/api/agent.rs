@@ -15,8 +15,7 @@ use tokio_util::io::ReaderStream;
 
 use super::error::ApiError;
 use super::extract::{Agent, ApiJson, ApiPath, Peer};
-use super::packages::envelope_response;
-use super::Shared;
+use super::{envelope_response, Shared};
 use crate::domain::{packages, polling, relays};
 use crate::error::CentralError;
 

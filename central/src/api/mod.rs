@@ -20,6 +20,8 @@ mod rules;
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 
@@ -28,6 +30,11 @@ use error::ApiError;
 
 /// What every handler is given: the shared state.
 type Shared = State<Arc<Central>>;
+
+/// A signed envelope as a JSON response, byte for byte as it was signed.
+fn envelope_response(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
 
 /// The API router.
 pub fn app(state: Arc<Central>) -> Router {

@@ -3,8 +3,8 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use sitecast_common::wire::{
     ActivationRequest, Assigned, AssignmentRequest, Deactivated, Package, Stats, UploadParams,
@@ -13,7 +13,7 @@ use sitecast_common::wire::{
 
 use super::error::ApiError;
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
-use super::Shared;
+use super::{envelope_response, Shared};
 use crate::domain::{activation, containers, packages, stats};
 
 pub async fn create(
@@ -45,11 +45,6 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     c.blocking(move |c| packages::delete(c, &id)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The signed envelope as a JSON response, byte for byte as it was signed.
-pub(super) fn envelope_response(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 pub async fn info(
