@@ -281,21 +281,24 @@ fn simulate(seed: u64) -> Counts {
                 r.planner
                     .handle(now, Event::Activated(wanted(&sites[r.site])));
             }
-            // The quota, on what the disk holds (an info counts one byte).
-            let usage: BTreeMap<PackageId, u64> = r
-                .disk
-                .iter()
-                .map(|(id, held)| {
-                    let bytes: u64 = held.iter().map(|i| pkgs[id].shape.len(*i)).sum();
-                    (id.clone(), bytes + 1)
-                })
-                .collect();
             let evictable = r.planner.evictable();
             let told = r.connected && r.activation_at.is_none();
             assert!(
                 told || evictable.is_none(),
                 "seed {seed}: evictable while the activated set is unknown"
             );
+            // The quota, on what the disk holds (an info counts one byte).
+            let usage: BTreeMap<PackageId, u64> = match r.quota {
+                Some(_) => r
+                    .disk
+                    .iter()
+                    .map(|(id, held)| {
+                        let bytes: u64 = held.iter().map(|i| pkgs[id].shape.len(*i)).sum();
+                        (id.clone(), bytes + 1)
+                    })
+                    .collect(),
+                None => BTreeMap::new(),
+            };
             let decision = r
                 .eviction
                 .decide(&usage, r.quota, evictable.as_deref(), |_| None);
