@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,7 +81,12 @@ struct FakeLink {
     central: Arc<Central>,
     /// Fragments this connection starts but never finishes (it is about to drop).
     stalls: BTreeSet<u32>,
+    /// Fragments whose stream breaks halfway.
+    breaks: BTreeSet<u32>,
+    /// Fragments sent with a flipped byte, once.
+    corrupts: Mutex<BTreeSet<u32>>,
     requests: Mutex<Vec<Request>>,
+    closed: AtomicBool,
 }
 
 impl FakeLink {
@@ -88,7 +94,21 @@ impl FakeLink {
         Arc::new(Self {
             central: Arc::clone(central),
             stalls: stalls.into_iter().collect(),
+            breaks: BTreeSet::new(),
+            corrupts: Mutex::new(BTreeSet::new()),
             requests: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn faulty(central: &Arc<Central>, corrupts: [u32; 1], breaks: [u32; 1]) -> Arc<Self> {
+        Arc::new(Self {
+            central: Arc::clone(central),
+            stalls: BTreeSet::new(),
+            breaks: breaks.into_iter().collect(),
+            corrupts: Mutex::new(corrupts.into_iter().collect()),
+            requests: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -114,6 +134,8 @@ impl FakeLink {
 enum FakeBody {
     Data(Option<Bytes>),
     Stalled,
+    /// Half the data, then the stream breaks.
+    Broken(Option<Bytes>),
 }
 
 impl Body for FakeBody {
@@ -131,6 +153,7 @@ impl Body for FakeBody {
                     Ok(Some(chunk))
                 }
                 FakeBody::Stalled => std::future::pending().await,
+                FakeBody::Broken(half) => half.take().map(Some).ok_or(LinkError::Down),
             }
         })
     }
@@ -162,6 +185,24 @@ impl Upstream for FakeLink {
                 let body: Box<dyn Body> = Box::new(FakeBody::Stalled);
                 Ok((Response::Data { len }, body))
             }
+            Request::Fragment { package_id, index } if self.breaks.contains(index) => {
+                let bytes = &self.central.fragments[&(package_id.clone(), *index)];
+                let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+                let body: Box<dyn Body> = Box::new(FakeBody::Broken(Some(half)));
+                Ok((
+                    Response::Data {
+                        len: bytes.len() as u64,
+                    },
+                    body,
+                ))
+            }
+            Request::Fragment { package_id, index }
+                if self.corrupts.lock().unwrap().remove(index) =>
+            {
+                let mut bytes = self.central.fragments[&(package_id.clone(), *index)].clone();
+                bytes[7] ^= 0x01;
+                data(&bytes)
+            }
             Request::Fragment { package_id, index } => self
                 .central
                 .fragments
@@ -172,7 +213,9 @@ impl Upstream for FakeLink {
         Box::pin(async move { answer })
     }
 
-    fn close(&self) {}
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
 }
 
 fn config(max_disk: Option<u64>) -> RelayConfig {
@@ -326,6 +369,69 @@ async fn a_lost_link_resumes_where_it_was_and_nothing_is_evicted_on_a_stale_view
         "{:?}",
         first.requests()
     );
+
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_fragment_is_fetched_again_and_a_broken_stream_closes_the_link() {
+    let key = SigningKey::from_bytes(&[8u8; 32]);
+    let (info, fragments) = package(&key, "app-3", 3, None);
+    let id: PackageId = "app-3".parse().unwrap();
+    let central = Arc::new(Central {
+        infos: BTreeMap::from([(id.clone(), info.clone())]),
+        fragments: fragments
+            .iter()
+            .enumerate()
+            .map(|(i, f)| ((id.clone(), i as u32 + 1), f.clone()))
+            .collect(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(Cache::open(&dir.path().join("cache")).unwrap());
+    let (replicator, inbox, handles) = Replicator::new(Setup {
+        dir: dir.path().to_owned(),
+        cache: Arc::clone(&cache),
+        config: config(None),
+        clock: Arc::new(SystemClock::default()),
+    })
+    .unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(replicator.run(inbox, stopped));
+    let mut snapshot = handles.snapshot.clone();
+    let link = |event| handles.link.send(event).unwrap();
+    let wanted = vec![Wanted {
+        id: id.clone(),
+        priority: 5,
+        info_sha256: fragment::sha256_hex(&info),
+        supersedes: None,
+    }];
+
+    // Fragment 2 comes corrupted once, fragment 3's stream breaks.
+    let first = FakeLink::faulty(&central, [2], [3]);
+    link(LinkEvent::Connected {
+        upstream: first.clone(),
+        keys: vec![key.verifying_key()],
+    });
+    link(LinkEvent::Activated(wanted.clone()));
+    until(&mut snapshot, |s| held(s, &id) == Some(2)).await;
+    // The corrupted one was discarded and asked again on the same link; the
+    // broken stream made the replicator close the link.
+    assert_eq!(first.fragments_asked(), vec![1, 2, 2, 3]);
+    assert!(first.closed.load(Ordering::Relaxed));
+    assert_eq!(cache.fragments_held(&id).unwrap(), BTreeSet::from([1, 2]));
+
+    link(LinkEvent::Disconnected);
+    let second = FakeLink::new(&central, []);
+    link(LinkEvent::Connected {
+        upstream: second.clone(),
+        keys: vec![key.verifying_key()],
+    });
+    link(LinkEvent::Activated(wanted));
+    until(&mut snapshot, |s| held(s, &id) == Some(3)).await;
+    assert_eq!(second.requests().len(), 1, "{:?}", second.requests());
+    assert_eq!(second.fragments_asked(), vec![3]);
+    assert!(!second.closed.load(Ordering::Relaxed));
 
     stop.send(true).unwrap();
     task.await.unwrap();
