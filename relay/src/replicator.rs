@@ -437,7 +437,14 @@ impl Replicator {
                     let (cache, gone) = (Arc::clone(&self.cache), id.clone());
                     match blocking(move || cache.remove(&gone)).await {
                         Ok(()) => self.forget(&id),
-                        Err(e) => self.lose_link(&e),
+                        Err(e) => {
+                            // As a fetch that broke: a connection's resume
+                            // restores it and the planner drops it again.
+                            tracing::error!(package = %id, error = %e, "cannot drop content");
+                            if let Some(upstream) = &self.upstream {
+                                upstream.close();
+                            }
+                        }
                     }
                 }
                 Action::FetchDelta { id, base, lacking } => {
