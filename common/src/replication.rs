@@ -289,6 +289,9 @@ pub struct Planner {
     /// Set when work was held back only by the window, to wake at the next minute.
     waiting_for_window: bool,
     activated_once: bool,
+    /// An activated set arrived since the link last came up: the planner's view
+    /// of what is wanted and kept is current, not left over from an earlier link.
+    activated_current: bool,
 }
 
 impl Planner {
@@ -304,6 +307,7 @@ impl Planner {
             rate_clock: Duration::ZERO,
             waiting_for_window: false,
             activated_once: false,
+            activated_current: false,
         }
     }
 
@@ -317,6 +321,11 @@ impl Planner {
             .schedule
             .as_ref()
             .is_none_or(|s| s.is_empty() || s.admits(now.wall))
+    }
+
+    /// Whether the planner was told the link is up (and not down since).
+    pub fn connected(&self) -> bool {
+        self.connected
     }
 
     /// Requests in flight.
@@ -335,6 +344,12 @@ impl Planner {
     /// The delta bases kept though the site no longer wants them.
     pub fn kept(&self) -> Vec<PackageId> {
         self.kept.keys().cloned().collect()
+    }
+
+    /// The kept delta bases the disk quota may evict: `None` unless connected
+    /// and told the activated set since (see [`crate::eviction`]).
+    pub fn evictable(&self) -> Option<Vec<PackageId>> {
+        (self.connected && self.activated_current).then(|| self.kept())
     }
 
     /// What is held of each wanted, restored or kept package.
@@ -417,9 +432,13 @@ impl Planner {
 
     pub fn handle(&mut self, now: Now, event: Event) {
         match event {
-            Event::Connected => self.connected = true,
+            Event::Connected => {
+                self.connected = true;
+                self.activated_current = false;
+            }
             Event::Disconnected => {
                 self.connected = false;
+                self.activated_current = false;
                 self.in_flight = 0;
                 for p in self.packages.values_mut() {
                     p.in_flight.clear();
@@ -433,6 +452,7 @@ impl Planner {
             }
             Event::Activated(wanted) => {
                 self.activated_once = true;
+                self.activated_current = true;
                 let mut next = BTreeMap::new();
                 for w in &wanted {
                     let current = self
@@ -1271,5 +1291,38 @@ mod tests {
         p.handle(t, Event::InfoFailed { id: id("a") });
         assert!(drain(&mut p, t).is_empty());
         assert_eq!(p.poll_timeout(t), Some(MIN_BACKOFF));
+    }
+
+    #[test]
+    fn kept_bases_are_evictable_only_while_the_activated_set_is_current() {
+        let mut p = Planner::new(PlannerConfig::default());
+        let t = now(0);
+        p.handle(
+            t,
+            Event::Restored {
+                id: id("v1"),
+                info_sha256: "sha-v1".into(),
+                shape: shape(1),
+                held: BTreeSet::from([1]),
+            },
+        );
+        assert_eq!(p.evictable(), None);
+        p.handle(t, Event::Connected);
+        // Connected, but not told the set yet.
+        assert_eq!(p.evictable(), None);
+        let v2 = Wanted {
+            supersedes: Some(id("v1")),
+            ..wanted("v2", 5)
+        };
+        p.handle(t, Event::Activated(vec![v2.clone()]));
+        assert_eq!(p.evictable(), Some(vec![id("v1")]));
+        p.handle(t, Event::Disconnected);
+        assert_eq!(p.evictable(), None);
+        // Still kept, but not evictable until the new link tells the set again.
+        assert_eq!(p.kept(), vec![id("v1")]);
+        p.handle(t, Event::Connected);
+        assert_eq!(p.evictable(), None);
+        p.handle(t, Event::Activated(vec![v2]));
+        assert_eq!(p.evictable(), Some(vec![id("v1")]));
     }
 }

@@ -10,13 +10,17 @@
 //! - a delta is asked for only against a base held whole, never while fragments
 //!   of its package are in flight, and what it yields is never already held;
 //! - what a relay keeps beyond its site's set is only whole delta bases of
-//!   packages the site wants.
+//!   packages the site wants;
+//! - the disk quota ([`Eviction`]) evicts only kept bases, never content the
+//!   site has activated, and nothing while the activated set is unknown (no
+//!   link, or a link that has not told it yet).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::civil::DateTime;
+use sitecast_common::eviction::Eviction;
 use sitecast_common::ids::PackageId;
 use sitecast_common::replication::{Action, Event, Now, Planner, PlannerConfig, Shape, Wanted};
 
@@ -51,6 +55,10 @@ struct Relay {
     planner: Planner,
     connected: bool,
     reconnect_at: Option<Duration>,
+    /// When the activated set reaches a relay that is connected but not told yet.
+    activation_at: Option<Duration>,
+    quota: Option<u64>,
+    eviction: Eviction,
     epoch: u64,
     /// What is on the relay's disk: info held, fragments held.
     disk: BTreeMap<PackageId, BTreeSet<u32>>,
@@ -79,6 +87,8 @@ fn wanted(set: &[Pkg]) -> Vec<Wanted> {
 
 fn restart(relay: &mut Relay, now: Now, pkgs: &BTreeMap<PackageId, Pkg>) {
     relay.planner = Planner::new(relay.config.clone());
+    relay.eviction = Eviction::new();
+    relay.activation_at = None;
     relay.epoch += 1;
     relay.in_flight.clear();
     for (id, held) in &relay.disk {
@@ -94,8 +104,15 @@ fn restart(relay: &mut Relay, now: Now, pkgs: &BTreeMap<PackageId, Pkg>) {
     }
 }
 
-/// Runs one seed; returns how many deltas the relays asked for.
-fn simulate(seed: u64) -> u64 {
+/// What one seed exercised.
+#[derive(Default)]
+struct Counts {
+    deltas: u64,
+    evictions: u64,
+}
+
+/// Runs one seed.
+fn simulate(seed: u64) -> Counts {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let start = jiff::civil::date(2026, 11, 23).at(0, 0, 0, 0);
     let schedules = [
@@ -145,6 +162,10 @@ fn simulate(seed: u64) -> u64 {
                 config,
                 connected: false,
                 reconnect_at: Some(Duration::from_secs(rng.below(600))),
+                activation_at: None,
+                // A third of the relays have a quota smaller than their site's set.
+                quota: rng.chance(33).then(|| rng.below(60_000)),
+                eviction: Eviction::new(),
                 epoch: 0,
                 disk: BTreeMap::new(),
                 in_flight: Vec::new(),
@@ -159,6 +180,7 @@ fn simulate(seed: u64) -> u64 {
     let mut t = Duration::ZERO;
     let mut steps = 0u64;
     let mut deltas = 0u64;
+    let mut evictions = 0u64;
     while t < end {
         steps += 1;
         assert!(
@@ -173,7 +195,10 @@ fn simulate(seed: u64) -> u64 {
         if t >= next_change && t < calm {
             let site = rng.below(2) as usize;
             sites[site] = all.iter().filter(|_| rng.chance(50)).cloned().collect();
-            for r in relays.iter_mut().filter(|r| r.site == site && r.connected) {
+            for r in relays
+                .iter_mut()
+                .filter(|r| r.site == site && r.connected && r.activation_at.is_none())
+            {
                 r.planner
                     .handle(now, Event::Activated(wanted(&sites[site])));
             }
@@ -242,14 +267,58 @@ fn simulate(seed: u64) -> u64 {
                     restart(r, now, &pkgs);
                 }
                 r.connected = false;
+                r.activation_at = None;
                 r.reconnect_at = Some(t + Duration::from_secs(1 + rng.below(900)));
             }
             if r.reconnect_at.is_some_and(|at| at <= t) {
                 r.reconnect_at = None;
                 r.connected = true;
                 r.planner.handle(now, Event::Connected);
+                r.activation_at = Some(t + Duration::from_secs(rng.below(30)));
+            }
+            if r.connected && r.activation_at.is_some_and(|at| at <= t) {
+                r.activation_at = None;
                 r.planner
                     .handle(now, Event::Activated(wanted(&sites[r.site])));
+            }
+            let evictable = r.planner.evictable();
+            let told = r.connected && r.activation_at.is_none();
+            assert!(
+                told || evictable.is_none(),
+                "seed {seed}: evictable while the activated set is unknown"
+            );
+            // The quota, on what the disk holds (an info counts one byte).
+            let usage: BTreeMap<PackageId, u64> = match r.quota {
+                Some(_) => r
+                    .disk
+                    .iter()
+                    .map(|(id, held)| {
+                        let bytes: u64 = held.iter().map(|i| pkgs[id].shape.len(*i)).sum();
+                        (id.clone(), bytes + 1)
+                    })
+                    .collect(),
+                None => BTreeMap::new(),
+            };
+            let decision = r
+                .eviction
+                .decide(&usage, r.quota, evictable.as_deref(), |_| None);
+            for id in decision.evict {
+                assert!(
+                    told,
+                    "seed {seed}: {id} evicted while the activated set is unknown"
+                );
+                assert!(
+                    !sites[r.site].iter().any(|p| p.id == id),
+                    "seed {seed}: {id} evicted, but the site has it activated"
+                );
+                assert!(
+                    sites[r.site]
+                        .iter()
+                        .any(|p| p.supersedes.as_ref() == Some(&id)),
+                    "seed {seed}: {id} evicted, but it is no delta base"
+                );
+                r.planner.handle(now, Event::Evict { id });
+                evictions += 1;
             }
             // Actions.
             while let Some(action) = r.planner.poll_action(now) {
@@ -317,6 +386,9 @@ fn simulate(seed: u64) -> u64 {
             if let Some(at) = r.reconnect_at {
                 next = next.min(at);
             }
+            if let Some(at) = r.activation_at {
+                next = next.min(at);
+            }
             if let Some(at) = r.planner.poll_timeout(now) {
                 next = next.min(at);
             }
@@ -367,12 +439,15 @@ fn simulate(seed: u64) -> u64 {
             }
         }
     }
-    deltas
+    Counts { deltas, evictions }
 }
 
 #[test]
 fn relays_converge_within_windows_and_caps_without_duplicate_fetches() {
-    let deltas: u64 = (1..=40).map(simulate).sum();
-    // The seeds exercise deltas, not only plain fragments.
+    let counts: Vec<Counts> = (1..=40).map(simulate).collect();
+    let deltas: u64 = counts.iter().map(|c| c.deltas).sum();
+    let evictions: u64 = counts.iter().map(|c| c.evictions).sum();
+    // The seeds exercise deltas and evictions, not only plain fragments.
     assert!(deltas > 100, "only {deltas} deltas in 40 seeds");
+    assert!(evictions > 20, "only {evictions} evictions in 40 seeds");
 }

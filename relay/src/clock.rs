@@ -1,12 +1,10 @@
 //! The relay's time: a monotonic instant for rates and timers, and the local wall
 //! time for replication windows — read in one place so tests can move the wall
-//! clock (to a Saturday night, say) without waiting for it.
+//! clock (to a Saturday night, say) without waiting for it. The monotonic part
+//! is tokio's, so tests with a paused tokio clock drive the planner's timers.
 
-use std::sync::Mutex;
-use std::time::Instant;
-
-use jiff::SignedDuration;
 use sitecast_common::replication::Now;
+use tokio::time::Instant;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Now;
@@ -39,22 +37,26 @@ impl Clock for SystemClock {
     }
 }
 
-/// Real time, with the wall clock shifted by an offset tests set.
+/// Real time, with the wall clock shifted by an offset tests set (the
+/// `test-util` feature: not in release binaries).
+#[cfg(feature = "test-util")]
 #[derive(Debug)]
 pub struct ShiftedClock {
     start: Instant,
-    shift: Mutex<SignedDuration>,
+    shift: std::sync::Mutex<jiff::SignedDuration>,
 }
 
+#[cfg(feature = "test-util")]
 impl Default for ShiftedClock {
     fn default() -> Self {
         Self {
             start: Instant::now(),
-            shift: Mutex::new(SignedDuration::ZERO),
+            shift: std::sync::Mutex::new(jiff::SignedDuration::ZERO),
         }
     }
 }
 
+#[cfg(feature = "test-util")]
 impl ShiftedClock {
     /// Makes the wall clock read `at` now (and run on from there).
     pub fn set_wall(&self, at: jiff::civil::DateTime) {
@@ -63,6 +65,7 @@ impl ShiftedClock {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Clock for ShiftedClock {
     fn now(&self) -> Now {
         let shift = *self.shift.lock().unwrap_or_else(|e| e.into_inner());

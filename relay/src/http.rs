@@ -2,7 +2,6 @@
 //! byte for byte, fragments with `Range` support streamed from disk, and health.
 //! Agents verify everything they get, so plain HTTP on the LAN is enough.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -13,14 +12,29 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sitecast_common::ids::{PackageId, RelayId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::{mpsc, watch};
 use tokio_util::io::ReaderStream;
 
-use crate::link::Shared;
+use crate::cache::Cache;
+use crate::snapshot::{Served, Snapshot};
 
-/// What the handlers need.
+/// What the handlers need: the cache to read, the replicator's snapshot for
+/// health, and its ear for what was served.
 pub struct HttpState {
     pub relay_id: RelayId,
-    pub shared: Arc<Shared>,
+    pub cache: Arc<Cache>,
+    pub snapshot: watch::Receiver<Snapshot>,
+    pub served: mpsc::UnboundedSender<Served>,
+}
+
+impl HttpState {
+    fn served(&self, id: &PackageId, bytes: u64) {
+        // The replicator lives as long as the server.
+        let _ = self.served.send(Served {
+            id: id.clone(),
+            bytes,
+        });
+    }
 }
 
 /// The router agents talk to.
@@ -48,10 +62,9 @@ async fn info(State(s): State<Arc<HttpState>>, Path(id): Path<String>) -> Respon
     let Ok(id) = id.parse::<PackageId>() else {
         return not_found("package");
     };
-    match s.shared.cache.info(&id) {
+    match s.cache.info(&id) {
         Ok(Some(bytes)) => {
-            s.shared.served(bytes.len() as u64);
-            s.shared.lifecycle.needed_now(&id);
+            s.served(&id, bytes.len() as u64);
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         Ok(None) => not_found("package"),
@@ -113,7 +126,7 @@ async fn fragment(
     let (Ok(id), Ok(n)) = (id.parse::<PackageId>(), n.parse::<u32>()) else {
         return not_found("fragment");
     };
-    let path = s.shared.cache.fragment_path(&id, n);
+    let path = s.cache.fragment_path(&id, n);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(_) => return not_found("fragment"),
@@ -137,8 +150,7 @@ async fn fragment(
     if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
     }
-    s.shared.served(count);
-    s.shared.lifecycle.needed_now(&id);
+    s.served(&id, count);
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), 64 << 10));
     let mut response = (
         status,
@@ -159,9 +171,9 @@ async fn fragment(
 }
 
 async fn health(State(s): State<Arc<HttpState>>) -> Json<serde_json::Value> {
-    let holdings: serde_json::Map<String, serde_json::Value> = s
-        .shared
-        .holdings()
+    let snapshot = s.snapshot.borrow().clone();
+    let holdings: serde_json::Map<String, serde_json::Value> = snapshot
+        .fragments_held()
         .into_iter()
         .map(|(id, held)| (id.to_string(), held.into()))
         .collect();
@@ -170,9 +182,9 @@ async fn health(State(s): State<Arc<HttpState>>) -> Json<serde_json::Value> {
         "relay_id": s.relay_id,
         "version": env!("CARGO_PKG_VERSION"),
         "holdings": holdings,
-        "bytes_from_central": s.shared.bytes_from_central.load(Ordering::Relaxed),
-        "bytes_to_agents": s.shared.bytes_to_agents.load(Ordering::Relaxed),
-        "health": s.shared.lifecycle.health(),
+        "bytes_from_central": snapshot.bytes_from_central,
+        "bytes_to_agents": snapshot.bytes_to_agents,
+        "health": snapshot.health,
     }))
 }
 

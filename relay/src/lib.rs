@@ -1,19 +1,28 @@
 //! The Sitecast relay: a per-site cache that replicates signed infos and verified
 //! fragments from central over QUIC ([`link`]) and serves them to the agents of its
 //! site over HTTP ([`http`]). Wiping a relay loses nothing but WAN bytes.
+//!
+//! One task, the [`replicator`], owns replication state for the relay's whole
+//! life; the link and the HTTP server talk to it through channels and read the
+//! [`snapshot`] it publishes. Modules, leaves first: `error`, `config`, `cache`,
+//! `keys`, `quota`, `scrub`, `import`, `delta`, `wol`, `clock`, `upstream`,
+//! `snapshot`, `fetch`, then `replicator`, and `link` and `http` beside it.
 
 pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod delta;
 pub mod error;
+pub mod fetch;
 pub mod http;
 pub mod import;
 pub mod keys;
-pub mod lifecycle;
 pub mod link;
 pub mod quota;
+pub mod replicator;
 pub mod scrub;
+pub mod snapshot;
+pub mod upstream;
 pub mod wol;
 
 use std::future::Future;
@@ -22,7 +31,7 @@ use std::sync::Arc;
 
 pub use config::RelayConfig;
 pub use error::RelayError;
-use sitecast_common::replication::PlannerConfig;
+pub use replicator::planner_config;
 use tokio::sync::watch;
 
 /// What `sitecast-relay enroll` is told.
@@ -87,21 +96,11 @@ pub async fn serve(
     .await
 }
 
-/// The replication settings of a relay's configuration.
-pub fn planner_config(config: &RelayConfig) -> PlannerConfig {
-    PlannerConfig {
-        parallel: link::PARALLEL_FRAGMENTS,
-        schedule: config.schedule.clone().filter(|s| !s.is_empty()),
-        max_rate: config.max_rate.and_then(|r| r.bytes_per_sec()),
-    }
-}
-
 /// Re-reads `relay.toml` when it changes (`sitecast-relay config`), so schedule,
 /// cap, quota and scrub interval take effect without a restart.
 async fn watch_config(
     dir: PathBuf,
-    tx: watch::Sender<PlannerConfig>,
-    lifecycle: watch::Sender<lifecycle::Settings>,
+    tx: watch::Sender<RelayConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
     let path = RelayConfig::path(&dir);
@@ -119,16 +118,7 @@ async fn watch_config(
         seen = now;
         match RelayConfig::load(&dir) {
             Ok(c) => {
-                let _ = tx.send(planner_config(&c));
-                lifecycle.send_if_modified(|s| {
-                    let next = lifecycle::Settings::of(&c);
-                    let changed = *s != next;
-                    if changed {
-                        tracing::info!(max_disk = ?next.max_disk, scrub_every = ?next.scrub_every, "quota and scrub settings changed");
-                    }
-                    *s = next;
-                    changed
-                });
+                tx.send_replace(c);
             }
             Err(e) => {
                 tracing::error!(error = %e, "relay.toml changed but cannot be read; keeping the old settings")
@@ -145,8 +135,13 @@ pub async fn serve_with_clock(
     clock: Arc<dyn clock::Clock>,
 ) -> Result<(), RelayError> {
     let config = RelayConfig::load(dir)?;
-    let cache = cache::Cache::open(&dir.join("cache"))?;
-    let shared = Arc::new(link::Shared::open(cache, lifecycle::Lifecycle::open(dir))?);
+    let cache = Arc::new(cache::Cache::open(&dir.join("cache"))?);
+    let (replicator, inbox, handles) = replicator::Replicator::new(replicator::Setup {
+        dir: dir.to_owned(),
+        cache: Arc::clone(&cache),
+        config: config.clone(),
+        clock,
+    })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -154,7 +149,9 @@ pub async fn serve_with_clock(
     });
     let app = http::app(Arc::new(http::HttpState {
         relay_id: config.id.clone(),
-        shared: Arc::clone(&shared),
+        cache,
+        snapshot: handles.snapshot.clone(),
+        served: handles.served.clone(),
     }));
     let http = {
         let mut stop = stop_rx.clone();
@@ -166,28 +163,31 @@ pub async fn serve_with_clock(
                 .await
         })
     };
-    let (planner_tx, planner_rx) = watch::channel(planner_config(&config));
-    let (settings_tx, settings_rx) = watch::channel(lifecycle::Settings::of(&config));
     tokio::spawn(watch_config(
         dir.to_owned(),
-        planner_tx,
-        settings_tx,
+        handles.config,
         stop_rx.clone(),
     ));
-    let housekeeping = tokio::spawn(lifecycle::run(
-        Arc::clone(&shared),
-        settings_rx,
-        stop_rx.clone(),
-    ));
+    let replicating = tokio::spawn(replicator.run(inbox, stop_rx.clone()));
     let ca = RelayConfig::ca_path(dir);
-    let link = link::run(config, &ca, shared, clock, planner_rx, stop_rx).await;
+    let link = link::run(
+        link::LinkSetup {
+            dir: dir.to_owned(),
+            config,
+            events: handles.link,
+            snapshot: handles.snapshot,
+        },
+        &ca,
+        stop_rx,
+    )
+    .await;
     match http.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
         Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
     }
-    if let Err(e) = housekeeping.await {
-        tracing::error!(error = %e, "lifecycle task failed");
+    if let Err(e) = replicating.await {
+        tracing::error!(error = %e, "replicator task failed");
     }
     link
 }

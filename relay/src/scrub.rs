@@ -10,6 +10,9 @@
 //! (written atomically), so a restart neither forgets the schedule nor scrubs
 //! at every start; a relay that never scrubbed counts from when it first ran.
 //!
+//! The scrubber is a task of its own (the work is long and blocking); it tells
+//! the replicator what it found ([`Scrubbed`]), which updates the planner.
+//!
 //! [`Event::Lost`]: sitecast_common::replication::Event::Lost
 //! [`Event::InfoLost`]: sitecast_common::replication::Event::InfoLost
 
@@ -25,8 +28,25 @@ use sha2::{Digest, Sha256};
 use sitecast_common::ids::PackageId;
 use sitecast_common::signing;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
 use crate::cache::Cache;
 use crate::error::RelayError;
+
+/// How often the scrubber looks whether a scrub is due.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// What the scrubber tells the replicator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scrubbed {
+    /// Bad content found and deleted.
+    Found(Findings),
+    /// The record, as written (at start and after each scrub).
+    Record(ScrubRecord),
+}
 
 /// What `DIR/scrub.json` keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +189,93 @@ pub fn scrub(
         }
     }
     Ok(findings)
+}
+
+/// Sleeps `d`; false if the relay is stopping.
+async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    let stopped = tokio::select! {
+        () = tokio::time::sleep(d) => false,
+        _ = stop.wait_for(|s| *s) => true,
+    };
+    !stopped && !*stop.borrow()
+}
+
+/// Scrubs the cache every `every` (`None`: never) until `stop` turns true.
+pub async fn run(
+    cache: Arc<Cache>,
+    dir: PathBuf,
+    every: watch::Receiver<Option<Duration>>,
+    out: mpsc::UnboundedSender<Scrubbed>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut record = ScrubRecord::load(&dir, Timestamp::now());
+    if let Err(e) = record.save(&dir) {
+        tracing::warn!(error = %e, "cannot write the scrub record");
+    }
+    // The replicator outlives the scrubber.
+    let _ = out.send(Scrubbed::Record(record.clone()));
+    // Said once, not at every look.
+    let mut said_no_keys = false;
+    loop {
+        let interval = *every.borrow();
+        let due = interval.is_some_and(|every| record.due(every) <= Timestamp::now());
+        if !due {
+            // Look again in a second: the interval may change, time moves.
+            if !pause(&mut stop, LOOK_EVERY).await {
+                return;
+            }
+            continue;
+        }
+        let keys = match crate::keys::load(&dir) {
+            Ok(k) if !k.is_empty() => k,
+            unusable => {
+                if !said_no_keys {
+                    match unusable {
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read the signing keys; the scrub waits")
+                        }
+                        Ok(_) => tracing::info!(
+                            "no signing keys known yet; the scrub waits for a first connection"
+                        ),
+                    }
+                    said_no_keys = true;
+                }
+                if !pause(&mut stop, LOOK_EVERY).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        said_no_keys = false;
+        tracing::info!("scrub: re-verifying every held fragment");
+        let (c, halt) = (Arc::clone(&cache), stop.clone());
+        let found = tokio::task::spawn_blocking(move || scrub(&c, &keys, &|| *halt.borrow())).await;
+        if *stop.borrow() {
+            return;
+        }
+        match found {
+            Ok(Ok(found)) => {
+                tracing::info!(checked = found.checked, bad = found.bad(), "scrub finished");
+                record.last_scrub = Some(Timestamp::now());
+                record.last_bad = found.bad();
+                record.bad_total += found.bad();
+                let _ = out.send(Scrubbed::Found(found));
+            }
+            Ok(Err(e)) => {
+                // Try again a whole interval later rather than hammer a failing disk.
+                tracing::error!(error = %e, "scrub failed");
+                record.last_scrub = Some(Timestamp::now());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scrub failed");
+                record.last_scrub = Some(Timestamp::now());
+            }
+        }
+        if let Err(e) = record.save(&dir) {
+            tracing::warn!(error = %e, "cannot write the scrub record");
+        }
+        let _ = out.send(Scrubbed::Record(record.clone()));
+    }
 }
 
 #[cfg(test)]
