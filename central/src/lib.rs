@@ -26,5 +26,5 @@ pub mod store;
 pub mod tokens;
 
 pub use error::CentralError;
-pub use serve::{run, Listeners};
+pub use serve::{run, Listeners, Periodic};
 pub use state::Central;

@@ -69,62 +69,79 @@ impl Listeners {
     }
 }
 
-/// One task central runs on a period, on the blocking pool (it reads and
-/// writes the store). A round that fails logs why; the next one tries again.
-struct Periodic {
-    name: &'static str,
-    every: Duration,
-    round: fn(&Central),
+/// The tasks central runs on a period, on the blocking pool (they read and
+/// write the store). A round that fails logs why; the next one tries again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Periodic {
+    /// Finished job containers are purged after central.toml's ages.
+    Purge,
+    /// Every rule is re-evaluated: a change whose re-evaluation a crash cut
+    /// short is caught up, whatever else happens.
+    Rules,
+    /// Job containers with `wol` are woken when central's clock reaches their
+    /// start, and wakes that reached no relay are asked again.
+    Wake,
 }
 
-/// Central's periodic tasks. Each runs once at start, then every `every`.
-const PERIODIC: [Periodic; 3] = [
-    // Finished job containers are purged after central.toml's ages.
-    Periodic {
-        name: "purge of finished job containers",
-        every: Duration::from_secs(300),
-        round: |c| {
-            if let Err(e) = containers::purge(c) {
-                tracing::warn!(error = %e, "could not purge finished job containers");
-            }
-        },
-    },
-    // A rule change whose re-evaluation a crash cut short is caught up,
-    // whatever else happens.
-    Periodic {
-        name: "rule re-evaluation",
-        every: Duration::from_secs(300),
-        round: |c| {
-            let guard = c.evaluating();
-            rules::reevaluate_all(c, &guard);
-        },
-    },
-    // Job containers with `wol` are woken when central's clock reaches their start.
-    Periodic {
-        name: "wake of job containers",
-        every: Duration::from_secs(5),
-        round: |c| {
-            if let Err(e) = power::wake_due_containers(c) {
-                tracing::warn!(error = %e, "could not wake the job containers due");
-            }
-        },
-    },
-];
+impl Periodic {
+    pub const ALL: [Periodic; 3] = [Periodic::Purge, Periodic::Rules, Periodic::Wake];
 
-/// Runs `task` at once and then every period until `stopped` says stop; a
-/// round under way when it does is finished, never cut.
-async fn periodically(c: Arc<Central>, task: &'static Periodic, mut stopped: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(task.every);
+    /// How often [`run`] runs it.
+    pub fn every(self) -> Duration {
+        match self {
+            Periodic::Purge | Periodic::Rules => Duration::from_secs(300),
+            Periodic::Wake => Duration::from_secs(5),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Periodic::Purge => "purge of finished job containers",
+            Periodic::Rules => "rule re-evaluation",
+            Periodic::Wake => "wake of job containers",
+        }
+    }
+
+    /// One round.
+    fn round(self, c: &Central) {
+        match self {
+            Periodic::Purge => {
+                if let Err(e) = containers::purge(c) {
+                    tracing::warn!(error = %e, "could not purge finished job containers");
+                }
+            }
+            Periodic::Rules => {
+                let guard = c.evaluating();
+                rules::reevaluate_all(c, &guard);
+            }
+            Periodic::Wake => {
+                if let Err(e) = power::wake_due_containers(c) {
+                    tracing::warn!(error = %e, "could not wake the job containers due");
+                }
+            }
+        }
+    }
+}
+
+/// Runs `task` at once and then every `every` until `shutdown` completes; a
+/// round under way then is finished, never cut.
+pub async fn periodically(
+    c: Arc<Central>,
+    task: Periodic,
+    every: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stopped.wait_for(|s| *s) => return,
+            () = &mut shutdown => return,
         }
         let central = Arc::clone(&c);
-        let round = task.round;
-        if let Err(e) = tokio::task::spawn_blocking(move || round(&central)).await {
-            tracing::warn!(task = task.name, error = %e, "a periodic task failed");
+        if let Err(e) = tokio::task::spawn_blocking(move || task.round(&central)).await {
+            tracing::warn!(task = task.name(), error = %e, "a periodic task failed");
         }
     }
 }
@@ -145,11 +162,12 @@ pub async fn run(
 ) -> Result<(), CentralError> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for task in &PERIODIC {
+    for task in Periodic::ALL {
         tasks.spawn(periodically(
             Arc::clone(&central),
             task,
-            stopped.clone(),
+            task.every(),
+            stop_signal(&stopped),
         ));
     }
     tasks.spawn(quic::run(

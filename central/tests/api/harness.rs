@@ -25,9 +25,10 @@ pub(crate) use init::{InitOptions, Layout};
 
 /// Central's router, its state and the tasks that run beside requests.
 pub(crate) mod api {
-    pub(crate) use sitecast_central::api::{
-        app, purge_containers, reevaluate_rules_periodically, Central,
-    };
+    pub(crate) use sitecast_central::api::app;
+    pub(crate) use sitecast_central::domain::containers::purge as purge_containers;
+    pub(crate) use sitecast_central::serve::{periodically, Periodic};
+    pub(crate) use sitecast_central::Central;
 }
 
 pub(crate) mod clock {
@@ -45,9 +46,10 @@ pub(crate) mod jitter {
 
 /// Wakes, reaching relays through their links.
 pub(crate) mod power {
-    pub(crate) use sitecast_central::power::{
-        wake_due_containers, wake_due_containers_through, RelayMessenger,
+    pub(crate) use sitecast_central::domain::power::{
+        wake_due_containers, wake_due_containers_through,
     };
+    pub(crate) use sitecast_central::links::RelayMessenger;
 }
 
 pub(crate) mod store {

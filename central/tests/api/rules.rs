@@ -471,9 +471,14 @@ async fn rules_are_reevaluated_at_start_and_periodically() {
     };
     join(&a);
     assert!(no_jobs(&c.show_rule(&id).await, &a.id));
-    let task = tokio::spawn(api::reevaluate_rules_periodically(
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(api::periodically(
         Arc::clone(&state),
+        api::Periodic::Rules,
         std::time::Duration::from_millis(50),
+        async move {
+            let _ = stopped.await;
+        },
     ));
     let until_job = |who: String| {
         let c = &c;
@@ -491,7 +496,8 @@ async fn rules_are_reevaluated_at_start_and_periodically() {
     // A later round.
     join(&b);
     until_job(b.id.clone()).await;
-    task.abort();
+    let _ = stop.send(());
+    task.await.unwrap();
     assert_eq!(c.handed(&a).await, vec![install(&p)]);
     assert_eq!(c.handed(&b).await, vec![install(&p)]);
 }
