@@ -2,11 +2,10 @@
 //!
 //! It fragments and signs uploaded packages ([`packaging`]), keeps metadata in sled
 //! behind the [`store::Store`] trait, and serves the HTTPS admin and agent API
-//! ([`api`], [`server`]). The `sitecast` admin CLI ([`cli`]) is a thin client of
-//! that API. The binaries in `src/bin/` only parse flags and call into here.
+//! ([`api`], [`server`]); the `sitecast` admin CLI (crate `sitecast-cli`) is a
+//! thin client of that API. The binary in `src/bin/` only parses flags and calls into here.
 
 pub mod api;
-pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod delta;
