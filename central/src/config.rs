@@ -172,19 +172,6 @@ impl CentralConfig {
         let body = toml::to_string(self).unwrap_or_default();
         format!("# Sitecast central. See README.md for every setting.\n{body}")
     }
-
-    /// The URL the admin CLI uses to reach this central from the same machine.
-    pub fn local_url(&self) -> String {
-        let mut addr = self.api_listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        format!("https://{addr}")
-    }
 }
 
 #[cfg(test)]
@@ -204,7 +191,6 @@ mod tests {
         let minimal: CentralConfig =
             toml::from_str("api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"").unwrap();
         assert_eq!(minimal.poll_interval.as_secs(), 60);
-        assert_eq!(minimal.local_url(), "https://127.0.0.1:1");
         let bad = toml::from_str::<CentralConfig>(
             "api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"\npoll_interval = \"5 weeks\"",
         );

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand_core::OsRng;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use sitecast_common::signing;
+use sitecast_common::{layout, signing};
 
 use crate::config::CentralConfig;
 use crate::error::CentralError;
@@ -24,54 +24,9 @@ pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8443";
 /// Default QUIC address.
 pub const DEFAULT_QUIC_LISTEN: &str = "127.0.0.1:4433";
 
-/// The files of a central's DIR.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub dir: PathBuf,
-}
-
-impl Layout {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-    pub fn config(&self) -> PathBuf {
-        self.dir.join("central.toml")
-    }
-    pub fn signing_key(&self) -> PathBuf {
-        self.dir.join("keys/signing.key")
-    }
-    pub fn signing_pub(&self) -> PathBuf {
-        self.dir.join("keys/signing.pub")
-    }
-    pub fn ca_cert(&self) -> PathBuf {
-        self.dir.join("tls/ca.pem")
-    }
-    pub fn ca_key(&self) -> PathBuf {
-        self.dir.join("tls/ca.key")
-    }
-    pub fn server_cert(&self) -> PathBuf {
-        self.dir.join("tls/server.pem")
-    }
-    pub fn server_key(&self) -> PathBuf {
-        self.dir.join("tls/server.key")
-    }
-    pub fn admin_token(&self) -> PathBuf {
-        self.dir.join("admin.token")
-    }
-    pub fn enroll_token(&self) -> PathBuf {
-        self.dir.join("enroll.token")
-    }
-    pub fn db(&self) -> PathBuf {
-        self.dir.join("db")
-    }
-    pub fn packages(&self) -> PathBuf {
-        self.dir.join("packages")
-    }
-    /// Deltas between package versions, computed once and cached.
-    pub fn deltas(&self) -> PathBuf {
-        self.dir.join("deltas")
-    }
-}
+/// The files of a central's DIR; their names live in `sitecast-common`, which
+/// the admin CLI shares for `--central-dir`.
+pub use sitecast_common::layout::CentralLayout as Layout;
 
 /// What `init` is asked for.
 #[derive(Debug, Clone)]
@@ -222,14 +177,13 @@ fn populate(layout: &Layout, opts: &InitOptions) -> Result<(), CentralError> {
 /// Reads a token file (surrounding whitespace ignored).
 pub fn read_token(path: &Path) -> Result<String, CentralError> {
     let text = fs::read_to_string(path).map_err(CentralError::io(path))?;
-    let token = text.trim().to_owned();
-    if token.is_empty() {
-        return Err(CentralError::Config {
+    match layout::token(&text) {
+        Some(token) => Ok(token.to_owned()),
+        None => Err(CentralError::Config {
             path: path.to_owned(),
             reason: "the token file is empty".into(),
-        });
+        }),
     }
-    Ok(token)
 }
 
 /// Everything `serve` loads from DIR.

@@ -5,10 +5,10 @@
 //! [`delta`], [`init`]); [`state`] (the shared [`Central`]); [`domain`] (what
 //! each request and periodic task does); the shells that receive requests,
 //! [`api`] (HTTPS, on [`server`]) and [`quic`] (relays); and [`serve::run`],
-//! which composes them into the server the binary runs.
+//! which composes them into the server the binary runs. The `sitecast` admin
+//! CLI is crate `sitecast-cli`, a client of the API.
 
 pub mod api;
-pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod delta;

@@ -15,6 +15,7 @@ pub mod groups;
 pub mod ids;
 pub mod info;
 pub mod jobs;
+pub mod layout;
 pub mod power;
 pub mod protocol;
 pub mod replication;

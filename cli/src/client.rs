@@ -6,7 +6,7 @@ use std::path::Path;
 use reqwest::{Body, Method, StatusCode};
 use sitecast_common::wire::ErrorBody;
 
-use crate::error::CentralError;
+use crate::error::CliError;
 
 /// Where central is and how to prove we are its admin.
 pub struct Client {
@@ -22,24 +22,25 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, CentralError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| CentralError::Http(format!("unexpected answer from central: {e}")))
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, CliError> {
+        serde_json::from_slice(&self.body).map_err(|source| CliError::Unexpected { source })
     }
 }
 
 impl Client {
-    pub fn new(url: &str, token: &str, ca: &Path) -> Result<Self, CentralError> {
-        let pem = std::fs::read(ca).map_err(CentralError::io(ca))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| CentralError::Tls(format!("{}: {e}", ca.display())))?;
+    pub fn new(url: &str, token: &str, ca: &Path) -> Result<Self, CliError> {
+        let pem = std::fs::read(ca).map_err(CliError::io(ca))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|source| CliError::Ca {
+            path: ca.to_owned(),
+            source,
+        })?;
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(cert)
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
-            .map_err(|e| CentralError::Http(e.to_string()))?;
+            .map_err(CliError::Client)?;
         Ok(Self {
             http,
             base: url.trim_end_matches('/').to_owned(),
@@ -51,21 +52,20 @@ impl Client {
         format!("{}/api/v1{path}", self.base)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer, CentralError> {
-        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
-            CentralError::Http(format!(
-                "cannot reach central at {}: {}",
-                self.base,
-                error_chain(&e)
-            ))
-        })?;
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer, CliError> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| CliError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| {
-                CentralError::Http(format!("reading central's answer: {}", error_chain(&e)))
-            })?
+            .map_err(|source| CliError::Answer { source })?
             .to_vec();
         if status.is_success() {
             return Ok(Answer { status, body });
@@ -73,13 +73,13 @@ impl Client {
         let message = serde_json::from_slice::<ErrorBody>(&body)
             .map(|b| b.error)
             .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-        Err(CentralError::Api {
+        Err(CliError::Api {
             status: status.as_u16(),
             message,
         })
     }
 
-    pub async fn get(&self, path: &str) -> Result<Answer, CentralError> {
+    pub async fn get(&self, path: &str) -> Result<Answer, CliError> {
         self.send(self.http.get(self.url(path))).await
     }
 
@@ -88,11 +88,11 @@ impl Client {
         &self,
         path: &str,
         query: &[(&str, String)],
-    ) -> Result<Answer, CentralError> {
+    ) -> Result<Answer, CliError> {
         self.send(self.http.get(self.url(path)).query(query)).await
     }
 
-    pub async fn delete(&self, path: &str) -> Result<Answer, CentralError> {
+    pub async fn delete(&self, path: &str) -> Result<Answer, CliError> {
         self.send(self.http.delete(self.url(path))).await
     }
 
@@ -101,7 +101,7 @@ impl Client {
         &self,
         path: &str,
         body: &T,
-    ) -> Result<Answer, CentralError> {
+    ) -> Result<Answer, CliError> {
         self.send(self.http.request(Method::DELETE, self.url(path)).json(body))
             .await
     }
@@ -110,7 +110,7 @@ impl Client {
         &self,
         path: &str,
         body: &T,
-    ) -> Result<Answer, CentralError> {
+    ) -> Result<Answer, CliError> {
         self.send(self.http.request(Method::POST, self.url(path)).json(body))
             .await
     }
@@ -119,7 +119,7 @@ impl Client {
         &self,
         path: &str,
         body: &T,
-    ) -> Result<Answer, CentralError> {
+    ) -> Result<Answer, CliError> {
         self.send(self.http.request(Method::PUT, self.url(path)).json(body))
             .await
     }
@@ -128,13 +128,13 @@ impl Client {
         &self,
         path: &str,
         body: &T,
-    ) -> Result<Answer, CentralError> {
+    ) -> Result<Answer, CliError> {
         self.send(self.http.request(Method::PATCH, self.url(path)).json(body))
             .await
     }
 
     /// A POST without a body, for routes that take none (`/containers/{id}/retry`).
-    pub async fn post_empty(&self, path: &str) -> Result<Answer, CentralError> {
+    pub async fn post_empty(&self, path: &str) -> Result<Answer, CliError> {
         self.send(self.http.post(self.url(path))).await
     }
 
@@ -143,7 +143,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         body: Body,
-    ) -> Result<Answer, CentralError> {
+    ) -> Result<Answer, CliError> {
         self.send(
             self.http
                 .post(self.url(path))
@@ -153,16 +153,4 @@ impl Client {
         )
         .await
     }
-}
-
-/// reqwest's top-level messages hide the cause ("error sending request"); show it.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

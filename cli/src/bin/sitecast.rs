@@ -1,7 +1,7 @@
 //! `sitecast`: the admin CLI. Errors are printed once, here, with a non-zero exit.
 
 use clap::Parser;
-use sitecast_central::cli::{run, Cli};
+use sitecast_cli::{run, Cli};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
