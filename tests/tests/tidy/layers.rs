@@ -56,8 +56,9 @@ const KNOWN_BACK_EDGES: &[(&str, &str, &str)] = &[
     ("agent", "install", "deploy"),
 ];
 
-/// The crates whose cycles are checked (layers only where declared above).
-const CYCLE_CRATES: &[&str] = &["common", "central", "relay", "agent", "tests", "cli"];
+/// The crates whose cycles are checked (layers only where declared above; the
+/// `tests` crate is all test code).
+const CYCLE_CRATES: &[&str] = &["common", "central", "relay", "agent", "cli"];
 
 /// An import from one top-level module to another, with the file and path that make it.
 #[derive(Debug, Clone)]
