@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong in central, its store or the admin CLI.
+/// Everything that can go wrong in central and its store. [`crate::api::error::ApiError`]
+/// maps each to an HTTP status; only the request's own faults are shown to callers.
 #[derive(Debug, thiserror::Error)]
 pub enum CentralError {
     #[error("{what} '{name}' not found")]
@@ -57,10 +58,6 @@ pub enum CentralError {
     Tls(String),
     #[error("key: {0}")]
     Key(#[from] sitecast_common::signing::KeyError),
-    #[error("{0}")]
-    Http(String),
-    #[error("central answered {status}: {message}")]
-    Api { status: u16, message: String },
 }
 
 impl CentralError {

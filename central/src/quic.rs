@@ -16,14 +16,12 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::QuicServerConfig;
 use sitecast_common::ids::RelayId;
-use sitecast_common::protocol::{
-    self, CentralMessage, RelayMessage, Request, Response,
-};
+use sitecast_common::protocol::{self, CentralMessage, RelayMessage, Request, Response};
 use tokio::io::AsyncReadExt;
 
 use crate::domain::activation;
-use crate::state::Central;
 use crate::error::CentralError;
+use crate::state::Central;
 use crate::store::{RelayRecord, TokenOwner};
 use crate::tokens;
 

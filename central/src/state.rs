@@ -20,8 +20,8 @@ use crate::delta::Deltas;
 use crate::error::CentralError;
 use crate::init::Loaded;
 use crate::jitter::{OsRandom, Random};
-use crate::packaging::PackageFiles;
 use crate::links::RelayLinks;
+use crate::packaging::PackageFiles;
 use crate::store::{SledStore, Store};
 use crate::tokens;
 

@@ -2,7 +2,7 @@
 //! against a real central serving HTTPS on loopback.
 //!
 //! Each test starts its own central in a temporary DIR (in-process: `init`,
-//! `load`, `Central::open`, `server::run` on a listener bound to port 0) and
+//! `load`, `Central::open`, `sitecast_central::run` on a listener bound to port 0) and
 //! runs the binary as a child process. As in ripgrep's `tests/regression.rs`,
 //! each case is one function telling one story; the helpers below keep the
 //! stories short: `run` (connection flags from the test's central), `ok` and
@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sitecast_central::api;
 use sitecast_central::clock::SystemClock;
 use sitecast_central::init::{self, InitOptions, Layout};
-use sitecast_central::server;
+use sitecast_central::Listeners;
 use sitecast_common::jobs::Sequence;
 use sitecast_common::status::StatusCode;
 use sitecast_common::wire::{
@@ -55,7 +54,7 @@ struct Central {
     stop: Option<oneshot::Sender<()>>,
     rt: Option<tokio::runtime::Runtime>,
     /// Central's state, for what only a relay over QUIC would say (reports).
-    state: Arc<api::Central>,
+    state: Arc<sitecast_central::Central>,
     _tmp: tempfile::TempDir,
 }
 
@@ -91,13 +90,17 @@ impl Central {
         let loaded = init::load(&dir).unwrap();
         let admin = loaded.admin_token.clone();
         let enroll_token = loaded.enroll_token.clone();
-        let central = Arc::new(api::Central::open(loaded, Arc::new(SystemClock)).unwrap());
-        let tls = server::tls_config(&layout.server_cert(), &layout.server_key()).unwrap();
+        let central =
+            Arc::new(sitecast_central::Central::open(loaded, Arc::new(SystemClock)).unwrap());
+        let listeners = {
+            let _guard = rt.enter();
+            Listeners::with_api(&layout, listener, opts.quic_listen).unwrap()
+        };
         let (stop, stopped) = oneshot::channel::<()>();
-        rt.spawn(server::run(
-            listener,
-            tls,
-            api::app(Arc::clone(&central)),
+        // The same `run` as the binary's.
+        rt.spawn(sitecast_central::run(
+            Arc::clone(&central),
+            listeners,
             async move {
                 let _ = stopped.await;
             },

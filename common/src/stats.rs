@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ipnet::IpNet;
 use crate::ids::{RelayId, SiteName};
 use crate::subnet::{select_relays, RelaySubnets};
 use crate::wire::{SiteStat, SourceBytes};
+use ipnet::IpNet;
 
 /// What the summary needs of a relay: which site its subnets belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,7 +47,9 @@ pub async fn info(
     let package = c
         .blocking(move |c| polling::assigned_package(c, &me, &id))
         .await?;
-    Ok(envelope_response(packages::envelope(&c, &package.id).await?))
+    Ok(envelope_response(
+        packages::envelope(&c, &package.id).await?,
+    ))
 }
 
 pub async fn fragment(

@@ -15,7 +15,6 @@ pub async fn coverage(
     ApiQuery(params): ApiQuery<CoverageParams>,
 ) -> Result<Json<Coverage>, ApiError> {
     Ok(Json(
-        c.blocking(move |c| coverage::report_now(c, params))
-            .await?,
+        c.blocking(move |c| coverage::report_now(c, params)).await?,
     ))
 }

@@ -42,10 +42,7 @@ pub fn app(state: Arc<Central>) -> Router {
         .route("/sites", post(relays::add_site).get(relays::list_sites))
         .route("/relays", post(relays::add_relay).get(relays::list_relays))
         .route("/relays/{id}", delete(relays::delete_relay))
-        .route(
-            "/packages",
-            post(packages::create).get(packages::list),
-        )
+        .route("/packages", post(packages::create).get(packages::list))
         .route(
             "/packages/{id}",
             get(packages::show).delete(packages::delete),

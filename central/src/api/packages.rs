@@ -53,7 +53,9 @@ pub async fn info(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let package = c.blocking(move |c| packages::find(c, &id)).await?;
-    Ok(envelope_response(packages::envelope(&c, &package.id).await?))
+    Ok(envelope_response(
+        packages::envelope(&c, &package.id).await?,
+    ))
 }
 
 pub async fn activate(
@@ -88,8 +90,7 @@ pub async fn assign(
     ApiJson(req): ApiJson<AssignmentRequest>,
 ) -> Result<Json<Assigned>, ApiError> {
     Ok(Json(
-        c.blocking(move |c| containers::assign(c, &id, req))
-            .await?,
+        c.blocking(move |c| containers::assign(c, &id, req)).await?,
     ))
 }
 

@@ -13,8 +13,8 @@ use sitecast_common::wire::{ActivationRequest, CentralFallback, Deactivated, Pac
 use super::packages;
 use crate::error::CentralError;
 use crate::state::Central;
-use sitecast_common::stats;
 use crate::store::RelayRecord;
+use sitecast_common::stats;
 
 /// Activates package `id` for the sites the request names, or all sites; an
 /// activation already in force keeps the time it began. Relays hear at once.
@@ -157,20 +157,21 @@ pub fn deactivate(
             a.sites.retain(|s| !gone.contains(s));
         }
     })?;
-    c.store.update_activation_times(&pid, &|t| match &withdrawn {
-        Sites::All => *t = Default::default(),
-        Sites::Named(gone) => {
-            // The sites left of an activation for all sites have been
-            // activated since it began.
-            if let Some(all) = t.all_sites.take() {
-                for site in &updated.activation.sites {
-                    let since = t.sites.entry(site.clone()).or_insert(all);
-                    *since = (*since).min(all);
+    c.store
+        .update_activation_times(&pid, &|t| match &withdrawn {
+            Sites::All => *t = Default::default(),
+            Sites::Named(gone) => {
+                // The sites left of an activation for all sites have been
+                // activated since it began.
+                if let Some(all) = t.all_sites.take() {
+                    for site in &updated.activation.sites {
+                        let since = t.sites.entry(site.clone()).or_insert(all);
+                        *since = (*since).min(all);
+                    }
                 }
+                t.sites.retain(|site, _| !gone.contains(site));
             }
-            t.sites.retain(|site, _| !gone.contains(site));
-        }
-    })?;
+        })?;
     let cancelled = c.store.remove_waiting_installs(&pid, on.as_ref())?;
     c.notify_relays();
     let computers: BTreeSet<ComputerId> = cancelled.iter().map(|j| j.computer_id.clone()).collect();

@@ -21,7 +21,8 @@ use sitecast_common::jobs::{
 };
 use sitecast_common::units::Duration;
 use sitecast_common::wire::{
-    Assigned, AssignmentRequest, Container, ContainerChanged, ContainerRequest, ContainerState, Job, JobKind, Package,
+    Assigned, AssignmentRequest, Container, ContainerChanged, ContainerRequest, ContainerState,
+    Job, JobKind, Package,
 };
 use sitecast_common::wire::{Wake, DEFAULT_RESTART_TIMEOUT, MAX_RESTART_TIMEOUT};
 

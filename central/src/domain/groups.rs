@@ -407,7 +407,11 @@ pub fn add_packages(
     })
 }
 
-pub fn remove_package(c: &Central, name: &str, package: &str) -> Result<PackageGroup, CentralError> {
+pub fn remove_package(
+    c: &Central,
+    name: &str,
+    package: &str,
+) -> Result<PackageGroup, CentralError> {
     let g = find_package_group(c, name)?;
     let Some(id) = g.packages.iter().find(|id| id.as_str() == package).cloned() else {
         return Err(CentralError::not_found(

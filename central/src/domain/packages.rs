@@ -181,5 +181,7 @@ pub fn delete(c: &Central, id: &str) -> Result<(), CentralError> {
 /// The signed envelope, byte for byte as it was signed.
 pub async fn envelope(c: &Central, id: &PackageId) -> Result<Vec<u8>, CentralError> {
     let path = c.files.info_path(id);
-    tokio::fs::read(&path).await.map_err(CentralError::io(&path))
+    tokio::fs::read(&path)
+        .await
+        .map_err(CentralError::io(&path))
 }

@@ -10,8 +10,8 @@ use sitecast_common::jobs::Admission;
 use sitecast_common::power::{self, MacAddr, PowerAction};
 use sitecast_common::subnet::best_prefix;
 use sitecast_common::wire::{
-    ComputerStat, EnrollRequest, EnrollResponse, Package, PollRequest, PollResponse,
-    PolledPackage, RelayRef, StatusReport,
+    ComputerStat, EnrollRequest, EnrollResponse, Package, PollRequest, PollResponse, PolledPackage,
+    RelayRef, StatusReport,
 };
 
 use super::{packages, rules, stats};
@@ -152,7 +152,8 @@ pub fn poll(
         let Some(p) = c.store.package(&job.package_id)? else {
             continue;
         };
-        let serves = |r: &crate::store::RelayRecord| p.activation.includes(&r.site) && r.holds_whole(&p);
+        let serves =
+            |r: &crate::store::RelayRecord| p.activation.includes(&r.site) && r.holds_whole(&p);
         let holders = relays
             .iter()
             .filter(|r| serves(r))

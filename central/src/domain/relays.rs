@@ -21,9 +21,9 @@ use crate::tokens;
 pub const PROBLEM_DETAIL: usize = 1024;
 
 pub fn parse_subnet(field: &str, text: &str) -> Result<IpNet, CentralError> {
-    text.trim().parse::<IpNet>().map_err(|_| {
-        CentralError::invalid(format!("bad {field}: '{text}' is not a CIDR subnet"))
-    })
+    text.trim()
+        .parse::<IpNet>()
+        .map_err(|_| CentralError::invalid(format!("bad {field}: '{text}' is not a CIDR subnet")))
 }
 
 fn parse_subnets(field: &str, list: &[String]) -> Result<Vec<IpNet>, CentralError> {

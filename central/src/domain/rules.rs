@@ -296,4 +296,3 @@ pub fn check_loops(
     }
     Ok(())
 }
-

@@ -472,5 +472,8 @@ fn only_a_real_failure_of_a_wanted_package_blocks_what_a_rule_adds() {
     assert_eq!(renewed, Some(4), "a renewed job stops nothing");
     let unwanted = blocker(&existing, &wants[..1], &[], abort);
     assert_eq!(unwanted, None, "a package no longer wanted stops nothing");
-    assert_eq!(blocker(&existing, &wants, &[], Sequence::IgnoreFailed), None);
+    assert_eq!(
+        blocker(&existing, &wants, &[], Sequence::IgnoreFailed),
+        None
+    );
 }

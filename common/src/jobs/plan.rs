@@ -35,7 +35,10 @@ pub fn plan(
         if kind == JobKind::Install && auto_uninstall {
             for old in installed {
                 let job = (old.id.clone(), JobKind::Uninstall);
-                if old.id != p.id && old.name == p.name && old.uninstallable && !planned.contains(&job)
+                if old.id != p.id
+                    && old.name == p.name
+                    && old.uninstallable
+                    && !planned.contains(&job)
                 {
                     planned.push(job);
                 }

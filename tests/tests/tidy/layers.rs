@@ -7,8 +7,7 @@ use crate::allowlist;
 use crate::source::{Module, Tree};
 
 /// Central's layers, lowest first: a module may import only modules of its own
-/// or a lower layer. `cli` (the admin CLI, a client of the HTTP API) sits on
-/// top until it becomes its own crate.
+/// or a lower layer.
 const CENTRAL: &[&[&str]] = &[
     &["error"],
     &["config"],
@@ -24,7 +23,6 @@ const CENTRAL: &[&[&str]] = &[
     &["domain"],
     &["api", "quic", "server"],
     &["serve"],
-    &["cli"],
     &["bin"],
 ];
 
@@ -33,11 +31,12 @@ const CENTRAL: &[&[&str]] = &[
 /// carry domain values); what is computed into wire types (reports, the relay
 /// protocol).
 const COMMON: &[&[&str]] = &[
-    &["grammar", "ids", "status", "fragment", "delta"],
+    &["grammar", "ids", "status", "fragment", "delta", "layout"],
     &["units", "constraint", "subnet"],
     &["info"],
     &["signing"],
     &["jobs", "groups", "power", "replication", "deployment"],
+    &["eviction"],
     &["wire"],
     &["protocol", "coverage", "stats"],
 ];
@@ -45,14 +44,12 @@ const COMMON: &[&[&str]] = &[
 /// Today's imports that close a cycle or go against the layer order (crate,
 /// from, to). In common the domain modules name wire types (`JobKind`,
 /// `ContainerState`, `ShutdownState`, ...) while wire types carry their values;
-/// the relay's lifecycle reaches back into the link that owns it
-/// (`link::Shared`); the agent's install steps report through `deploy`, which
+/// the agent's install steps report through `deploy`, which
 /// drives them. May only shrink.
 const KNOWN_BACK_EDGES: &[(&str, &str, &str)] = &[
     ("common", "groups", "wire"),
     ("common", "jobs", "wire"),
     ("common", "power", "wire"),
-    ("relay", "lifecycle", "link"),
     ("agent", "install", "deploy"),
 ];
 

@@ -118,7 +118,9 @@ fn stored_view(c: &Central, id: &ContainerId) -> Result<Rule, CentralError> {
 }
 
 fn find_rule(c: &Central, id: &str) -> Result<ContainerRecord, CentralError> {
-    let cid = id.parse().map_err(|_| CentralError::not_found("rule", id))?;
+    let cid = id
+        .parse()
+        .map_err(|_| CentralError::not_found("rule", id))?;
     c.store
         .container(&cid)?
         .filter(|r| r.rule.is_some())

@@ -62,7 +62,10 @@ fn container_states() {
     assert_eq!(
         container_state(
             r,
-            &[end(StatusCode::Success, at), end(StatusCode::ErrExitCode, at)],
+            &[
+                end(StatusCode::Success, at),
+                end(StatusCode::ErrExitCode, at)
+            ],
             now
         )
         .0,
@@ -85,7 +88,12 @@ fn an_install_uninstalls_other_versions_of_its_name_first() {
         pkg("other-1", "other", true),
         pkg("app-2", "app", true),
     ];
-    let planned = plan(std::slice::from_ref(&new), &installed, JobKind::Install, true);
+    let planned = plan(
+        std::slice::from_ref(&new),
+        &installed,
+        JobKind::Install,
+        true,
+    );
     assert_eq!(
         planned,
         vec![
@@ -93,10 +101,23 @@ fn an_install_uninstalls_other_versions_of_its_name_first() {
             ("app-2".parse().unwrap(), JobKind::Install),
         ]
     );
-    let plain = plan(std::slice::from_ref(&new), &installed, JobKind::Install, false);
+    let plain = plan(
+        std::slice::from_ref(&new),
+        &installed,
+        JobKind::Install,
+        false,
+    );
     assert_eq!(plain, vec![("app-2".parse().unwrap(), JobKind::Install)]);
-    let removal = plan(std::slice::from_ref(&new), &installed, JobKind::Uninstall, true);
-    assert_eq!(removal, vec![("app-2".parse().unwrap(), JobKind::Uninstall)]);
+    let removal = plan(
+        std::slice::from_ref(&new),
+        &installed,
+        JobKind::Uninstall,
+        true,
+    );
+    assert_eq!(
+        removal,
+        vec![("app-2".parse().unwrap(), JobKind::Uninstall)]
+    );
 }
 
 #[test]
