@@ -18,7 +18,7 @@ use sitecast_common::ids::RelayId;
 use sitecast_common::wire::ProblemKind;
 
 use crate::error::AgentError;
-use crate::fsutil::write_atomically;
+use sitecast_io::write_atomically;
 
 /// One relay's failures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ impl Backoff {
     fn save(&self) -> Result<(), AgentError> {
         let body = serde_json::to_vec_pretty(&self.relays)
             .map_err(|e| AgentError::Invalid(format!("back-off state: {e}")))?;
-        write_atomically(&self.path, &body)
+        write_atomically(&self.path, &body).map_err(Into::into)
     }
 }
 

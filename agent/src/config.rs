@@ -221,7 +221,7 @@ impl AgentConfig {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        crate::fsutil::write_atomically(&path, body.as_bytes())
+        sitecast_io::write_atomically(&path, body.as_bytes()).map_err(Into::into)
     }
 
     /// The pinned keys, parsed.

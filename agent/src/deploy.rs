@@ -89,9 +89,10 @@ impl Context {
 
     fn skipped(&self, source: &Source) -> bool {
         match source {
-            Source::Relay { id, .. } => {
-                self.backoff().skipped_until(id, Timestamp::now()).is_some()
-            }
+            Source::Relay { id, .. } => self
+                .backoff()
+                .skipped_until(id, crate::clock::now())
+                .is_some(),
             Source::Central => false,
         }
     }
@@ -109,7 +110,9 @@ impl Context {
             tracing::warn!(%package, %source, %kind, %detail, "central failed a download; trying the next source");
             return;
         };
-        let until = self.backoff().failed(id, kind, &detail, Timestamp::now());
+        let until = self
+            .backoff()
+            .failed(id, kind, &detail, crate::clock::now());
         match until {
             Ok(until) => {
                 tracing::warn!(%package, %source, %kind, %detail, %until, "relay abandoned; skipped until then")
@@ -295,7 +298,7 @@ impl Package {
         let written = blocking(move || {
             let json = serde_json::to_vec(&list)
                 .map_err(|e| AgentError::Invalid(format!("source counts: {e}")))?;
-            crate::fsutil::write_atomically(&path, &json)
+            sitecast_io::write_atomically(&path, &json).map_err(Into::into)
         })
         .await;
         if let Err(e) = written {
@@ -463,7 +466,7 @@ pub enum Step {
 /// One step of a package's download: its signed info if it is not known yet,
 /// otherwise its first missing fragment, from the sources in order.
 pub async fn fetch_step(ctx: &Context, package: &mut Package) -> Step {
-    let found = sources(ctx, package, Timestamp::now());
+    let found = sources(ctx, package, crate::clock::now());
     if found.sources.is_empty() {
         return Step::Wait(found.why_none());
     }
@@ -668,7 +671,7 @@ async fn signed_info(
             };
             let p = path.clone();
             let b = bytes.clone();
-            blocking(move || crate::fsutil::write_atomically(&p, &b)).await?;
+            blocking(move || sitecast_io::write_atomically(&p, &b).map_err(Into::into)).await?;
             fetched = bytes.len() as u64;
             bytes
         }

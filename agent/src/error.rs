@@ -33,3 +33,12 @@ impl AgentError {
         move |source| AgentError::Io { path, source }
     }
 }
+
+impl From<sitecast_io::IoError> for AgentError {
+    fn from(e: sitecast_io::IoError) -> Self {
+        AgentError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sitecast_common::ids::PackageId;
 
 use crate::error::AgentError;
-use crate::fsutil::write_atomically;
 use crate::manifest::Manifest;
+use sitecast_io::write_atomically;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Installed {
@@ -80,7 +80,7 @@ impl History {
     fn save(&self) -> Result<(), AgentError> {
         let bytes = serde_json::to_vec_pretty(&self.installed)
             .map_err(|e| AgentError::Invalid(format!("{}: {e}", self.path.display())))?;
-        write_atomically(&self.path, &bytes)
+        write_atomically(&self.path, &bytes).map_err(Into::into)
     }
 }
 

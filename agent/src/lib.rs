@@ -9,11 +9,11 @@
 pub mod action;
 pub mod backoff;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod cycle;
 pub mod deploy;
 pub mod error;
-pub mod fsutil;
 pub mod history;
 pub mod install;
 pub mod manifest;
@@ -107,7 +107,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
     let answer = client::enroll(&opts.central, &opts.ca, opts.bind, &request).await?;
     std::fs::create_dir_all(dir).map_err(AgentError::io(dir))?;
     let ca = std::fs::read(&opts.ca).map_err(AgentError::io(&opts.ca))?;
-    fsutil::write_atomically(&layout.ca(), &ca)?;
+    sitecast_io::write_atomically(&layout.ca(), &ca)?;
     let config = AgentConfig {
         central: opts.central.trim_end_matches('/').to_owned(),
         computer_id: answer.computer_id,

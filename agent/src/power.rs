@@ -25,8 +25,8 @@ use sitecast_common::wire::MAX_RESTART_TIMEOUT;
 use tokio::process::Command;
 
 use crate::error::AgentError;
-use crate::fsutil::write_atomically;
 use crate::notify::Notifier;
+use sitecast_io::write_atomically;
 
 /// Where Linux lists network interfaces, each with its `address`.
 const SYS_CLASS_NET: &str = "/sys/class/net";
@@ -74,7 +74,11 @@ impl Uptime {
     /// cannot be read (not Linux).
     pub fn seconds(&self) -> Option<u64> {
         let uptime = read_uptime(&self.file)?;
-        Some(on_for(uptime, Timestamp::now(), self.last_mark().as_ref()))
+        Some(on_for(
+            uptime,
+            crate::clock::now(),
+            self.last_mark().as_ref(),
+        ))
     }
 
     fn last_mark(&self) -> Option<RestartMark> {
@@ -88,7 +92,7 @@ impl Uptime {
         let Some(seconds) = self.seconds() else {
             return;
         };
-        let now = Timestamp::now();
+        let now = crate::clock::now();
         let on_since = i64::try_from(seconds)
             .ok()
             .and_then(|s| now.as_second().checked_sub(s))
@@ -102,7 +106,7 @@ impl Uptime {
         };
         let written = serde_json::to_vec(&mark)
             .map_err(|e| AgentError::Invalid(e.to_string()))
-            .and_then(|bytes| write_atomically(&self.mark, &bytes));
+            .and_then(|bytes| write_atomically(&self.mark, &bytes).map_err(Into::into));
         if let Err(e) = written {
             tracing::warn!(error = %e, "cannot remember the restart: after it the computer will look freshly booted to central");
         }

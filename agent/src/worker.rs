@@ -45,7 +45,7 @@ use crate::error::AgentError;
 use crate::history::{History, Installed};
 use crate::manifest::Manifest;
 use crate::notify::Notifier;
-use crate::{addresses, fsutil, install, power, uninstall, unpack};
+use crate::{addresses, install, power, uninstall, unpack};
 
 /// The cycle's clock: monotonic, starting at `epoch` when the agent starts.
 ///
@@ -65,7 +65,7 @@ impl Clock {
     /// The cycle's instant of a wall-clock one.
     fn at(&self, wall: Timestamp) -> Duration {
         let now = self.now();
-        let ahead = wall.duration_since(Timestamp::now());
+        let ahead = wall.duration_since(crate::clock::now());
         if ahead.is_negative() {
             now.saturating_sub(ahead.unsigned_abs())
         } else {
@@ -257,7 +257,7 @@ impl Worker {
             match kind {
                 JobKind::Install => {
                     let installed = Installed {
-                        at: Timestamp::now(),
+                        at: crate::clock::now(),
                         store: manifest,
                     };
                     if let Err(e) = self.history.record(id, installed) {
@@ -350,7 +350,7 @@ impl Worker {
                     }
                     let first = first_seen(&self.layout, &id, kind).unwrap_or_else(|e| {
                         tracing::warn!(package = %id, error = %e, "cannot remember when the job was first seen");
-                        Timestamp::now()
+                        crate::clock::now()
                     });
                     let package = Package::new(&self.ctx, polled, first);
                     let first_seen = self.clock.at(first);
@@ -421,7 +421,7 @@ impl Performer for Worker {
     }
 
     fn worklist(&mut self, now: Duration) -> Worklist {
-        let wall = Timestamp::now();
+        let wall = crate::clock::now();
         let mut list = Worklist::default();
         for (id, tracked) in &self.packages {
             if self.set_aside.contains(id) {
@@ -561,14 +561,14 @@ pub(crate) fn first_seen(
     kind: JobKind,
 ) -> Result<Timestamp, AgentError> {
     let path = first_seen_path(layout, id, kind);
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     if let Ok(text) = std::fs::read_to_string(&path) {
         if let Ok(at) = text.trim().parse::<Timestamp>() {
             return Ok(at);
         }
     }
     std::fs::create_dir_all(layout.downloads()).map_err(AgentError::io(layout.downloads()))?;
-    fsutil::write_atomically(&path, now.to_string().as_bytes())?;
+    sitecast_io::write_atomically(&path, now.to_string().as_bytes())?;
     Ok(now)
 }
 

@@ -15,7 +15,7 @@ use sitecast_common::delta::{self, FrameHeader, Header, SignatureBuilder};
 use sitecast_common::ids::PackageId;
 
 use crate::error::CentralError;
-use crate::init::fsync_dir;
+use sitecast_io::fsync_dir;
 
 /// zstd levels: deltas are computed once and sent to every relay, so more CPU
 /// for fewer WAN bytes pays — up to a size where the strongest level would take

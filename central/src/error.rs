@@ -81,3 +81,12 @@ impl CentralError {
         }
     }
 }
+
+impl From<sitecast_io::IoError> for CentralError {
+    fn from(e: sitecast_io::IoError) -> Self {
+        CentralError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

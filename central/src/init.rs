@@ -15,6 +15,8 @@ use rand_core::OsRng;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use sitecast_common::{layout, signing};
 
+use sitecast_io::fsync_dir;
+
 use crate::config::CentralConfig;
 use crate::error::CentralError;
 use crate::tokens;
@@ -101,13 +103,6 @@ fn tempdir_in(parent: &Path) -> Result<PathBuf, CentralError> {
     let path = parent.join(format!(".sitecast-init-{}", tokens::suffix()));
     fs::create_dir(&path).map_err(CentralError::io(&path))?;
     Ok(path)
-}
-
-/// Makes a rename or a new file in `dir` durable.
-pub fn fsync_dir(dir: &Path) -> Result<(), CentralError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(CentralError::io(dir))
 }
 
 fn populate(layout: &Layout, opts: &InitOptions) -> Result<(), CentralError> {

@@ -18,8 +18,8 @@ use sitecast_common::ids::PackageId;
 use tokio::sync::mpsc;
 
 use crate::error::CentralError;
-use crate::init::fsync_dir;
 use crate::tokens;
+use sitecast_io::fsync_dir;
 
 /// How many body chunks may wait for the disk: bounds an upload's memory.
 const CHUNK_QUEUE: usize = 8;
@@ -104,14 +104,14 @@ impl PackageFiles {
         let target = self.root.join(id.as_str());
         fs::rename(&staging, &target).map_err(CentralError::io(&target))?;
         fsync_dir(&self.root)?;
-        fsync_dir(&self.tmp_dir())
+        fsync_dir(&self.tmp_dir()).map_err(Into::into)
     }
 
     /// Removes a package's files (after its metadata is gone).
     pub fn remove(&self, id: &PackageId) -> Result<(), CentralError> {
         let dir = self.root.join(id.as_str());
         match fs::remove_dir_all(&dir) {
-            Ok(()) => fsync_dir(&self.root),
+            Ok(()) => fsync_dir(&self.root).map_err(Into::into),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(CentralError::io(dir)(e)),
         }

@@ -48,21 +48,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, Cen
         // Fragments are several MiB: let a few be in flight per stream and connection.
         .stream_receive_window((8u32 << 20).into())
         .send_window(64 << 20)
-        .mtu_discovery_config(Some(mtu_discovery()));
+        .mtu_discovery_config(Some(sitecast_io::quic::mtu_discovery()));
     config.transport_config(Arc::new(transport));
     Ok(config)
-}
-
-/// Path MTU discovery up to [`MAX_UDP_PAYLOAD`]: larger datagrams cost fewer packets
-/// (and syscalls) per byte where the path allows them; it falls back to what works.
-pub fn mtu_discovery() -> quinn::MtuDiscoveryConfig {
-    let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(MAX_UDP_PAYLOAD);
-    // A loss burst in a replication burst reads as a black hole and drops to
-    // 1200-byte packets; probe again after 10 s rather than quinn's minute,
-    // since the probes had shown the path carries the larger size.
-    mtu.black_hole_cooldown(Duration::from_secs(10));
-    mtu
 }
 
 /// Binds the QUIC endpoint.
@@ -71,47 +59,16 @@ pub fn endpoint(
     addr: SocketAddr,
 ) -> Result<quinn::Endpoint, CentralError> {
     let what = format!("QUIC endpoint {addr}");
-    let socket = udp_socket(addr).map_err(CentralError::io(&what))?;
+    let socket = sitecast_io::quic::udp_socket(addr).map_err(CentralError::io(&what))?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| CentralError::Invalid("no async runtime for QUIC".into()))?;
-    quinn::Endpoint::new(endpoint_config(), Some(config), socket, runtime)
-        .map_err(CentralError::io(what))
-}
-
-/// The largest UDP payload either side accepts and probes for: above the
-/// 1472-byte default so MTU discovery can use larger packets where the path
-/// allows (quinn's default costs about 2.6 % of headers and tags on every byte).
-/// Not 8952 (jumbo frames): at 8192 bytes and up, quinn declared packets lost on
-/// loopback although every datagram arrived (the receive-offload batches grow
-/// past 64 KiB), took it for an MTU black hole and fell back to 1200 bytes;
-/// 6144 moved the same bytes with no loss.
-pub const MAX_UDP_PAYLOAD: u16 = 6144;
-
-/// Socket buffers of QUIC endpoints: a burst of full-size packets should not
-/// overflow the kernel's default (about 208 KiB); losses slow the link down and
-/// can read as an MTU black hole. The kernel caps it at `net.core.rmem_max`.
-pub const SOCKET_BUFFER: usize = 4 << 20;
-
-/// A UDP socket bound to `addr` with [`SOCKET_BUFFER`]-sized buffers (best
-/// effort: a smaller cap is not an error).
-pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
-
-/// The endpoint configuration central and relays share.
-pub fn endpoint_config() -> quinn::EndpointConfig {
-    let mut config = quinn::EndpointConfig::default();
-    // Within the bounds quinn accepts (1200..=65527).
-    let _ = config.max_udp_payload_size(MAX_UDP_PAYLOAD);
-    config
+    quinn::Endpoint::new(
+        sitecast_io::quic::endpoint_config(),
+        Some(config),
+        socket,
+        runtime,
+    )
+    .map_err(CentralError::io(what))
 }
 
 /// Accepts relays until `shutdown` completes.

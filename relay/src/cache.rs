@@ -18,28 +18,7 @@ use crate::error::RelayError;
 
 const INFO: &str = "info.dsse.json";
 
-/// Writes `bytes` to `path` through a temporary sibling, fsyncs, renames, and
-/// fsyncs the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RelayError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut f = File::create(&tmp).map_err(RelayError::io(&tmp))?;
-    f.write_all(bytes).map_err(RelayError::io(&tmp))?;
-    f.sync_all().map_err(RelayError::io(&tmp))?;
-    fs::rename(&tmp, path).map_err(RelayError::io(path))?;
-    fsync_dir(dir)
-}
-
-fn fsync_dir(dir: &Path) -> Result<(), RelayError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(RelayError::io(dir))
-}
+pub use sitecast_io::{fsync_dir, write_atomically};
 
 /// The relay's cache directory.
 #[derive(Debug)]
@@ -163,7 +142,7 @@ impl Cache {
     pub fn store_info(&self, id: &PackageId, envelope: &[u8]) -> Result<(), RelayError> {
         let dir = self.dir(id);
         fs::create_dir_all(&dir).map_err(RelayError::io(&dir))?;
-        write_atomically(&self.info_path(id), envelope)
+        write_atomically(&self.info_path(id), envelope).map_err(Into::into)
     }
 
     /// Fragment numbers held for a package.
@@ -202,7 +181,7 @@ impl Cache {
         fs::create_dir_all(&dir).map_err(RelayError::io(&dir))?;
         let path = self.fragment_path(id, index);
         fs::rename(tmp, &path).map_err(RelayError::io(&path))?;
-        fsync_dir(&dir)
+        fsync_dir(&dir).map_err(Into::into)
     }
 
     /// Stores a fragment whose bytes the caller verified against the signed info.
@@ -223,7 +202,7 @@ impl Cache {
     pub fn remove(&self, id: &PackageId) -> Result<(), RelayError> {
         let dir = self.dir(id);
         match fs::remove_dir_all(&dir) {
-            Ok(()) => fsync_dir(&self.root),
+            Ok(()) => fsync_dir(&self.root).map_err(Into::into),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(RelayError::io(dir)(e)),
         }

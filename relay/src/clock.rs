@@ -10,8 +10,16 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Now;
 }
 
+#[allow(clippy::disallowed_methods)] // The one place the relay reads wall time.
 fn local_wall() -> jiff::civil::DateTime {
     jiff::Zoned::now().datetime()
+}
+
+/// The wall clock as an instant, for what the relay records (when a package
+/// was last needed, when the cache was scrubbed).
+#[allow(clippy::disallowed_methods)] // The one place the relay reads wall time.
+pub fn timestamp() -> jiff::Timestamp {
+    jiff::Timestamp::now()
 }
 
 /// The system's clocks, the wall time in the system's time zone.

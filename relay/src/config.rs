@@ -93,7 +93,8 @@ impl RelayConfig {
                 "# Sitecast relay. `sitecast-relay config` changes schedule, max_rate, max_disk and scrub_interval.\n{body}"
             )
             .as_bytes(),
-        )
+        )?;
+        Ok(())
     }
 
     /// The quota in bytes (`None`: unlimited).

@@ -75,3 +75,12 @@ pub enum LinkError {
     #[error("the connection to central is closed")]
     Down,
 }
+
+impl From<sitecast_io::IoError> for RelayError {
+    fn from(e: sitecast_io::IoError) -> Self {
+        RelayError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -84,7 +84,7 @@ pub fn import(dir: &Path, info_file: &Path, data_file: &Path) -> Result<Imported
     let staging = cache.root().join("tmp").join(format!(
         "import-{}-{}",
         std::process::id(),
-        jiff::Timestamp::now().as_nanosecond()
+        crate::clock::timestamp().as_nanosecond()
     ));
     fs::create_dir_all(&staging).map_err(RelayError::io(&staging))?;
     let staged = stage(&info, data_file, &staging);

@@ -29,7 +29,7 @@ pub fn remember(dir: &Path, keys: &[PublicKey]) -> Result<(), RelayError> {
     if std::fs::read(&path).is_ok_and(|old| old == body) {
         return Ok(());
     }
-    crate::cache::write_atomically(&path, &body)
+    crate::cache::write_atomically(&path, &body).map_err(Into::into)
 }
 
 /// The keys remembered so far, as central sent them (none if never connected).

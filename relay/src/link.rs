@@ -18,32 +18,12 @@ use sitecast_common::replication::Wanted;
 use sitecast_common::signing;
 use tokio::sync::{mpsc, watch};
 
+use sitecast_io::quic;
+
 use crate::config::RelayConfig;
 use crate::error::{LinkError, RelayError};
 use crate::snapshot::{RateMeter, Snapshot, RATE_WINDOW};
 use crate::upstream::{Answer, Body, LinkEvent, Upstream};
-
-/// The largest UDP payload the relay accepts and probes for (see central's
-/// `quic::MAX_UDP_PAYLOAD` for why not jumbo frames).
-const MAX_UDP_PAYLOAD: u16 = 6144;
-
-/// Socket buffers: a burst from central must not overflow the kernel's default
-/// (about 208 KiB), or the losses read as an MTU black hole and the link falls
-/// back to 1200-byte packets. The kernel caps it at `net.core.rmem_max`.
-const SOCKET_BUFFER: usize = 4 << 20;
-
-/// A UDP socket bound to `addr` with [`SOCKET_BUFFER`]-sized buffers (best effort).
-fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
 
 /// Reports are coalesced: at most one per this interval.
 const REPORT_INTERVAL: Duration = Duration::from_millis(200);
@@ -83,13 +63,7 @@ pub fn client_config(ca: &Path) -> Result<quinn::ClientConfig, RelayError> {
         ))
         .stream_receive_window((8u32 << 20).into())
         .receive_window((32u32 << 20).into())
-        .mtu_discovery_config(Some({
-            // Larger packets where the path allows: fewer packets per byte.
-            let mut mtu = quinn::MtuDiscoveryConfig::default();
-            mtu.upper_bound(MAX_UDP_PAYLOAD);
-            mtu.black_hole_cooldown(Duration::from_secs(10));
-            mtu
-        }));
+        .mtu_discovery_config(Some(quic::mtu_discovery()));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -220,14 +194,10 @@ async fn session(
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = udp_socket(bind).map_err(RelayError::io("QUIC client socket"))?;
+    let socket = quic::udp_socket(bind).map_err(RelayError::io("QUIC client socket"))?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| RelayError::Invalid("no async runtime for QUIC".into()))?;
-    let mut endpoint_config = quinn::EndpointConfig::default();
-    // Accept packets above quinn's 1472-byte default, so MTU discovery can use
-    // them where the path allows.
-    let _ = endpoint_config.max_udp_payload_size(MAX_UDP_PAYLOAD);
-    let endpoint = quinn::Endpoint::new(endpoint_config, None, socket, runtime)
+    let endpoint = quinn::Endpoint::new(quic::endpoint_config(), None, socket, runtime)
         .map_err(RelayError::io("QUIC client socket"))?;
     let conn = endpoint
         .connect_with(client.clone(), addr, &host)

@@ -80,9 +80,11 @@ impl Needed {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
-        crate::cache::write_atomically(&self.path, &body).inspect_err(|_| {
-            self.dirty = true;
-        })
+        crate::cache::write_atomically(&self.path, &body)
+            .map_err(RelayError::from)
+            .inspect_err(|_| {
+                self.dirty = true;
+            })
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
-use jiff::Timestamp;
+
 use sitecast_common::eviction::Eviction;
 use sitecast_common::fragment::{sha256_hex, FragmentPlan};
 use sitecast_common::ids::PackageId;
@@ -278,7 +278,7 @@ impl Replicator {
                 Step::Link(e) => self.on_link(e).await,
                 Step::Served(s) => {
                     self.bytes_to_agents += s.bytes;
-                    self.needed.mark(&s.id, Timestamp::now());
+                    self.needed.mark(&s.id, crate::clock::timestamp());
                 }
                 Step::Received(n) => self.bytes_from_central += n,
                 Step::Scrubbed(s) => self.on_scrubbed(s),
@@ -407,7 +407,7 @@ impl Replicator {
     fn activated(&mut self, wanted: Vec<Wanted>) {
         let now = self.clock.now();
         // Needed now: what is activated, and what just stopped being.
-        let at = Timestamp::now();
+        let at = crate::clock::timestamp();
         for id in self.wanted_sha.keys().chain(wanted.iter().map(|w| &w.id)) {
             self.needed.mark(id, at);
         }
@@ -448,7 +448,7 @@ impl Replicator {
                     }
                 }
                 Action::FetchDelta { id, base, lacking } => {
-                    self.needed.mark(&base, Timestamp::now());
+                    self.needed.mark(&base, crate::clock::timestamp());
                     let plans = (self.plans.get(&id).cloned(), self.plans.get(&base).cloned());
                     let (Some(f), (Some(target_plan), Some(base_plan))) = (self.fetcher(), plans)
                     else {

@@ -91,7 +91,7 @@ impl ScrubRecord {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        crate::cache::write_atomically(&path, &body)
+        crate::cache::write_atomically(&path, &body).map_err(Into::into)
     }
 
     /// When the next scrub is due, given the interval.
@@ -208,7 +208,7 @@ pub async fn run(
     out: mpsc::UnboundedSender<Scrubbed>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut record = ScrubRecord::load(&dir, Timestamp::now());
+    let mut record = ScrubRecord::load(&dir, crate::clock::timestamp());
     if let Err(e) = record.save(&dir) {
         tracing::warn!(error = %e, "cannot write the scrub record");
     }
@@ -218,7 +218,7 @@ pub async fn run(
     let mut said_no_keys = false;
     loop {
         let interval = *every.borrow();
-        let due = interval.is_some_and(|every| record.due(every) <= Timestamp::now());
+        let due = interval.is_some_and(|every| record.due(every) <= crate::clock::timestamp());
         if !due {
             // Look again in a second: the interval may change, time moves.
             if !pause(&mut stop, LOOK_EVERY).await {
@@ -256,7 +256,7 @@ pub async fn run(
         match found {
             Ok(Ok(found)) => {
                 tracing::info!(checked = found.checked, bad = found.bad(), "scrub finished");
-                record.last_scrub = Some(Timestamp::now());
+                record.last_scrub = Some(crate::clock::timestamp());
                 record.last_bad = found.bad();
                 record.bad_total += found.bad();
                 let _ = out.send(Scrubbed::Found(found));
@@ -264,11 +264,11 @@ pub async fn run(
             Ok(Err(e)) => {
                 // Try again a whole interval later rather than hammer a failing disk.
                 tracing::error!(error = %e, "scrub failed");
-                record.last_scrub = Some(Timestamp::now());
+                record.last_scrub = Some(crate::clock::timestamp());
             }
             Err(e) => {
                 tracing::error!(error = %e, "scrub failed");
-                record.last_scrub = Some(Timestamp::now());
+                record.last_scrub = Some(crate::clock::timestamp());
             }
         }
         if let Err(e) = record.save(&dir) {

@@ -4,6 +4,8 @@
 //! `ERR_TIMEOUT` once `timeout` has passed since the agent first saw it, even
 //! when that was before a restart.
 #![allow(clippy::unwrap_used)]
+// Tests compare what was recorded against the real wall clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,9 @@
 //! package's notify (abort, delay) and its done text (shown only once the history
 //! has the success).
 
+// Tests compare what was recorded against the real wall clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The workspace's crates, by directory; `cli` once it is one.
-pub const CRATES: &[&str] = &["common", "central", "relay", "agent", "tests", "cli"];
+pub const CRATES: &[&str] = &["common", "io", "central", "relay", "agent", "tests", "cli"];
 
 /// A file of the tree: its path from the repository root, `/`-separated.
 pub struct SourceFile {
