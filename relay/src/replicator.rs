@@ -571,6 +571,9 @@ impl Replicator {
         if next != self.settings {
             tracing::info!(max_disk = ?next.max_disk, scrub_every = ?next.scrub_every, "quota and scrub settings changed");
             self.settings = next;
+            // Health shows the new settings before the scrubber acts on them.
+            self.health.max_disk = next.max_disk;
+            self.health.scrub_interval_s = next.scrub_every.map(|d| d.as_secs());
             self.scrub_every.send_replace(next.scrub_every);
         }
     }

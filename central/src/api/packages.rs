@@ -14,7 +14,7 @@ use sitecast_common::wire::{
 use super::error::ApiError;
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
 use super::{envelope_response, Shared};
-use crate::domain::{activation, containers, packages, stats};
+use crate::domain::{activation, containers, packages, records, stats};
 
 pub async fn create(
     _: Admin,
@@ -35,7 +35,7 @@ pub async fn show(
     State(c): Shared,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Package>, ApiError> {
-    Ok(Json(c.blocking(move |c| packages::find(c, &id)).await?))
+    Ok(Json(c.blocking(move |c| records::package(c, &id)).await?))
 }
 
 pub async fn delete(
@@ -52,7 +52,7 @@ pub async fn info(
     State(c): Shared,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let package = c.blocking(move |c| packages::find(c, &id)).await?;
+    let package = c.blocking(move |c| records::package(c, &id)).await?;
     Ok(envelope_response(
         packages::envelope(&c, &package.id).await?,
     ))

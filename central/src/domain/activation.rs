@@ -10,7 +10,7 @@ use sitecast_common::protocol::ActivatedPackage;
 use sitecast_common::subnet::select_relays;
 use sitecast_common::wire::{ActivationRequest, CentralFallback, Deactivated, Package};
 
-use super::packages;
+use super::records;
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::RelayRecord;
@@ -19,7 +19,7 @@ use sitecast_common::stats;
 /// Activates package `id` for the sites the request names, or all sites; an
 /// activation already in force keeps the time it began. Relays hear at once.
 pub fn activate(c: &Central, id: &str, req: ActivationRequest) -> Result<Package, CentralError> {
-    let package = packages::find(c, id)?;
+    let package = records::package(c, id)?;
     let sites = match chosen_sites(c, req.sites, req.all_sites)? {
         Sites::Named(names) => Some(names),
         Sites::All => None,
@@ -135,7 +135,7 @@ pub fn deactivate(
     id: &str,
     req: ActivationRequest,
 ) -> Result<Deactivated, CentralError> {
-    let package = packages::find(c, id)?;
+    let package = records::package(c, id)?;
     let withdrawn = withdrawn(c, req)?;
     // Removing a site from an activation for all sites leaves every other site.
     let every_site: Vec<SiteName> = c.store.sites()?.into_iter().map(|s| s.name).collect();

@@ -4,33 +4,22 @@
 use std::collections::BTreeMap;
 
 use sitecast_common::groups;
-use sitecast_common::ids::{ComputerId, PackageId};
+use sitecast_common::ids::PackageId;
 use sitecast_common::wire::{Computer, ComputerDetail, ComputerPackage, Package, TagsRequest};
 
-use super::groups::criteria_error;
-use super::{containers, packages, rules};
+use super::records::{self, criteria_error};
+use super::{containers, rules};
 use crate::error::CentralError;
 use crate::state::Central;
-use crate::store::ComputerRecord;
 
 pub fn list(c: &Central) -> Result<Vec<Computer>, CentralError> {
     Ok(c.store.computers()?.iter().map(|c| c.to_wire()).collect())
 }
 
-/// The computer `id` names; a malformed id is as unknown as a missing one.
-pub fn find(c: &Central, id: &str) -> Result<ComputerRecord, CentralError> {
-    let cid: ComputerId = id
-        .parse()
-        .map_err(|_| CentralError::not_found("computer", id))?;
-    c.store
-        .computer(&cid)?
-        .ok_or_else(|| CentralError::not_found("computer", id))
-}
-
 /// A computer, its packages (installed, or with a job) by package name then
 /// version, and its jobs (OCO's computer page).
 pub fn show(c: &Central, id: &str) -> Result<ComputerDetail, CentralError> {
-    let computer = find(c, id)?;
+    let computer = records::computer(c, id)?;
     let jobs = c.store.jobs_on(&computer.id)?;
     let mut packages: BTreeMap<PackageId, ComputerPackage> = BTreeMap::new();
     for j in &jobs {
@@ -82,7 +71,7 @@ fn blank_line(p: Package) -> ComputerPackage {
 
 /// The computer's tags from now on; its rules are re-evaluated.
 pub fn set_tags(c: &Central, id: &str, req: TagsRequest) -> Result<Computer, CentralError> {
-    let cid = find(c, id)?.id;
+    let cid = records::computer(c, id)?.id;
     let tags = groups::parse_tags(&req.tags).map_err(criteria_error)?;
     let record = c
         .store
@@ -97,8 +86,8 @@ pub fn set_tags(c: &Central, id: &str, req: TagsRequest) -> Result<Computer, Cen
 /// the computer, and its jobs there, without running anything on the computer.
 /// A rule that wants the package there makes its job again (OCO).
 pub fn remove_assignment(c: &Central, computer: &str, package: &str) -> Result<(), CentralError> {
-    let cid = find(c, computer)?.id;
-    let pid = packages::find(c, package)?.id;
+    let cid = records::computer(c, computer)?.id;
+    let pid = records::package(c, package)?.id;
     let removed = c.store.forget(&cid, &pid)?;
     rules::after_computer_change(c, &cid);
     if !removed {

@@ -26,9 +26,9 @@ use sitecast_common::wire::{
 };
 use sitecast_common::wire::{Wake, DEFAULT_RESTART_TIMEOUT, MAX_RESTART_TIMEOUT};
 
-use super::groups::choose_computers;
-use super::packages::{self, uninstallable};
 use super::power;
+use super::records::{self, uninstallable};
+use super::targets;
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::{ContainerPower, ContainerRecord, JobRecord, Store};
@@ -434,7 +434,7 @@ pub fn create(c: &Central, req: ContainerRequest) -> Result<Container, CentralEr
     };
     let mut chosen: Vec<Package> = Vec::new();
     for id in &req.packages {
-        let p = packages::find(c, id)?;
+        let p = records::package(c, id)?;
         if kind == JobKind::Uninstall && !uninstallable(&p) {
             return Err(bad(
                 "packages",
@@ -449,7 +449,7 @@ pub fn create(c: &Central, req: ContainerRequest) -> Result<Container, CentralEr
         }
         chosen.push(p);
     }
-    let computers = choose_computers(c, &req.target())?;
+    let computers = targets::choose(c, &req.target())?;
     if computers.is_empty() {
         return Err(bad(
             "computers",
@@ -539,8 +539,8 @@ pub fn cancel(c: &Central, id: &str) -> Result<ContainerChanged, CentralError> {
 /// package get one, in a new container with defaults; the others are
 /// `unchanged`. The answer names the new container (none if nobody needed a job).
 pub fn assign(c: &Central, id: &str, req: AssignmentRequest) -> Result<Assigned, CentralError> {
-    let package = packages::find(c, id)?;
-    let chosen = choose_computers(c, &req.target())?;
+    let package = records::package(c, id)?;
+    let chosen = targets::choose(c, &req.target())?;
     assign_to(c, &package, chosen, c.clock.now())
 }
 

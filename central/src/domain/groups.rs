@@ -7,30 +7,21 @@
 //! loop) and the change it allows are one step.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
-use sitecast_common::groups::{self, Criteria};
+use sitecast_common::groups::Criteria;
 use sitecast_common::ids::{ComputerId, GroupName, PackageId};
 use sitecast_common::wire::{
     Group, GroupMember, GroupRequest, MembersRequest, PackageGroup, PackageGroupMember,
-    PackageGroupRequest, PackageMembersRequest, Target,
+    PackageGroupRequest, PackageMembersRequest,
 };
 
-use super::computers::find as find_computer;
-use super::packages::find as find_package;
-use super::relays::parse_subnet;
+use super::records::{self, criteria_error, group_name, in_group};
 use super::rules;
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::{ComputerRecord, GroupRecord, PackageGroupRecord, RuleSpec};
 
 const DESCRIPTION_MAX: usize = 4000;
-
-pub fn group_name(field: &str, text: &str) -> Result<GroupName, CentralError> {
-    text.trim()
-        .parse()
-        .map_err(|e| CentralError::invalid(format!("bad {field}: {e}")))
-}
 
 fn description(text: Option<&str>) -> Result<String, CentralError> {
     let v = text.unwrap_or("").trim();
@@ -42,104 +33,12 @@ fn description(text: Option<&str>) -> Result<String, CentralError> {
     Ok(v.to_owned())
 }
 
-pub fn criteria_error(e: groups::CriteriaError) -> CentralError {
-    CentralError::invalid(e.to_string())
-}
-
-/// Whether the computer is in the group: a static member, or matched by its criteria.
-pub fn in_group(group: &GroupRecord, computer: &ComputerRecord) -> bool {
-    group.computers.contains(&computer.id)
-        || (!group.criteria.is_empty() && group.criteria.matches(computer.candidate()))
-}
-
 /// The group's members among `computers`, in their order.
 pub fn members<'a>(
     group: &GroupRecord,
     computers: &'a [ComputerRecord],
 ) -> Vec<&'a ComputerRecord> {
     computers.iter().filter(|c| in_group(group, c)).collect()
-}
-
-pub fn find_group(c: &Central, name: &str) -> Result<GroupRecord, CentralError> {
-    let n: GroupName = name
-        .parse()
-        .map_err(|_| CentralError::not_found("group", name))?;
-    c.store
-        .group(&n)?
-        .ok_or_else(|| CentralError::not_found("group", name))
-}
-
-fn find_package_group(c: &Central, name: &str) -> Result<PackageGroupRecord, CentralError> {
-    let n: GroupName = name
-        .parse()
-        .map_err(|_| CentralError::not_found("package group", name))?;
-    c.store
-        .package_group(&n)?
-        .ok_or_else(|| CentralError::not_found("package group", name))
-}
-
-/// The computers a request chooses: the listed ones, or those every given
-/// filter lets through (`all`, `subnet`, `group`, `tags`, `os`, `hostnames`).
-pub fn choose_computers(c: &Central, t: &Target) -> Result<Vec<ComputerId>, CentralError> {
-    let computers = c.store.computers()?;
-    let given = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|l| !l.is_empty());
-    let filtered = t.all == Some(true)
-        || t.subnet.is_some()
-        || t.group.is_some()
-        || given(&t.tags)
-        || given(&t.os)
-        || given(&t.hostnames);
-    if let Some(list) = &t.computers {
-        if filtered {
-            return Err(CentralError::invalid(
-                "bad request body: computers:[...] lists the computers; it does not combine with all, subnet, group, tags, os or hostnames",
-            ));
-        }
-        if list.is_empty() {
-            return Err(CentralError::invalid("bad computers: the list is empty"));
-        }
-        let mut ids = Vec::new();
-        for text in list {
-            let id: ComputerId = text
-                .parse()
-                .map_err(|_| CentralError::not_found("computer", text))?;
-            if !computers.iter().any(|c| c.id == id) {
-                return Err(CentralError::not_found("computer", text));
-            }
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        return Ok(ids);
-    }
-    if !filtered {
-        return Err(CentralError::invalid(
-            "bad request body: choose computers with computers:[...], all:true, subnet, group, tags, os or hostnames",
-        ));
-    }
-    let subnet = t
-        .subnet
-        .as_deref()
-        .map(|s| parse_subnet("subnet", s))
-        .transpose()?;
-    let group = t.group.as_deref().map(|g| find_group(c, g)).transpose()?;
-    let empty = Vec::new();
-    let criteria = Criteria::parse(
-        &empty,
-        t.tags.as_ref().unwrap_or(&empty),
-        t.os.as_ref().unwrap_or(&empty),
-        t.hostnames.as_ref().unwrap_or(&empty),
-    )
-    .map_err(criteria_error)?;
-    Ok(computers
-        .iter()
-        .filter(|rec| {
-            subnet.is_none_or(|net| rec.addresses.iter().any(|a: &IpAddr| net.contains(a)))
-        })
-        .filter(|rec| group.as_ref().is_none_or(|g| in_group(g, rec)))
-        .filter(|rec| criteria.matches(rec.candidate()))
-        .map(|rec| rec.id.clone())
-        .collect())
 }
 
 /// Rules whose computers or packages are the group.
@@ -201,7 +100,7 @@ fn package_group_view(c: &Central, g: PackageGroupRecord) -> Result<PackageGroup
 fn computer_ids(c: &Central, list: &[String]) -> Result<Vec<ComputerId>, CentralError> {
     let mut ids: Vec<ComputerId> = Vec::new();
     for text in list {
-        let id = find_computer(c, text)?.id;
+        let id = records::computer(c, text)?.id;
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -212,7 +111,7 @@ fn computer_ids(c: &Central, list: &[String]) -> Result<Vec<ComputerId>, Central
 fn package_ids(c: &Central, list: &[String]) -> Result<Vec<PackageId>, CentralError> {
     let mut ids: Vec<PackageId> = Vec::new();
     for text in list {
-        let id = find_package(c, text)?.id;
+        let id = records::package(c, text)?.id;
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -244,13 +143,13 @@ pub fn list_groups(c: &Central) -> Result<Vec<Group>, CentralError> {
 }
 
 pub fn show_group(c: &Central, name: &str) -> Result<Group, CentralError> {
-    let g = find_group(c, name)?;
+    let g = records::group(c, name)?;
     group_view(c, g)
 }
 
 /// Deletes a computer group no rule uses.
 pub fn delete_group(c: &Central, name: &str) -> Result<(), CentralError> {
-    let g = find_group(c, name)?;
+    let g = records::group(c, name)?;
     let n = g.name;
     let _guard = c.evaluating();
     let users = rules_using(c, |r| r.group.as_ref() == Some(&n))?;
@@ -290,7 +189,7 @@ fn change_members(
 }
 
 pub fn add_members(c: &Central, name: &str, req: MembersRequest) -> Result<Group, CentralError> {
-    let g = find_group(c, name)?;
+    let g = records::group(c, name)?;
     if req.computers.is_empty() {
         return Err(CentralError::invalid("bad computers: the list is empty"));
     }
@@ -305,7 +204,7 @@ pub fn add_members(c: &Central, name: &str, req: MembersRequest) -> Result<Group
 }
 
 pub fn remove_member(c: &Central, name: &str, computer: &str) -> Result<Group, CentralError> {
-    let g = find_group(c, name)?;
+    let g = records::group(c, name)?;
     let Some(id) = g
         .computers
         .iter()
@@ -345,13 +244,13 @@ pub fn list_package_groups(c: &Central) -> Result<Vec<PackageGroup>, CentralErro
 }
 
 pub fn show_package_group(c: &Central, name: &str) -> Result<PackageGroup, CentralError> {
-    let g = find_package_group(c, name)?;
+    let g = records::package_group(c, name)?;
     package_group_view(c, g)
 }
 
 /// Deletes a package group no rule deploys.
 pub fn delete_package_group(c: &Central, name: &str) -> Result<(), CentralError> {
-    let g = find_package_group(c, name)?;
+    let g = records::package_group(c, name)?;
     let n = g.name;
     let _guard = c.evaluating();
     let users = rules_using(c, |r| r.package_group == n)?;
@@ -393,7 +292,7 @@ pub fn add_packages(
     name: &str,
     req: PackageMembersRequest,
 ) -> Result<PackageGroup, CentralError> {
-    let g = find_package_group(c, name)?;
+    let g = records::package_group(c, name)?;
     if req.packages.is_empty() {
         return Err(CentralError::invalid("bad packages: the list is empty"));
     }
@@ -412,7 +311,7 @@ pub fn remove_package(
     name: &str,
     package: &str,
 ) -> Result<PackageGroup, CentralError> {
-    let g = find_package_group(c, name)?;
+    let g = records::package_group(c, name)?;
     let Some(id) = g.packages.iter().find(|id| id.as_str() == package).cloned() else {
         return Err(CentralError::not_found(
             "package",

@@ -18,6 +18,8 @@ pub mod groups;
 pub mod packages;
 pub mod polling;
 pub mod power;
+pub mod records;
 pub mod relays;
 pub mod rules;
 pub mod stats;
+pub mod targets;

@@ -10,34 +10,20 @@ mod draft;
 use futures_util::{Stream, StreamExt};
 use sitecast_common::fragment::sha256_hex;
 use sitecast_common::ids::PackageId;
-use sitecast_common::info::{ActionDoc, Archive, Info};
+use sitecast_common::info::{Archive, Info};
 use sitecast_common::signing;
 use sitecast_common::wire::{Package, UploadParams};
 use std::sync::Arc;
 
+use super::records;
 use crate::error::CentralError;
 use crate::packaging::{UploadError, UploadSink};
 use crate::state::Central;
 
 pub use draft::package_view;
 
-/// The package `id` names; a malformed id is as unknown as a missing one.
-pub fn find(c: &Central, id: &str) -> Result<Package, CentralError> {
-    let pid: PackageId = id
-        .parse()
-        .map_err(|_| CentralError::not_found("package", id))?;
-    c.store
-        .package(&pid)?
-        .ok_or_else(|| CentralError::not_found("package", id))
-}
-
 pub fn list(c: &Central) -> Result<Vec<Package>, CentralError> {
     c.store.packages()
-}
-
-/// Whether an uninstall job can do anything with the package.
-pub fn uninstallable(p: &Package) -> bool {
-    p.uninstall.is_some() || matches!(p.action, ActionDoc::Store { .. })
 }
 
 /// Streams an upload into a new package: checks the parameters, writes the
@@ -169,7 +155,7 @@ fn upload_error(e: Option<UploadError>) -> CentralError {
 /// Deletes a package: its record, its place in package groups, its deltas and
 /// its files; relays drop it.
 pub fn delete(c: &Central, id: &str) -> Result<(), CentralError> {
-    let package = find(c, id)?;
+    let package = records::package(c, id)?;
     c.store.delete_package(&package.id)?;
     super::groups::forget_package(c, &package.id)?;
     c.deltas.forget(&package.id)?;

@@ -14,7 +14,7 @@ use sitecast_common::wire::{
     RelayRef, StatusReport,
 };
 
-use super::{packages, rules, stats};
+use super::{records, rules, stats};
 use crate::error::CentralError;
 use crate::jitter;
 use crate::state::Central;
@@ -190,7 +190,7 @@ pub fn poll(
 /// The package, if this computer has a job for it: central serves packages
 /// only to the computers they are meant for.
 pub fn assigned_package(c: &Central, me: &ComputerId, id: &str) -> Result<Package, CentralError> {
-    let package = packages::find(c, id)?;
+    let package = records::package(c, id)?;
     if !c.store.has_job(&package.id, me)? {
         return Err(CentralError::not_found("package", id));
     }

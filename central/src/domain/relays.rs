@@ -12,6 +12,7 @@ use sitecast_common::wire::{
     RelayRequest, Site, SiteRequest,
 };
 
+use super::records::parse_subnet;
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::RelayRecord;
@@ -19,12 +20,6 @@ use crate::tokens;
 
 /// Longest problem detail kept (the start says what happened; the rest is noise).
 pub const PROBLEM_DETAIL: usize = 1024;
-
-pub fn parse_subnet(field: &str, text: &str) -> Result<IpNet, CentralError> {
-    text.trim()
-        .parse::<IpNet>()
-        .map_err(|_| CentralError::invalid(format!("bad {field}: '{text}' is not a CIDR subnet")))
-}
 
 fn parse_subnets(field: &str, list: &[String]) -> Result<Vec<IpNet>, CentralError> {
     list.iter().map(|s| parse_subnet(field, s)).collect()

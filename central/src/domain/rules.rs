@@ -20,8 +20,7 @@ use sitecast_common::groups::{self, InstalledPackage, RulePackage};
 use sitecast_common::ids::{ComputerId, GroupName, PackageId};
 use sitecast_common::wire::{Evaluation, Package};
 
-use super::groups::in_group;
-use super::packages::uninstallable;
+use super::records::{in_group, uninstallable};
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::{ComputerRecord, ContainerRecord, GroupRecord, InstalledRecord, RuleSpec};

@@ -9,7 +9,7 @@ use sitecast_common::stats;
 use sitecast_common::status::StatusCode as Status;
 use sitecast_common::wire::{ComputerStat, JobKind, Stats, ValidateRequest, Validated};
 
-use super::packages;
+use super::records;
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::JobRecord;
@@ -33,7 +33,7 @@ fn lines(c: &Central, package: &PackageId) -> Result<Vec<JobRecord>, CentralErro
 }
 
 pub fn of_package(c: &Central, id: &str) -> Result<Stats, CentralError> {
-    let package = packages::find(c, id)?;
+    let package = records::package(c, id)?;
     let mut counts = BTreeMap::new();
     let mut by_status: BTreeMap<Status, Vec<ComputerId>> = BTreeMap::new();
     let mut computers = Vec::new();
@@ -91,7 +91,7 @@ fn validated_statuses(what: Option<&str>) -> Result<&'static [Status], CentralEr
 /// statistics), "Unaffect not notified" (cancel assignments no agent has
 /// picked up yet) and "Validate all" (both).
 pub fn validate(c: &Central, id: &str, req: ValidateRequest) -> Result<Validated, CentralError> {
-    let package = packages::find(c, id)?;
+    let package = records::package(c, id)?;
     let statuses = validated_statuses(req.what.as_deref())?;
     let removed = c
         .store

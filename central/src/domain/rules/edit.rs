@@ -11,7 +11,7 @@ use sitecast_common::wire::{Rule, RuleEvaluated, RuleRequest, RuleUpdate};
 
 use super::{covering, covers, evaluate, group_packages, load, reevaluate_all, rules, Evaluating};
 use crate::domain::containers::{self, container_id, DEFAULT_BACKOFF};
-use crate::domain::groups::{criteria_error, group_name};
+use crate::domain::records::{criteria_error, group_name};
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::{ContainerPower, ContainerRecord, RuleSpec};
