@@ -613,7 +613,13 @@ fn load_sources(path: &Path) -> BTreeMap<Option<RelayId>, u64> {
     let Ok(bytes) = std::fs::read(path) else {
         return BTreeMap::new();
     };
-    let list: Vec<SourceBytes> = serde_json::from_slice(&bytes).unwrap_or_default();
+    let list: Vec<SourceBytes> = match serde_json::from_slice(&bytes) {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the bytes counted so far; counting from zero");
+            Vec::new()
+        }
+    };
     let mut counts = BTreeMap::new();
     for s in list {
         *counts.entry(s.relay_id).or_insert(0u64) += s.bytes;

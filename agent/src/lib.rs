@@ -66,9 +66,14 @@ pub fn addresses(bind: Option<IpAddr>) -> Vec<IpAddr> {
     if let Some(ip) = bind {
         return vec![ip];
     }
-    let all: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect())
-        .unwrap_or_default();
+    let all: Vec<IpAddr> = match if_addrs::get_if_addrs() {
+        Ok(ifs) => ifs.into_iter().map(|i| i.ip()).collect(),
+        Err(e) => {
+            // Central keeps the addresses it saw last; relays are then chosen by those.
+            tracing::warn!(error = %e, "cannot list the network interfaces");
+            Vec::new()
+        }
+    };
     let outside: Vec<IpAddr> = all.iter().copied().filter(|a| !a.is_loopback()).collect();
     if outside.is_empty() {
         all

@@ -168,9 +168,11 @@ impl CentralConfig {
         time_zone(&self.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
     }
 
-    pub fn to_toml(&self) -> String {
-        let body = toml::to_string(self).unwrap_or_default();
-        format!("# Sitecast central. See README.md for every setting.\n{body}")
+    pub fn to_toml(&self) -> Result<String, CentralError> {
+        let body = toml::to_string(self).map_err(|e| CentralError::Encode(e.to_string()))?;
+        Ok(format!(
+            "# Sitecast central. See README.md for every setting.\n{body}"
+        ))
     }
 }
 
@@ -186,7 +188,7 @@ mod tests {
             "127.0.0.1:4433".parse().unwrap(),
             vec!["localhost".into()],
         );
-        let back: CentralConfig = toml::from_str(&c.to_toml()).unwrap();
+        let back: CentralConfig = toml::from_str(&c.to_toml().unwrap()).unwrap();
         assert_eq!(back, c);
         let minimal: CentralConfig =
             toml::from_str("api_listen = \"0.0.0.0:1\"\nquic_listen = \"0.0.0.0:2\"").unwrap();

@@ -50,6 +50,8 @@ pub enum CentralError {
     },
     #[error("store: {0}")]
     Store(#[from] sled::Error),
+    #[error("cannot encode: {0}")]
+    Encode(String),
     #[error("store record {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("{path}: {reason}")]

@@ -162,7 +162,7 @@ fn populate(layout: &Layout, opts: &InitOptions) -> Result<(), CentralError> {
     )?;
 
     let config = CentralConfig::new(opts.api_listen, opts.quic_listen, opts.names.clone());
-    write_file(&layout.config(), config.to_toml().as_bytes(), 0o644)?;
+    write_file(&layout.config(), config.to_toml()?.as_bytes(), 0o644)?;
     for sub in ["keys", "tls", "."] {
         fsync_dir(&layout.dir.join(sub))?;
     }

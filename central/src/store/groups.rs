@@ -101,7 +101,7 @@ impl GroupStore for SledStore {
             &self.group_trees.groups,
             "group",
             &group.name,
-            encode(group),
+            encode(group)?,
         )
     }
 
@@ -132,7 +132,7 @@ impl GroupStore for SledStore {
             &self.group_trees.package_groups,
             "package group",
             &group.name,
-            encode(group),
+            encode(group)?,
         )
     }
 

@@ -255,11 +255,12 @@ impl Ops {
     }
 
     /// A job record and its two indexes.
-    fn put_job(&mut self, job: &JobRecord) {
+    fn put_job(&mut self, job: &JobRecord) -> Result<()> {
         let key = job.key();
-        self.put(T::Jobs, key.clone(), encode(job));
+        self.put(T::Jobs, key.clone(), encode(job)?);
         self.put(T::ByComputer, computer_index(job), key.clone());
         self.put(T::ByPackage, package_index(job), key);
+        Ok(())
     }
 
     /// Removes a job, its indexes, and the current pointer if it is this job.
@@ -484,11 +485,11 @@ impl JobStore for SledStore {
         let mut ops = Ops::default();
         let mut container = container.clone();
         container.seq = self.db.generate_id()?;
-        ops.put(T::Containers, container.id.as_str(), encode(&container));
+        ops.put(T::Containers, container.id.as_str(), encode(&container)?);
         for job in jobs {
             let mut job = job.clone();
             job.seq = self.db.generate_id()?;
-            ops.put_job(&job);
+            ops.put_job(&job)?;
         }
         self.apply(ops)
     }
@@ -613,7 +614,7 @@ impl JobStore for SledStore {
                 );
             }
             if changed {
-                ops.put(T::Jobs, job.key(), encode(&*job));
+                ops.put(T::Jobs, job.key(), encode(&*job)?);
             }
         }
         self.apply(ops)?;
@@ -669,7 +670,7 @@ impl JobStore for SledStore {
                                 package_id: package.clone(),
                                 installed_at: now,
                                 container_id: Some(job.container_id.clone()),
-                            }),
+                            })?,
                         ),
                         JobKind::Uninstall => ops.del(T::Installed, at),
                     }
@@ -699,13 +700,13 @@ impl JobStore for SledStore {
                             later.retry_at = None;
                             later.finished_at = Some(now);
                             later.updated_at = now;
-                            ops.put(T::Jobs, later.key(), encode(&*later));
+                            ops.put(T::Jobs, later.key(), encode(&*later)?);
                         }
                     }
                 }
             }
         }
-        ops.put(T::Jobs, key, encode(&job));
+        ops.put(T::Jobs, key, encode(&job)?);
         self.apply(ops)?;
         Ok(job)
     }
@@ -774,12 +775,12 @@ impl JobStore for SledStore {
         for mut job in self.jobs_with_prefix(&format!("{id}/"))? {
             if job.status.is_final() && !job.status.is_success() {
                 job.renew(now);
-                ops.put(T::Jobs, job.key(), encode(&job));
+                ops.put(T::Jobs, job.key(), encode(&job)?);
                 renewed += 1;
             }
         }
         if container.cancelled_at.take().is_some() {
-            ops.put(T::Containers, id.as_str(), encode(&container));
+            ops.put(T::Containers, id.as_str(), encode(&container)?);
         }
         self.apply(ops)?;
         Ok(Some(renewed))
@@ -803,12 +804,12 @@ impl JobStore for SledStore {
                 job.retry_at = None;
                 job.finished_at = Some(now);
                 job.updated_at = now;
-                ops.put(T::Jobs, job.key(), encode(&job));
+                ops.put(T::Jobs, job.key(), encode(&job)?);
                 cancelled += 1;
             }
         }
         container.cancelled_at.get_or_insert(now);
-        ops.put(T::Containers, id.as_str(), encode(&container));
+        ops.put(T::Containers, id.as_str(), encode(&container)?);
         self.apply(ops)?;
         Ok(Some(cancelled))
     }
@@ -835,7 +836,7 @@ impl JobStore for SledStore {
         };
         change(&mut container);
         let mut ops = Ops::default();
-        ops.put(T::Containers, id.as_str(), encode(&container));
+        ops.put(T::Containers, id.as_str(), encode(&container)?);
         self.apply(ops)?;
         Ok(Some(container))
     }
@@ -910,14 +911,14 @@ impl JobStore for SledStore {
                             ));
                             job.finished_at = Some(now);
                         }
-                        ops.put_job(&job);
+                        ops.put_job(&job)?;
                         done.added += 1;
                     }
                     Change::Renew(order) => {
                         if let Some(job) = mine.iter().find(|j| j.order == order) {
                             let mut job = job.clone();
                             job.renew(now);
-                            ops.put(T::Jobs, job.key(), encode(&job));
+                            ops.put(T::Jobs, job.key(), encode(&job)?);
                             done.renewed += 1;
                         }
                     }

@@ -254,9 +254,10 @@ pub struct SledStore {
     jobs_lock: std::sync::Mutex<()>,
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Records are plain data; serialising them into memory cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    // Records are plain data, but a map with a non-string key would not
+    // serialise: say so rather than store an empty record.
+    serde_json::to_vec(value).map_err(|e| CentralError::Encode(e.to_string()))
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
@@ -332,7 +333,7 @@ impl SledStore {
         token_sha256: [u8; 32],
         owner: &TokenOwner,
     ) -> Result<()> {
-        let owner = encode(owner);
+        let owner = encode(owner)?;
         (tree, &self.tokens)
             .transaction(|(records, tokens)| {
                 if records.get(id)?.is_some() {
@@ -364,7 +365,7 @@ impl SledStore {
             let mut value: T = decode(key.as_bytes(), &old)?;
             change(&mut value);
             if tree
-                .compare_and_swap(key, Some(&old), Some(encode(&value)))?
+                .compare_and_swap(key, Some(&old), Some(encode(&value)?))?
                 .is_ok()
             {
                 return Ok(Some(value));
@@ -382,7 +383,7 @@ impl Store for SledStore {
         let swapped = self.sites.compare_and_swap(
             site.name.as_str(),
             None as Option<&[u8]>,
-            Some(encode(site)),
+            Some(encode(site)?),
         )?;
         if swapped.is_err() {
             return Err(CentralError::Conflict(format!(
@@ -406,7 +407,7 @@ impl Store for SledStore {
             &self.relays,
             "relay",
             relay.id.as_str(),
-            encode(relay),
+            encode(relay)?,
             token_sha256,
             &TokenOwner::Relay(relay.id.clone()),
         )
@@ -417,7 +418,7 @@ impl Store for SledStore {
     }
 
     fn delete_relay(&self, id: &RelayId) -> Result<bool> {
-        let owner = encode(&TokenOwner::Relay(id.clone()));
+        let owner = encode(&TokenOwner::Relay(id.clone()))?;
         let existed = self.relays.remove(id.as_str())?.is_some();
         // Revoke its token too: a deleted relay must not be able to connect again.
         for kv in self.tokens.iter() {
@@ -477,6 +478,7 @@ impl Store for SledStore {
 
     fn add_package(&self, package: &Package) -> Result<()> {
         let key = name_key(&package.name, &package.version);
+        let record = encode(package)?;
         (&self.packages, &self.names)
             .transaction(|(packages, names)| {
                 if names.get(&key)?.is_some() {
@@ -492,7 +494,7 @@ impl Store for SledStore {
                         format!("package id '{}' already exists", package.id),
                     )));
                 }
-                packages.insert(package.id.as_str(), encode(package))?;
+                packages.insert(package.id.as_str(), record.as_slice())?;
                 names.insert(key.clone(), package.id.as_str())?;
                 Ok(())
             })
@@ -595,7 +597,11 @@ impl Store for SledStore {
                 None => ActivationTimes::default(),
             };
             change(&mut times);
-            let new = (times != ActivationTimes::default()).then(|| encode(&times));
+            let new = if times == ActivationTimes::default() {
+                None
+            } else {
+                Some(encode(&times)?)
+            };
             if self
                 .activation_times
                 .compare_and_swap(id.as_str(), old, new)?
@@ -627,7 +633,7 @@ impl Store for SledStore {
             &self.computers,
             "computer",
             computer.id.as_str(),
-            encode(computer),
+            encode(computer)?,
             token_sha256,
             &TokenOwner::Agent(computer.id.clone()),
         )

@@ -116,8 +116,8 @@ impl PowerStore for SledStore {
         let _guard = self.jobs_lock();
         let lines: Vec<(Vec<u8>, Vec<u8>)> = computers
             .iter()
-            .map(|w| (pair(container.as_str(), w.computer_id.as_str()), encode(w)))
-            .collect();
+            .map(|w| Ok((pair(container.as_str(), w.computer_id.as_str()), encode(w)?)))
+            .collect::<Result<_>>()?;
         let recorded = (&self.job_trees.containers, &self.wakes)
             .transaction(|(containers, wakes)| {
                 let key = container.as_str().as_bytes();
@@ -130,7 +130,8 @@ impl PowerStore for SledStore {
                     return Ok(false);
                 }
                 record.power.woken_at = Some(at);
-                containers.insert(key, encode(&record))?;
+                let bytes = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                containers.insert(key, bytes)?;
                 for (k, v) in &lines {
                     wakes.insert(k.as_slice(), v.as_slice())?;
                 }
@@ -168,7 +169,7 @@ impl PowerStore for SledStore {
             };
             let stored: WokenComputer = decode(&key, &bytes)?;
             if &stored == read && new.computer_id == read.computer_id {
-                batch.insert(key, encode(new));
+                batch.insert(key, encode(new)?);
                 replaced.push(new.computer_id.clone());
             }
         }
@@ -228,7 +229,7 @@ impl PowerStore for SledStore {
                 tracing::info!(%computer, container = %id, %expiry, "computer did not come up within wol_shutdown_expiry of its wake; it will not be shut down");
             }
             if line != before {
-                batch.insert(key, encode(&line));
+                batch.insert(key, encode(&line)?);
                 changed = true;
             }
         }
