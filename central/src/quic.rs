@@ -19,11 +19,10 @@ use sitecast_common::ids::RelayId;
 use sitecast_common::protocol::{self, CentralMessage, RelayMessage, Request, Response};
 use tokio::io::AsyncReadExt;
 
-use crate::domain::activation;
+use crate::domain::{activation, relays};
 use crate::error::CentralError;
 use crate::state::Central;
-use crate::store::{RelayRecord, TokenOwner};
-use crate::tokens;
+use crate::store::RelayRecord;
 
 /// A relay that says nothing is dropped after this long.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,21 +154,8 @@ async fn hello(
             "the first message must be a hello".into(),
         ));
     };
-    let refuse = |reason: String| LinkError::Refused(reason);
-    let relay = if version != protocol::VERSION {
-        Err(refuse(format!(
-            "protocol version {version} is not supported (central speaks {})",
-            protocol::VERSION
-        )))
-    } else {
-        match central.store.token_owner(tokens::digest(&token))? {
-            Some(TokenOwner::Relay(id)) if id == relay_id => match central.store.relay(&id)? {
-                Some(r) => Ok(r),
-                None => Err(refuse(format!("relay '{relay_id}' was deleted"))),
-            },
-            _ => Err(refuse(format!("bad token for relay '{relay_id}'"))),
-        }
-    };
+    let relay = relays::authenticate(central, version, &relay_id, &token)?
+        .map_err(|refusal| LinkError::Refused(refusal.to_string()));
     match relay {
         Ok(relay) => {
             tracing::info!(relay = %relay.id, %software, peer = %conn.remote_address(), "relay connected");
@@ -254,12 +240,9 @@ async fn record(
 ) -> Result<(), LinkError> {
     let central = Arc::clone(central);
     let id = id.clone();
-    tokio::task::spawn_blocking(move || {
-        let now = central.clock.now();
-        central.store.record_relay_report(&id, report.as_ref(), now)
-    })
-    .await
-    .map_err(|e| LinkError::Refused(format!("store task failed: {e}")))??;
+    central
+        .blocking(move |c| relays::record_report(c, &id, report.as_ref()))
+        .await?;
     Ok(())
 }
 

@@ -27,7 +27,7 @@ use sitecast_common::wire::{
 use sitecast_common::wire::{Wake, DEFAULT_RESTART_TIMEOUT, MAX_RESTART_TIMEOUT};
 
 use super::power;
-use super::records::{self, uninstallable};
+use super::records::{self, text, uninstallable};
 use super::targets;
 use crate::error::CentralError;
 use crate::state::Central;
@@ -44,23 +44,6 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(300);
 
 fn bad(field: &str, e: impl std::fmt::Display) -> CentralError {
     CentralError::invalid(format!("bad {field}: {e}"))
-}
-
-fn text(field: &str, value: &str, max: usize, empty_ok: bool) -> Result<String, CentralError> {
-    let v = value.trim();
-    if (!empty_ok && v.is_empty())
-        || v.len() > max
-        || v.chars().any(|c| c.is_control() && c != '\n')
-    {
-        return Err(bad(
-            field,
-            format!(
-                "must be {} to {max} printable characters",
-                u8::from(!empty_ok)
-            ),
-        ));
-    }
-    Ok(v.to_owned())
 }
 
 /// The settings of a container, validated (everything but its jobs).

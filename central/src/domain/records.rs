@@ -79,3 +79,34 @@ pub fn parse_subnet(field: &str, text: &str) -> Result<IpNet, CentralError> {
         .parse::<IpNet>()
         .map_err(|_| CentralError::invalid(format!("bad {field}: '{text}' is not a CIDR subnet")))
 }
+
+/// A name or description as admins give it: trimmed, `1..=max` bytes (`0..`
+/// with `empty_ok`), printable but for line breaks; the error names `field`.
+pub fn text(field: &str, value: &str, max: usize, empty_ok: bool) -> Result<String, CentralError> {
+    let v = value.trim();
+    if (!empty_ok && v.is_empty())
+        || v.len() > max
+        || v.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(CentralError::invalid(format!(
+            "bad {field}: must be {} to {max} printable characters",
+            u8::from(!empty_ok)
+        )));
+    }
+    Ok(v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text;
+
+    #[test]
+    fn text_is_trimmed_printable_and_bounded() {
+        assert_eq!(text("name", "  a\nb ", 10, false).unwrap(), "a\nb");
+        assert_eq!(text("description", "", 10, true).unwrap(), "");
+        let empty = text("name", " ", 10, false).unwrap_err().to_string();
+        assert_eq!(empty, "bad name: must be 1 to 10 printable characters");
+        assert!(text("name", "a\tb", 10, false).is_err());
+        assert!(text("name", "abcdef", 5, false).is_err());
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use ipnet::IpNet;
 use sitecast_common::ids::{slug, ComputerId, RelayId, SiteName};
+use sitecast_common::protocol::{self, RelayReport};
 use sitecast_common::wire::{
     CentralStatus, Holding, Package, ProblemReport, Relay, RelayCreated, RelayProblem,
     RelayRequest, Site, SiteRequest,
@@ -15,7 +16,7 @@ use sitecast_common::wire::{
 use super::records::parse_subnet;
 use crate::error::CentralError;
 use crate::state::Central;
-use crate::store::RelayRecord;
+use crate::store::{RelayRecord, TokenOwner};
 use crate::tokens;
 
 /// Longest problem detail kept (the start says what happened; the rest is noise).
@@ -168,6 +169,51 @@ pub fn status(c: &Central) -> CentralStatus {
         bytes_to_relays: c.bytes_to_relays.load(Ordering::Relaxed),
         relays_connected: c.changes.receiver_count() as u64,
     }
+}
+
+/// Why central refuses a relay's hello; the text goes back to the relay.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "protocol version {version} is not supported (central speaks {})",
+        protocol::VERSION
+    )]
+    Version { version: u32 },
+    #[error("bad token for relay '{relay}'")]
+    BadToken { relay: RelayId },
+    #[error("relay '{relay}' was deleted")]
+    Deleted { relay: RelayId },
+}
+
+/// The relay a hello authenticates: the protocol version spoken, and the token
+/// central issued to `relay` (its digest, as stored).
+pub fn authenticate(
+    c: &Central,
+    version: u32,
+    relay: &RelayId,
+    token: &str,
+) -> Result<Result<RelayRecord, Refusal>, CentralError> {
+    if version != protocol::VERSION {
+        return Ok(Err(Refusal::Version { version }));
+    }
+    Ok(match c.store.token_owner(tokens::digest(token))? {
+        Some(TokenOwner::Relay(id)) if &id == relay => match c.store.relay(&id)? {
+            Some(r) => Ok(r),
+            None => Err(Refusal::Deleted { relay: id }),
+        },
+        _ => Err(Refusal::BadToken {
+            relay: relay.clone(),
+        }),
+    })
+}
+
+/// Records what a relay reports (none: it just connected) at central's now.
+pub fn record_report(
+    c: &Central,
+    relay: &RelayId,
+    report: Option<&RelayReport>,
+) -> Result<(), CentralError> {
+    c.store.record_relay_report(relay, report, c.clock.now())
 }
 
 /// The first `max` bytes of `text`, cut at a character boundary.

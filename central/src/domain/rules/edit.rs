@@ -11,7 +11,7 @@ use sitecast_common::wire::{Rule, RuleEvaluated, RuleRequest, RuleUpdate};
 
 use super::{covering, covers, evaluate, group_packages, load, reevaluate_all, rules, Evaluating};
 use crate::domain::containers::{self, container_id, DEFAULT_BACKOFF};
-use crate::domain::records::{criteria_error, group_name};
+use crate::domain::records::{criteria_error, group_name, text};
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::{ContainerPower, ContainerRecord, RuleSpec};
@@ -125,20 +125,6 @@ fn find_rule(c: &Central, id: &str) -> Result<ContainerRecord, CentralError> {
         .container(&cid)?
         .filter(|r| r.rule.is_some())
         .ok_or_else(|| CentralError::not_found("rule", id))
-}
-
-fn text(field: &str, value: &str, max: usize, empty_ok: bool) -> Result<String, CentralError> {
-    let v = value.trim();
-    if (!empty_ok && v.is_empty())
-        || v.len() > max
-        || v.chars().any(|c| c.is_control() && c != '\n')
-    {
-        return Err(CentralError::invalid(format!(
-            "bad {field}: must be {} to {max} printable characters",
-            u8::from(!empty_ok)
-        )));
-    }
-    Ok(v.to_owned())
 }
 
 fn sequence(text: &str) -> Result<Sequence, CentralError> {
