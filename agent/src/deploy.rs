@@ -24,13 +24,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
 use sitecast_common::fragment::sha256_hex;
-use sitecast_common::ids::{ComputerId, PackageId, RelayId};
+use sitecast_common::ids::{PackageId, RelayId};
 use sitecast_common::info::Info;
 use sitecast_common::signing::{self, VerifyError};
 use sitecast_common::status::StatusCode;
@@ -41,11 +40,11 @@ use sitecast_common::wire::{
 };
 
 use crate::backoff::Backoff;
-use crate::client::{Client, Source};
+use crate::client::Source;
+pub use crate::context::Context;
+pub(crate) use crate::context::{report, report_with};
 use crate::error::AgentError;
 use crate::install::{self, Installed};
-use crate::notify::Notifier;
-use crate::unpack::UnpackLimits;
 
 /// How often `DOWNLOADING` progress goes to central.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -64,21 +63,6 @@ pub enum Outcome {
     Done(StatusCode),
     /// Not finished: no allowed source has it yet, or the sources failed; try again later.
     Waiting(String),
-}
-
-/// What every deployment needs from the agent.
-pub struct Context {
-    pub computer_id: ComputerId,
-    pub client: Client,
-    pub keys: Vec<VerifyingKey>,
-    pub addresses: Vec<IpAddr>,
-    pub downloads: PathBuf,
-    pub work: PathBuf,
-    pub limits: UnpackLimits,
-    /// Relays skipped after they failed (shared by every package).
-    pub backoff: Mutex<Backoff>,
-    /// Tells the computer's user before and after an action.
-    pub notifier: Notifier,
 }
 
 impl Context {
@@ -150,23 +134,6 @@ impl Context {
         if let Err(e) = self.client.report(package.id(), &report).await {
             tracing::warn!(package = %package.id(), error = %e, "could not report progress to central");
         }
-    }
-}
-
-pub(crate) fn report(code: StatusCode) -> StatusReport {
-    StatusReport {
-        code,
-        exit_code: None,
-        output: None,
-        fragments_done: None,
-        sources: Vec::new(),
-    }
-}
-
-pub(crate) fn report_with(code: StatusCode, output: String) -> StatusReport {
-    StatusReport {
-        output: Some(output),
-        ..report(code)
     }
 }
 

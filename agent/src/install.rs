@@ -25,7 +25,7 @@ use sitecast_common::status::StatusCode;
 use sitecast_common::wire::StatusReport;
 
 use crate::action::{self, status_of, ActionError, CommandOutcome};
-use crate::deploy::{report, report_with, Context};
+use crate::context::{report, report_with, Context};
 use crate::manifest::Manifest;
 use crate::notify::{Answer, Notice};
 use crate::unpack;

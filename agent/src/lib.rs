@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod cycle;
 pub mod deploy;
 pub mod error;

@@ -1,0 +1,52 @@
+//! What every step of a deployment is given ([`Context`]: the agent's
+//! identity, its client to central, the keys infos are verified with, its
+//! directories, limits, relay back-off and notifier), and the status reports
+//! those steps make. Below `deploy`, `install` and `uninstall`, which all use it.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use ed25519_dalek::VerifyingKey;
+use sitecast_common::ids::ComputerId;
+use sitecast_common::status::StatusCode;
+use sitecast_common::wire::StatusReport;
+
+use crate::backoff::Backoff;
+use crate::client::Client;
+use crate::notify::Notifier;
+use crate::unpack::UnpackLimits;
+
+/// What every deployment needs from the agent.
+pub struct Context {
+    pub computer_id: ComputerId,
+    pub client: Client,
+    pub keys: Vec<VerifyingKey>,
+    pub addresses: Vec<IpAddr>,
+    pub downloads: PathBuf,
+    pub work: PathBuf,
+    pub limits: UnpackLimits,
+    /// Relays skipped after they failed (shared by every package).
+    pub backoff: Mutex<Backoff>,
+    /// Tells the computer's user before and after an action.
+    pub notifier: Notifier,
+}
+
+/// A report of `code` alone.
+pub(crate) fn report(code: StatusCode) -> StatusReport {
+    StatusReport {
+        code,
+        exit_code: None,
+        output: None,
+        fragments_done: None,
+        sources: Vec::new(),
+    }
+}
+
+/// A report of `code` with an output text.
+pub(crate) fn report_with(code: StatusCode, output: String) -> StatusReport {
+    StatusReport {
+        output: Some(output),
+        ..report(code)
+    }
+}
