@@ -64,12 +64,8 @@ fn serve(
     listeners: Listeners,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(sitecast_central::run(
-        Arc::clone(state),
-        listeners,
-        stop_signal(&rx),
-    ));
-    let task = tokio::spawn(async move { task.await.unwrap().unwrap() });
+    let run = sitecast_central::run(Arc::clone(state), listeners, stop_signal(&rx));
+    let task = tokio::spawn(async move { run.await.unwrap() });
     (stop, task)
 }
 

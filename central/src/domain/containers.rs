@@ -540,17 +540,22 @@ fn assign_to(
     let mut live: BTreeMap<ContainerId, bool> = BTreeMap::new();
     let mut busy: Vec<ComputerId> = Vec::new();
     for j in c.store.jobs_of_package(&package.id)? {
-        let container_live = match live.get(&j.container_id) {
-            Some(v) => *v,
-            None => {
-                let v = c.store.container(&j.container_id)?.is_some_and(|r| {
-                    let enabled = r.rule.as_ref().is_none_or(|spec| spec.enabled);
-                    enabled && r.end_at.is_none_or(|end| end > now)
-                });
-                live.insert(j.container_id.clone(), v);
-                v
-            }
-        };
+        // Only a waiting install's container matters to `jobs::busy`: read no
+        // other container (a package's history can hold many jobs).
+        let waiting_install = j.kind == JobKind::Install
+            && j.status == sitecast_common::status::StatusCode::WaitingNotification;
+        let container_live = waiting_install
+            && match live.get(&j.container_id) {
+                Some(v) => *v,
+                None => {
+                    let v = c.store.container(&j.container_id)?.is_some_and(|r| {
+                        let enabled = r.rule.as_ref().is_none_or(|spec| spec.enabled);
+                        enabled && r.end_at.is_none_or(|end| end > now)
+                    });
+                    live.insert(j.container_id.clone(), v);
+                    v
+                }
+            };
         let pending = PendingJob {
             kind: j.kind,
             status: j.status,

@@ -592,11 +592,17 @@ impl JobStore for SledStore {
         let order = jobs::poll_order(&candidates);
         let mut slots: Vec<Option<(ContainerRecord, JobRecord)>> =
             found.into_iter().map(Some).collect();
-        let mut chosen: Vec<(ContainerRecord, JobRecord)> =
-            order.iter().filter_map(|&i| slots[i].take()).collect();
+        // Whether each was the package's current job was read once, above.
+        let mut chosen: Vec<(ContainerRecord, JobRecord)> = Vec::new();
+        let mut was_current: Vec<bool> = Vec::new();
+        for &i in &order {
+            if let Some(pair) = slots[i].take() {
+                chosen.push(pair);
+                was_current.push(candidates[i].current);
+            }
+        }
         let mut ops = Ops::default();
-        for (_, job) in &mut chosen {
-            let current = self.current_key(computer, &job.package_id)?;
+        for ((_, job), current) in chosen.iter_mut().zip(was_current) {
             let mut changed = false;
             if job.status == StatusCode::WaitingNotification {
                 job.status = StatusCode::Notified;
@@ -606,7 +612,7 @@ impl JobStore for SledStore {
                 job.updated_at = now;
                 changed = true;
             }
-            if current.as_deref() != Some(job.key().as_slice()) {
+            if !current {
                 ops.put(
                     T::Current,
                     pair(computer.as_str(), job.package_id.as_str()),
