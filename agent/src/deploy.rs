@@ -31,12 +31,13 @@ use jiff::Timestamp;
 use sitecast_common::fragment::sha256_hex;
 use sitecast_common::ids::{PackageId, RelayId};
 use sitecast_common::info::Info;
+use sitecast_common::jobs::JobKind;
 use sitecast_common::signing::{self, VerifyError};
 use sitecast_common::status::StatusCode;
 use sitecast_common::subnet::select_relays;
 use sitecast_common::units;
 use sitecast_common::wire::{
-    CentralFallback, JobKind, PolledPackage, ProblemKind, ProblemReport, SourceBytes, StatusReport,
+    CentralFallback, PolledPackage, ProblemKind, ProblemReport, SourceBytes, StatusReport,
 };
 
 use crate::backoff::Backoff;

@@ -31,7 +31,8 @@ use std::time::Duration;
 pub use config::{AgentConfig, Layout};
 pub use error::AgentError;
 use sitecast_common::ids::PackageId;
-use sitecast_common::wire::{EnrollRequest, JobKind};
+use sitecast_common::jobs::JobKind;
+use sitecast_common::wire::EnrollRequest;
 
 pub use deploy::Outcome;
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use sitecast_agent::{enroll, once, run, EnrollOptions, Outcome};
+use sitecast_common::jobs::JobKind;
 use sitecast_common::power::MacAddr;
-use sitecast_common::wire::JobKind;
 
 #[derive(Parser)]
 #[command(name = "sitecast-agent", version, about = "Sitecast agent")]

@@ -20,8 +20,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sitecast_common::info::Info;
+use sitecast_common::power::MAX_RESTART_TIMEOUT;
 use sitecast_common::power::{MacAddr, PowerAction};
-use sitecast_common::wire::MAX_RESTART_TIMEOUT;
 use tokio::process::Command;
 
 use crate::error::AgentError;

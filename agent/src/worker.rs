@@ -31,10 +31,11 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use sitecast_common::deployment::{CycleConfig, Job};
 use sitecast_common::ids::PackageId;
+use sitecast_common::jobs::JobKind;
 use sitecast_common::power::MacAddr;
 use sitecast_common::status::StatusCode;
 use sitecast_common::units;
-use sitecast_common::wire::{JobKind, StatusReport};
+use sitecast_common::wire::StatusReport;
 
 use crate::backoff::Backoff;
 use crate::client::{Client, Deadlines};

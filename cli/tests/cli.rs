@@ -26,10 +26,9 @@ use sitecast_central::clock::SystemClock;
 use sitecast_central::init::{self, InitOptions, Layout};
 use sitecast_central::Listeners;
 use sitecast_common::jobs::Sequence;
+use sitecast_common::jobs::{ContainerState, JobKind};
 use sitecast_common::status::StatusCode;
-use sitecast_common::wire::{
-    Assigned, ComputerDetail, Container, ContainerChanged, ContainerState, JobKind,
-};
+use sitecast_common::wire::{Assigned, ComputerDetail, Container, ContainerChanged};
 use tokio::sync::oneshot;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sitecast");

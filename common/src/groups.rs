@@ -14,9 +14,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::PackageId;
+use crate::jobs::JobKind;
 use crate::jobs::Sequence;
 use crate::status::StatusCode;
-use crate::wire::JobKind;
 
 /// Longest tag, OS name and hostname pattern.
 const TEXT_MAX: usize = 64;

@@ -320,6 +320,52 @@ pub fn parse_time(
         .map_err(|e| bad(&format!("not a time in central's time zone: {e}")))
 }
 
+/// What a job does with its package on the computer.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Download, verify, unpack and run the package's action.
+    #[default]
+    Install,
+    /// Fetch and verify the signed info, then run its `uninstall` procedure (and,
+    /// for a `store` package, remove what it put in place).
+    Uninstall,
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobKind::Install => "install",
+            JobKind::Uninstall => "uninstall",
+        })
+    }
+}
+
+/// Where a container stands as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Waiting,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Waiting => "waiting",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

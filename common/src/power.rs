@@ -16,9 +16,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::grammar::GrammarError;
+use crate::ids::{ComputerId, RelayId};
 use crate::subnet::RelaySubnets;
 use crate::units::Duration;
-use crate::wire::{NotAsked, ShutdownState, WokenComputer};
 
 const MAC: &str = "MAC address";
 
@@ -300,6 +300,121 @@ pub fn on_poll(
         return true;
     }
     false
+}
+
+/// OCO's default restart timeout: time for a user to save their work.
+pub const DEFAULT_RESTART_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The longest restart timeout a container may set: a day, like a package's
+/// notify countdown. An agent waits no longer whatever it is handed.
+pub const MAX_RESTART_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+pub fn default_restart_timeout() -> Duration {
+    DEFAULT_RESTART_TIMEOUT
+}
+
+/// What central did when a container with `wol` started: which computers it
+/// asked relays to wake, and where each one's shutdown stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    /// When the wake was recorded (then sent).
+    pub at: Timestamp,
+    /// The computers with unfinished jobs then, by id.
+    pub computers: Vec<WokenComputer>,
+}
+
+/// One computer of a wake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WokenComputer {
+    pub computer_id: ComputerId,
+    /// Whether it was off before the wake: only such computers may be shut
+    /// down. When its magic packets were handed to a relay: it had not been in
+    /// touch with central for two poll intervals. At its first poll after that,
+    /// if its agent reports an uptime: it booted after the wake (see
+    /// `booted_at`).
+    pub was_off: bool,
+    /// The MAC addresses the magic packets named.
+    pub macs: Vec<MacAddr>,
+    /// The relay asked to send them (`None`: not asked, see `not_asked`).
+    pub relay: Option<RelayId>,
+    /// Why no relay was asked (`None`: one was). `relay_not_connected` is
+    /// retried while the container runs, up to `wol_shutdown_expiry` after its
+    /// first wake.
+    #[serde(default)]
+    pub not_asked: Option<NotAsked>,
+    /// When the relay was asked (its wake); `None` on lines recorded before
+    /// retries existed: the container's wake `at`.
+    #[serde(default)]
+    pub asked_at: Option<Timestamp>,
+    /// When it booted, on central's clock (its first poll after the wake, less
+    /// the uptime the poll reported); `None`: not polled since, or its agent
+    /// reports no uptime.
+    #[serde(default)]
+    pub booted_at: Option<Timestamp>,
+    /// Its first poll within `wol_shutdown_expiry` of the wake, if it had been off.
+    pub came_up_at: Option<Timestamp>,
+    pub shutdown: ShutdownState,
+    /// When it was told to shut down.
+    pub shutdown_at: Option<Timestamp>,
+}
+
+/// Why central asked no relay to wake a computer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotAsked {
+    /// Its agent never reported a MAC address.
+    NoMac,
+    /// It is known only by IPv6 addresses (IPv6 has no broadcast).
+    Ipv6Only,
+    /// No relay's IPv4 subnet contains its addresses.
+    NoRelay,
+    /// Relays serve it, but none was connected (or the connection dropped as
+    /// the wake was handed to it): retried.
+    RelayNotConnected,
+}
+
+impl NotAsked {
+    /// Whether the periodic waker tries again (the others need an admin).
+    pub const fn retried(self) -> bool {
+        matches!(self, NotAsked::RelayNotConnected)
+    }
+}
+
+impl fmt::Display for NotAsked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoMac => "no MAC address known",
+            Self::Ipv6Only => "IPv6 addresses only (no broadcast)",
+            Self::NoRelay => "no relay serves its addresses",
+            Self::RelayNotConnected => "its relays were not connected (retried)",
+        })
+    }
+}
+
+/// Where a computer's shutdown after the jobs stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownState {
+    /// Never shut down: no `shutdown_after`, it was on before the wake, or no
+    /// magic packet went out for it.
+    Never,
+    /// Woken: shut down once it came up in time and its jobs are done.
+    Pending,
+    /// It did not come up within `wol_shutdown_expiry`: dropped (OCO).
+    Expired,
+    /// A poll told it to shut down.
+    Sent,
+}
+
+impl fmt::Display for ShutdownState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Never => "never",
+            Self::Pending => "pending",
+            Self::Expired => "expired",
+            Self::Sent => "sent",
+        })
+    }
 }
 
 #[cfg(test)]

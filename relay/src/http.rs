@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sitecast_common::ids::{PackageId, RelayId};
+use sitecast_common::wire::{ErrorBody, RelayStatus};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::io::ReaderStream;
@@ -48,7 +49,7 @@ pub fn app(state: Arc<HttpState>) -> Router {
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+    (status, Json(ErrorBody { error: message })).into_response()
 }
 
 fn not_found(what: &str) -> Response {
@@ -170,22 +171,17 @@ async fn fragment(
     response
 }
 
-async fn health(State(s): State<Arc<HttpState>>) -> Json<serde_json::Value> {
+async fn health(State(s): State<Arc<HttpState>>) -> Json<RelayStatus> {
     let snapshot = s.snapshot.borrow().clone();
-    let holdings: serde_json::Map<String, serde_json::Value> = snapshot
-        .fragments_held()
-        .into_iter()
-        .map(|(id, held)| (id.to_string(), held.into()))
-        .collect();
-    Json(serde_json::json!({
-        "status": "ok",
-        "relay_id": s.relay_id,
-        "version": env!("CARGO_PKG_VERSION"),
-        "holdings": holdings,
-        "bytes_from_central": snapshot.bytes_from_central,
-        "bytes_to_agents": snapshot.bytes_to_agents,
-        "health": snapshot.health,
-    }))
+    Json(RelayStatus {
+        status: "ok".into(),
+        relay_id: s.relay_id.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        holdings: snapshot.fragments_held(),
+        bytes_from_central: snapshot.bytes_from_central,
+        bytes_to_agents: snapshot.bytes_to_agents,
+        health: snapshot.health,
+    })
 }
 
 #[cfg(test)]

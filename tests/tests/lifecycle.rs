@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{json, Value};
+use sitecast_common::wire::{ErrorBody, RelayStatus};
 use sitecast_relay::clock::ShiftedClock;
-use sitecast_tests::{payload, wait_until, Central};
+use sitecast_tests::{payload, wait_until, Central, Relay};
 
 const FRAG: usize = 16 << 10;
 
@@ -86,14 +87,51 @@ async fn import(
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scrub_finds_a_flipped_byte_and_the_fragment_is_fetched_again() {
+/// A central with one Paris relay that holds a 100 kB package whole.
+async fn relay_holding_a_package() -> (Central, Relay, String, Vec<u8>) {
     let c = Central::start().await;
     c.add_site("paris", &["127.1.0.0/16"]).await;
     let r = c.relay("paris", &["127.1.0.0/16"], "127.1.0.1").await;
     let (id, data) = package(&c, "app", "1", 100_000, 1).await;
     activate(&c, &id).await;
     c.wait_held(&r.id, &id).await;
+    (c, r, id, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_answers_health_and_errors_in_their_wire_types() {
+    // Central keeps running while the relay is asked.
+    let (_central, r, id, data) = relay_holding_a_package().await;
+    let http = reqwest::Client::new();
+    let answer = http
+        .get(format!("{}/v1/health", r.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let status: RelayStatus = answer.json().await.unwrap();
+    assert_eq!(
+        (status.status.as_str(), status.relay_id.as_str()),
+        ("ok", r.id.as_str())
+    );
+    assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
+    let fragments = data.len().div_ceil(FRAG) as u32;
+    assert_eq!(status.holdings.get(&id.parse().unwrap()), Some(&fragments));
+    assert!(status.bytes_from_central >= data.len() as u64);
+    for (path, says) in [
+        ("/v1/packages/nothing-1/info", "not held by this relay"),
+        ("/v1/nowhere", "no such route"),
+    ] {
+        let answer = http.get(format!("{}{path}", r.url)).send().await.unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+        let body: ErrorBody = answer.json().await.unwrap();
+        assert!(body.error.contains(says), "{path}: {}", body.error);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrub_finds_a_flipped_byte_and_the_fragment_is_fetched_again() {
+    let (c, r, id, data) = relay_holding_a_package().await;
     let before = c.relay_view(&r.id).await["bytes_from_central"]
         .as_u64()
         .unwrap();

@@ -73,7 +73,7 @@ async fn a_rule_deploys_to_computers_added_to_its_group_and_uninstalls_what_leav
     c.delete(&format!("/package-groups/base/members/{p}")).await;
     for agent in [&a, &b] {
         let round = agent.once().await;
-        assert_eq!(round.kinds, vec![sitecast_common::wire::JobKind::Uninstall]);
+        assert_eq!(round.kinds, vec![sitecast_common::jobs::JobKind::Uninstall]);
         assert_eq!(agent.once_codes().await, vec![], "nothing more to do");
         assert!(!installed(&c, agent, &p).await);
     }

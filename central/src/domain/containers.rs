@@ -19,12 +19,12 @@ use sitecast_common::ids::{slug, ComputerId, ContainerId};
 use sitecast_common::jobs::{
     self, ContainerTimes, JobEnd, JobTimes, PendingJob, PlannedPackage, Sequence,
 };
+use sitecast_common::jobs::{ContainerState, JobKind};
+use sitecast_common::power::{Wake, DEFAULT_RESTART_TIMEOUT, MAX_RESTART_TIMEOUT};
 use sitecast_common::units::Duration;
 use sitecast_common::wire::{
-    Assigned, AssignmentRequest, Container, ContainerChanged, ContainerRequest, ContainerState,
-    Job, JobKind, Package,
+    Assigned, AssignmentRequest, Container, ContainerChanged, ContainerRequest, Job, Package,
 };
-use sitecast_common::wire::{Wake, DEFAULT_RESTART_TIMEOUT, MAX_RESTART_TIMEOUT};
 
 use super::power;
 use super::records::{self, text, uninstallable};

@@ -20,10 +20,10 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use sitecast_common::ids::{ComputerId, ContainerId, RelayId};
 use sitecast_common::power;
+use sitecast_common::power::{NotAsked, ShutdownState, WokenComputer};
 use sitecast_common::protocol::{CentralMessage, WakeTarget};
 use sitecast_common::subnet::RelaySubnets;
 use sitecast_common::units::Duration;
-use sitecast_common::wire::{NotAsked, ShutdownState, WokenComputer};
 
 use crate::error::CentralError;
 use crate::links::RelayMessenger;

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use sitecast_common::ids::{ComputerId, PackageId};
+use sitecast_common::jobs::JobKind;
 use sitecast_common::stats;
 use sitecast_common::status::StatusCode as Status;
-use sitecast_common::wire::{ComputerStat, JobKind, Stats, ValidateRequest, Validated};
+use sitecast_common::wire::{ComputerStat, Stats, ValidateRequest, Validated};
 
 use super::records;
 use crate::error::CentralError;

@@ -25,11 +25,12 @@ use serde::{Deserialize, Serialize};
 use sitecast_common::constraint::{IpRanges, TimeFrames};
 use sitecast_common::groups::{self, Change, Criteria, ExistingJob};
 use sitecast_common::ids::{ComputerId, ContainerId, GroupName, PackageId};
+use sitecast_common::jobs::JobKind;
 use sitecast_common::jobs::{self, Candidate, Conditions, JobState, Next, Sequence, Settled};
 use sitecast_common::status::StatusCode;
 use sitecast_common::units::Duration;
 use sitecast_common::wire::Evaluation;
-use sitecast_common::wire::{JobKind, SourceBytes, StatusReport};
+use sitecast_common::wire::{SourceBytes, StatusReport};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 

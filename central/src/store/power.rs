@@ -18,8 +18,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sitecast_common::ids::{ComputerId, ContainerId};
 use sitecast_common::power;
+use sitecast_common::power::{default_restart_timeout, ShutdownState, WokenComputer};
 use sitecast_common::units::Duration;
-use sitecast_common::wire::{default_restart_timeout, ShutdownState, WokenComputer};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 

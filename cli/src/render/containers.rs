@@ -3,8 +3,9 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use sitecast_common::jobs::format_runtime;
+use sitecast_common::power::{NotAsked, Wake};
 use sitecast_common::status::StatusCode;
-use sitecast_common::wire::{Container, ContainerChanged, Job, NotAsked, Wake};
+use sitecast_common::wire::{Container, ContainerChanged, Job};
 
 use super::{at, join, table, when, yes_no};
 

@@ -7,8 +7,8 @@
 use jiff::Timestamp;
 
 use crate::ids::{ContainerId, PackageId};
+use crate::jobs::{ContainerState, JobKind};
 use crate::status::StatusCode;
-use crate::wire::{ContainerState, JobKind};
 
 /// A package as job planning sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

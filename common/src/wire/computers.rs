@@ -1,0 +1,64 @@
+//! Computers in the admin API: the list, one computer in detail, its tags.
+
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::groups::Tag;
+use crate::ids::{ComputerId, PackageId};
+use crate::power::MacAddr;
+use crate::status::StatusCode;
+
+use super::containers::Job;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Computer {
+    pub id: ComputerId,
+    pub hostname: String,
+    pub os: String,
+    pub addresses: Vec<IpAddr>,
+    pub last_seen: Option<Timestamp>,
+    pub enrolled_at: Timestamp,
+    /// OCS's TAG: from `sitecast-agent enroll --tag`, changed by `computer tag`.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// The MAC addresses the agent last reported (for Wake-on-LAN).
+    #[serde(default)]
+    pub macs: Vec<MacAddr>,
+}
+
+/// Answer of `GET /computers/{id}`: the computer (the fields of
+/// `GET /computers`), its packages (OCO's "Installed packages" and pending
+/// ones), by name then version, and its jobs, by container then order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputerDetail {
+    #[serde(flatten)]
+    pub computer: Computer,
+    pub packages: Vec<ComputerPackage>,
+    #[serde(default)]
+    pub jobs: Vec<Job>,
+}
+
+/// One package installed on a computer or with a job there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputerPackage {
+    pub package_id: PackageId,
+    pub name: String,
+    pub version: String,
+    /// The status of its latest job there (`None`: no job left, e.g. purged).
+    pub status: Option<StatusCode>,
+    pub exit_code: Option<i32>,
+    pub updated_at: Option<Timestamp>,
+    /// Central believes it is in place: an install job succeeded, and no
+    /// uninstall job or "remove assignment" undid it since.
+    pub installed: bool,
+    pub installed_at: Option<Timestamp>,
+}
+
+/// `PUT /computers/{id}/tags`: the computer's tags from now on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagsRequest {
+    pub tags: Vec<String>,
+}
