@@ -28,6 +28,7 @@ use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use sitecast_common::deployment::CentralFallback;
 use sitecast_common::fragment::sha256_hex;
 use sitecast_common::ids::{PackageId, RelayId};
 use sitecast_common::info::Info;
@@ -36,9 +37,7 @@ use sitecast_common::signing::{self, VerifyError};
 use sitecast_common::status::StatusCode;
 use sitecast_common::subnet::select_relays;
 use sitecast_common::units;
-use sitecast_common::wire::{
-    CentralFallback, PolledPackage, ProblemKind, ProblemReport, SourceBytes, StatusReport,
-};
+use sitecast_common::wire::{PolledPackage, ProblemKind, ProblemReport, SourceBytes, StatusReport};
 
 use crate::backoff::Backoff;
 use crate::client::Source;

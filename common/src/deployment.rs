@@ -1,5 +1,6 @@
 //! The agent's download cycle (SPEC "Schedules and bandwidth", seed `003`): which package
-//! to work on next and when, as a deterministic state machine.
+//! to work on next and when, as a deterministic state machine, and whether it may take
+//! a package from central when its relays lack it ([`CentralFallback`]).
 //!
 //! # OCS's cycle, as Sitecast runs it
 //!
@@ -79,10 +80,13 @@
 //! package again (its history filters what central still lists).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::grammar::GrammarError;
 use crate::ids::PackageId;
 use crate::units;
 
@@ -576,6 +580,58 @@ fn transfer_time(bytes: u64, rate: u64) -> Duration {
     // `nanos` is at most 1e9, as `bytes % rate < rate`.
     let nanos = u64::try_from(nanos).unwrap_or(1_000_000_000);
     Duration::from_secs(secs).saturating_add(Duration::from_nanos(nanos))
+}
+
+/// Whether an agent whose relays lack a package may download it from central
+/// (`never`, `always`, or `after:DURATION` of waiting, as SCCM does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum CentralFallback {
+    #[default]
+    Never,
+    Always,
+    After(units::Duration),
+}
+
+impl FromStr for CentralFallback {
+    type Err = GrammarError;
+    fn from_str(s: &str) -> Result<Self, GrammarError> {
+        match s {
+            "never" => Ok(Self::Never),
+            "always" => Ok(Self::Always),
+            _ => match s.strip_prefix("after:") {
+                Some(d) => Ok(Self::After(d.parse()?)),
+                None => Err(GrammarError {
+                    grammar: "fallback",
+                    token: s.to_owned(),
+                    reason: "expected never, always or after:DURATION".into(),
+                }),
+            },
+        }
+    }
+}
+
+impl fmt::Display for CentralFallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Never => f.write_str("never"),
+            Self::Always => f.write_str("always"),
+            Self::After(d) => write!(f, "after:{d}"),
+        }
+    }
+}
+
+impl TryFrom<String> for CentralFallback {
+    type Error = GrammarError;
+    fn try_from(s: String) -> Result<Self, GrammarError> {
+        s.parse()
+    }
+}
+
+impl From<CentralFallback> for String {
+    fn from(f: CentralFallback) -> String {
+        f.to_string()
+    }
 }
 
 #[cfg(test)]

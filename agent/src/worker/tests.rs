@@ -13,10 +13,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
+use sitecast_common::deployment::CentralFallback;
 use sitecast_common::fragment::{plan_reader, sha256_hex};
 use sitecast_common::info::{ActionDoc, Info, InfoDoc, NotifyDoc, UninstallDoc};
 use sitecast_common::signing;
-use sitecast_common::wire::{CentralFallback, PollResponse, PolledPackage};
+use sitecast_common::wire::{PollResponse, PolledPackage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeSet;
 
+use sitecast_common::deployment::CentralFallback;
 use sitecast_common::ids::{ComputerId, SiteName};
 use sitecast_common::protocol::ActivatedPackage;
 use sitecast_common::subnet::select_relays;
-use sitecast_common::wire::{ActivationRequest, CentralFallback, Deactivated, Package};
+use sitecast_common::wire::{ActivationRequest, Deactivated, Package};
 
 use super::records;
 use crate::error::CentralError;

@@ -780,3 +780,12 @@ proptest! {
         }
     }
 }
+#[test]
+fn fallback_grammar() {
+    for s in ["never", "always", "after:2h", "after:90s"] {
+        assert_eq!(s.parse::<CentralFallback>().unwrap().to_string(), s);
+    }
+    let e = "sometimes".parse::<CentralFallback>().unwrap_err();
+    assert_eq!(e.token, "sometimes");
+    assert!("after:2x".parse::<CentralFallback>().is_err());
+}

@@ -11,7 +11,7 @@ use crate::jobs::JobKind;
 use crate::power::{PowerAction, DEFAULT_RESTART_TIMEOUT};
 use crate::status::StatusCode;
 
-use super::packages::CentralFallback;
+use crate::deployment::CentralFallback;
 
 /// Fragment bytes an agent took from one source for one package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

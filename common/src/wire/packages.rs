@@ -2,17 +2,14 @@
 //! activation, assignment, statistics and validation.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::grammar::GrammarError;
+use crate::deployment::CentralFallback;
 use crate::ids::{ComputerId, ContainerId, PackageId, RelayId, SiteName};
 use crate::info::ActionDoc;
 use crate::status::StatusCode;
-use crate::units::Duration;
 
 use super::agent::SourceBytes;
 
@@ -242,58 +239,6 @@ pub struct Validated {
     pub remaining: u64,
 }
 
-/// Whether an agent whose relays lack a package may download it from central
-/// (`never`, `always`, or `after:DURATION` of waiting, as SCCM does).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum CentralFallback {
-    #[default]
-    Never,
-    Always,
-    After(Duration),
-}
-
-impl FromStr for CentralFallback {
-    type Err = GrammarError;
-    fn from_str(s: &str) -> Result<Self, GrammarError> {
-        match s {
-            "never" => Ok(Self::Never),
-            "always" => Ok(Self::Always),
-            _ => match s.strip_prefix("after:") {
-                Some(d) => Ok(Self::After(d.parse()?)),
-                None => Err(GrammarError {
-                    grammar: "fallback",
-                    token: s.to_owned(),
-                    reason: "expected never, always or after:DURATION".into(),
-                }),
-            },
-        }
-    }
-}
-
-impl fmt::Display for CentralFallback {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Never => f.write_str("never"),
-            Self::Always => f.write_str("always"),
-            Self::After(d) => write!(f, "after:{d}"),
-        }
-    }
-}
-
-impl TryFrom<String> for CentralFallback {
-    type Error = GrammarError;
-    fn try_from(s: String) -> Result<Self, GrammarError> {
-        s.parse()
-    }
-}
-
-impl From<CentralFallback> for String {
-    fn from(f: CentralFallback) -> String {
-        f.to_string()
-    }
-}
-
 /// Which computers a request chooses (assign, containers): either a list of
 /// `computers`, or filters that must all hold (OCS's "search, then deploy to all
 /// results"): `all:true`, a `subnet`, a computer `group`, `tags` (any of them),
@@ -320,16 +265,6 @@ pub struct Target {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fallback_grammar() {
-        for s in ["never", "always", "after:2h", "after:90s"] {
-            assert_eq!(s.parse::<CentralFallback>().unwrap().to_string(), s);
-        }
-        let e = "sometimes".parse::<CentralFallback>().unwrap_err();
-        assert_eq!(e.token, "sometimes");
-        assert!("after:2x".parse::<CentralFallback>().is_err());
-    }
 
     #[test]
     fn stats_counts_are_keyed_by_code() {
