@@ -26,6 +26,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::SourcePolicy;
 use crate::error::AgentError;
+use sitecast_common::errors::chain;
 
 /// Largest signed info accepted from any source.
 const MAX_INFO: usize = 4 << 20;
@@ -297,8 +298,10 @@ fn http_client(
     deadlines: &Deadlines,
 ) -> Result<reqwest::Client, AgentError> {
     let pem = std::fs::read(ca).map_err(AgentError::io(ca))?;
-    let cert = reqwest::Certificate::from_pem(&pem)
-        .map_err(|e| AgentError::Tls(format!("{}: {e}", ca.display())))?;
+    let cert = reqwest::Certificate::from_pem(&pem).map_err(|source| AgentError::Ca {
+        path: ca.to_owned(),
+        source,
+    })?;
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
@@ -309,18 +312,18 @@ fn http_client(
         // stall timeout (see `Transfer`), which must fire first.
         .read_timeout(deadlines.stall.max(Duration::from_secs(30)))
         .build()
-        .map_err(|e| AgentError::Http(e.to_string()))
+        .map_err(AgentError::Client)
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+fn unreachable(url: &str) -> impl FnOnce(reqwest::Error) -> AgentError + '_ {
+    move |source| AgentError::Unreachable {
+        url: url.to_owned(),
+        source,
     }
-    text
+}
+
+fn answer(what: &'static str) -> impl FnOnce(reqwest::Error) -> AgentError {
+    move |source| AgentError::Answer { what, source }
 }
 
 async fn check(resp: reqwest::Response) -> Result<reqwest::Response, AgentError> {
@@ -347,14 +350,17 @@ pub async fn enroll(
 ) -> Result<EnrollResponse, AgentError> {
     let http = http_client(ca, bind, &Deadlines::default())?;
     let url = format!("{}/api/v1/agent/enroll", central.trim_end_matches('/'));
-    let resp = http.post(&url).json(request).send().await.map_err(|e| {
-        AgentError::Http(format!("cannot reach central at {central}: {}", chain(&e)))
-    })?;
+    let resp = http
+        .post(&url)
+        .json(request)
+        .send()
+        .await
+        .map_err(unreachable(central))?;
     check(resp)
         .await?
         .json()
         .await
-        .map_err(|e| AgentError::Http(format!("unexpected answer from central: {e}")))
+        .map_err(answer("enrolment answer"))
 }
 
 impl Client {
@@ -396,13 +402,11 @@ impl Client {
         let limit = self.deadlines.connect + self.deadlines.stall;
         let resp = tokio::time::timeout(limit, send)
             .await
-            .map_err(|_| {
-                AgentError::Http(format!(
-                    "central did not take the problem report within {} s",
-                    limit.as_secs()
-                ))
+            .map_err(|_| AgentError::Slow {
+                what: "problem report",
+                seconds: limit.as_secs(),
             })?
-            .map_err(|e| AgentError::Http(format!("cannot report to central: {}", chain(&e))))?;
+            .map_err(unreachable(&self.central))?;
         check(resp).await.map(|_| ())
     }
 
@@ -428,18 +432,12 @@ impl Client {
             .json(&body)
             .send()
             .await
-            .map_err(|e| {
-                AgentError::Http(format!(
-                    "cannot reach central at {}: {}",
-                    self.central,
-                    chain(&e)
-                ))
-            })?;
+            .map_err(unreachable(&self.central))?;
         check(resp)
             .await?
             .json()
             .await
-            .map_err(|e| AgentError::Http(format!("unexpected poll answer: {e}")))
+            .map_err(answer("poll answer"))
     }
 
     pub async fn report(
@@ -454,7 +452,7 @@ impl Client {
             .json(report)
             .send()
             .await
-            .map_err(|e| AgentError::Http(format!("cannot report to central: {}", chain(&e))))?;
+            .map_err(unreachable(&self.central))?;
         check(resp).await.map(|_| ())
     }
 

@@ -45,6 +45,7 @@ pub use crate::context::Context;
 pub(crate) use crate::context::{report, report_with};
 use crate::error::AgentError;
 use crate::install::{self, Installed};
+use sitecast_io::blocking;
 
 /// How often `DOWNLOADING` progress goes to central.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -265,7 +266,7 @@ impl Package {
         let written = blocking(move || {
             let json = serde_json::to_vec(&list)
                 .map_err(|e| AgentError::Invalid(format!("source counts: {e}")))?;
-            sitecast_io::write_atomically(&path, &json).map_err(Into::into)
+            sitecast_io::write_atomically(&path, &json).map_err(AgentError::from)
         })
         .await;
         if let Err(e) = written {
@@ -644,7 +645,8 @@ async fn signed_info(
             };
             let p = path.clone();
             let b = bytes.clone();
-            blocking(move || sitecast_io::write_atomically(&p, &b).map_err(Into::into)).await?;
+            blocking(move || sitecast_io::write_atomically(&p, &b).map_err(AgentError::from))
+                .await?;
             fetched = bytes.len() as u64;
             bytes
         }
@@ -759,14 +761,6 @@ async fn fetch_fragment(
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     Ok(None)
-}
-
-pub(crate) async fn blocking<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R, AgentError> + Send + 'static,
-) -> Result<R, AgentError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AgentError::Invalid(format!("blocking task failed: {e}")))?
 }
 
 #[cfg(test)]

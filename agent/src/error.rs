@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use sitecast_common::errors::chain;
 use sitecast_common::wire::ProblemKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,10 +17,30 @@ pub enum AgentError {
     Config { path: PathBuf, reason: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("{0}")]
-    Http(String),
+    #[error("TLS: {path}: {source}")]
+    Ca {
+        path: PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot reach central at {url}: {}", chain(source))]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("unexpected {what} from central: {source}")]
+    Answer {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("central did not take the {what} within {seconds} s")]
+    Slow { what: &'static str, seconds: u64 },
     #[error("central answered {status}: {message}")]
     Api { status: u16, message: String },
     /// A source (relay or central) failed a download; `detail` names the source.

@@ -30,10 +30,11 @@ use sitecast_common::status::StatusCode;
 use sitecast_common::wire::StatusReport;
 
 use crate::action::{self, OUTPUT_TAIL_BYTES};
-use crate::deploy::{blocking, report, report_with, settle, Context, Package};
+use crate::deploy::{report, report_with, settle, Context, Package};
 use crate::history::Installed;
 use crate::install::{command_report, package_env};
 use crate::manifest;
+use sitecast_io::blocking;
 
 /// Runs the uninstall of a package whose signed info is verified, cleans up its
 /// download directory, and returns the final report. `installed` is what the
@@ -82,7 +83,8 @@ pub(crate) async fn uninstall(
             Some(Some(manifest)) => {
                 let manifest = manifest.clone();
                 let root = manifest.root.clone();
-                let removal = blocking(move || Ok(manifest::remove(&manifest))).await;
+                let removal =
+                    blocking(move || Ok::<_, crate::AgentError>(manifest::remove(&manifest))).await;
                 match removal {
                     Ok(removal) if removal.ok() => {
                         tracing::info!(package = %info.id(), files = removal.files, dirs = removal.dirs, kept = removal.kept.len(), "removed what the store install put in place");

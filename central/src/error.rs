@@ -56,8 +56,10 @@ pub enum CentralError {
     Corrupt { key: String, reason: String },
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] sitecast_io::TlsError),
+    #[error("cannot make central's certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
     #[error("key: {0}")]
     Key(#[from] sitecast_common::signing::KeyError),
 }

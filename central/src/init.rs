@@ -60,10 +60,6 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CentralErro
     f.sync_all().map_err(CentralError::io(path))
 }
 
-fn tls_error(e: rcgen::Error) -> CentralError {
-    CentralError::Tls(e.to_string())
-}
-
 /// Creates a new central in `dir`, which must not exist or be empty.
 pub fn init(dir: &Path, opts: &InitOptions) -> Result<Layout, CentralError> {
     if dir.exists()
@@ -122,25 +118,23 @@ fn populate(layout: &Layout, opts: &InitOptions) -> Result<(), CentralError> {
         0o644,
     )?;
 
-    let ca_key = KeyPair::generate().map_err(tls_error)?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_error)?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "Sitecast central CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca_params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_error)?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
 
-    let server_key = KeyPair::generate().map_err(tls_error)?;
-    let mut params = CertificateParams::new(opts.names.clone()).map_err(tls_error)?;
+    let server_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(opts.names.clone())?;
     params
         .distinguished_name
         .push(DnType::CommonName, "Sitecast central");
     params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-    let server_cert = params
-        .signed_by(&server_key, &ca_cert, &ca_key)
-        .map_err(tls_error)?;
+    let server_cert = params.signed_by(&server_key, &ca_cert, &ca_key)?;
 
     write_file(&layout.ca_cert(), ca_cert.pem().as_bytes(), 0o644)?;
     write_file(&layout.ca_key(), ca_key.serialize_pem().as_bytes(), 0o600)?;

@@ -33,21 +33,13 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, Cen
     let mut tls = (*tls).clone();
     tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
     tls.max_early_data_size = 0;
-    let crypto = QuicServerConfig::try_from(tls).map_err(|e| CentralError::Tls(e.to_string()))?;
+    let crypto = QuicServerConfig::try_from(tls).map_err(sitecast_io::TlsError::from)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    let mut transport = quinn::TransportConfig::default();
+    let mut transport = sitecast_io::quic::transport();
     transport
-        .keep_alive_interval(Some(Duration::from_secs(5)))
-        .max_idle_timeout(Some(
-            Duration::from_secs(30)
-                .try_into()
-                .map_err(|e| CentralError::Tls(format!("{e}")))?,
-        ))
         .max_concurrent_bidi_streams(64u32.into())
-        // Fragments are several MiB: let a few be in flight per stream and connection.
-        .stream_receive_window((8u32 << 20).into())
-        .send_window(64 << 20)
-        .mtu_discovery_config(Some(sitecast_io::quic::mtu_discovery()));
+        // Fragments are several MiB: let a few be in flight per connection.
+        .send_window(64 << 20);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

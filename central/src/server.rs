@@ -3,7 +3,6 @@
 //! seam tests use.
 
 use std::future::Future;
-use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sitecast_io::tls::{self, TlsError};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -28,38 +27,20 @@ const DRAIN: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The ring crypto provider: one crypto stack everywhere.
-pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn read_pem(path: &Path) -> Result<Vec<u8>, CentralError> {
-    std::fs::read(path).map_err(CentralError::io(path))
-}
-
 /// A rustls server configuration from PEM certificate chain and key files.
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, CentralError> {
-    let cert_pem = read_pem(cert)?;
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut BufReader::new(&cert_pem[..]))
-            .collect::<Result<_, _>>()
-            .map_err(|e| CentralError::Tls(format!("{}: {e}", cert.display())))?;
-    let key_pem = read_pem(key)?;
-    let key: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut BufReader::new(&key_pem[..]))
-            .map_err(|e| CentralError::Tls(format!("{}: {e}", key.display())))?
-            .ok_or_else(|| CentralError::Tls(format!("{}: no private key", key.display())))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+    let certs = tls::certificates(cert)?;
+    let key = tls::private_key(key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| CentralError::Tls(e.to_string()))?
+        .map_err(TlsError::from)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| CentralError::Tls(e.to_string()))?;
+        .map_err(TlsError::from)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// Serves `app` on `listener` over TLS until `shutdown` completes, then lets
-/// in-flight requests finish (up to a drain deadline).
 pub async fn run(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,

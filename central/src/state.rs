@@ -96,6 +96,6 @@ impl Central {
         f: impl FnOnce(&Central) -> Result<R, CentralError> + Send + 'static,
     ) -> Result<R, CentralError> {
         let me = Arc::clone(self);
-        tokio::task::spawn_blocking(move || f(&me)).await?
+        sitecast_io::blocking(move || f(&me)).await
     }
 }

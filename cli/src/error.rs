@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+use sitecast_common::errors::chain;
+
 /// Everything that can go wrong between the admin's flags and central's answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -66,49 +68,9 @@ impl CliError {
     }
 }
 
-/// An error and its causes, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
-    impl std::fmt::Display for Layer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-    impl std::error::Error for Layer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|l| l as _)
-        }
-    }
-
-    #[test]
-    fn a_chain_names_every_cause() {
-        let e = Layer(
-            "error sending request",
-            Some(Box::new(Layer(
-                "client error (Connect)",
-                Some(Box::new(Layer("connection refused", None))),
-            ))),
-        );
-        assert_eq!(
-            chain(&e),
-            "error sending request: client error (Connect): connection refused"
-        );
-    }
 
     #[test]
     fn messages_are_those_printed() {

@@ -8,6 +8,7 @@ pub mod constraint;
 pub mod coverage;
 pub mod delta;
 pub mod deployment;
+pub mod errors;
 pub mod eviction;
 pub mod fragment;
 pub mod grammar;

@@ -56,6 +56,22 @@ pub fn endpoint_config() -> quinn::EndpointConfig {
     config
 }
 
+/// The transport settings both ends of the link share: a keep-alive every 5 s
+/// so middleboxes keep the flow and a dead peer shows; a connection silent for
+/// 30 s is closed; 8 MiB of credit per stream so a fragment of several MiB
+/// flows without waiting for the reader; MTU discovery ([`mtu_discovery`]).
+pub fn transport() -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+            30_000,
+        ))))
+        .stream_receive_window((8u32 << 20).into())
+        .mtu_discovery_config(Some(mtu_discovery()));
+    transport
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,8 @@ pub enum RelayError {
     Config { path: PathBuf, reason: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] sitecast_io::TlsError),
     #[error("central refused this relay: {0}")]
     Refused(String),
     /// The connection to central broke: it is closed and made again.

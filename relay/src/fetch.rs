@@ -24,6 +24,8 @@ use sitecast_common::signing;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use sitecast_io::blocking;
+
 use crate::cache::Cache;
 use crate::error::{LinkError, RelayError};
 use crate::upstream::{Body, Upstream};
@@ -57,12 +59,6 @@ pub fn shape_of(info: &Info) -> Shape {
         fragment_size: info.plan().fragment_size(),
         count: info.plan().count(),
     }
-}
-
-pub async fn blocking<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R, RelayError> + Send + 'static,
-) -> Result<R, RelayError> {
-    tokio::task::spawn_blocking(f).await?
 }
 
 /// Asks for `req`: the announced length and the data, or why central has none.

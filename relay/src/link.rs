@@ -4,7 +4,6 @@
 //! ([`LinkEvent`]), and sends central the replicator's [`Snapshot`] as
 //! coalesced reports. It holds no replication state of its own.
 
-use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use sitecast_common::signing;
 use tokio::sync::{mpsc, watch};
 
 use sitecast_io::quic;
+use sitecast_io::tls::{self, TlsError};
 
 use crate::config::RelayConfig;
 use crate::error::{LinkError, RelayError};
@@ -32,38 +32,18 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// The QUIC client configuration: central's CA, TLS 1.3, our ALPN.
 pub fn client_config(ca: &Path) -> Result<quinn::ClientConfig, RelayError> {
-    let pem = std::fs::read(ca).map_err(RelayError::io(ca))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut BufReader::new(&pem[..])) {
-        let cert = cert.map_err(|e| RelayError::Tls(format!("{}: {e}", ca.display())))?;
-        roots
-            .add(cert)
-            .map_err(|e| RelayError::Tls(format!("{}: {e}", ca.display())))?;
-    }
-    if roots.is_empty() {
-        return Err(RelayError::Tls(format!("{}: no certificate", ca.display())));
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .map_err(|e| RelayError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let roots = tls::roots(ca)?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TlsError::from)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
-    let crypto = QuicClientConfig::try_from(tls).map_err(|e| RelayError::Tls(e.to_string()))?;
+    let crypto = QuicClientConfig::try_from(tls).map_err(TlsError::from)?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    let mut transport = quinn::TransportConfig::default();
-    transport
-        .keep_alive_interval(Some(Duration::from_secs(5)))
-        .max_idle_timeout(Some(
-            Duration::from_secs(30)
-                .try_into()
-                .map_err(|e| RelayError::Tls(format!("{e}")))?,
-        ))
-        .stream_receive_window((8u32 << 20).into())
-        .receive_window((32u32 << 20).into())
-        .mtu_discovery_config(Some(quic::mtu_discovery()));
+    let mut transport = quic::transport();
+    // Room for several fragments in flight on the connection as a whole.
+    transport.receive_window((32u32 << 20).into());
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

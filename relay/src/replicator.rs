@@ -33,11 +33,12 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::RelayConfig;
 use crate::error::RelayError;
-use crate::fetch::{self, blocking, DeltaWanted, Fetcher, Meter};
+use crate::fetch::{self, DeltaWanted, Fetcher, Meter};
 use crate::quota::Needed;
 use crate::scrub::{ScrubRecord, Scrubbed};
 use crate::snapshot::{Holding, Served, Snapshot};
 use crate::upstream::{LinkEvent, Upstream};
+use sitecast_io::blocking;
 
 /// Fragments in flight at once over parallel streams.
 pub const PARALLEL_FRAGMENTS: usize = 4;
@@ -676,7 +677,7 @@ impl Replicator {
                     reason: format!("imported, but its signed info does not verify: {e}"),
                 })?;
             let held = cache.fragments_held(&pid)?;
-            Ok((envelope, info, held))
+            Ok::<_, RelayError>((envelope, info, held))
         })
         .await?;
         let info_sha256 = sha256_hex(&envelope);

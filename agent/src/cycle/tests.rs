@@ -115,7 +115,10 @@ impl Performer for Fake {
         if self.failing_polls > 0 {
             self.failing_polls -= 1;
             self.note("poll failed", &pid("central"));
-            return Err(AgentError::Http("central is down".into()));
+            return Err(AgentError::Api {
+                status: 503,
+                message: "central is down".into(),
+            });
         }
         self.note("poll", &pid("central"));
         let list = if self.polls.len() > 1 {

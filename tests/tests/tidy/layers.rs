@@ -32,6 +32,7 @@ const CENTRAL: &[&[&str]] = &[
 /// protocol).
 const COMMON: &[&[&str]] = &[
     &["grammar", "ids", "status", "fragment", "delta", "layout"],
+    &["errors"],
     &["units", "constraint", "subnet"],
     &["info"],
     &["signing"],
