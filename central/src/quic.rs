@@ -19,7 +19,8 @@ use sitecast_common::ids::RelayId;
 use sitecast_common::protocol::{self, CentralMessage, RelayMessage, Request, Response};
 use tokio::io::AsyncReadExt;
 
-use crate::domain::{activation, relays};
+use crate::domain::relays;
+use crate::domain::replication::{self, Answer};
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::RelayRecord;
@@ -202,11 +203,12 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let Some(current) = central.store.relay(&id)? else {
+                    let relay = id.clone();
+                    let activated = central.blocking(move |c| replication::activated(c, &relay));
+                    let Some(packages) = activated.await? else {
                         conn.close(2u32.into(), b"relay deleted");
                         return Err(LinkError::Refused(format!("relay '{id}' was deleted")));
                     };
-                    let packages = activation::for_relay(&central, &current)?;
                     write_message(&mut send, &CentralMessage::Activated { packages }).await?;
                 }
                 Some(message) = link.messages.recv() => {
@@ -263,98 +265,28 @@ async fn refuse(send: &mut quinn::SendStream, response: Response) -> Result<(), 
 async fn serve_request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    central: &Central,
+    central: &Arc<Central>,
 ) -> Result<(), LinkError> {
     let request: Request = read_message(&mut recv).await?;
-    let package_id = request.package_id();
-    let Some(package) = central.store.package(package_id)? else {
-        let reason = format!("package '{package_id}' not found");
-        return refuse(&mut send, Response::NotFound { reason }).await;
-    };
-    let sent = match &request {
-        Request::Info { .. } => {
-            let path = central.files.info_path(&package.id);
-            let bytes = tokio::fs::read(&path)
-                .await
-                .map_err(CentralError::io(&path))?;
-            write_message(
-                &mut send,
-                &Response::Data {
-                    len: bytes.len() as u64,
-                },
-            )
-            .await?;
-            send.write_all(&bytes).await?;
-            bytes.len() as u64
-        }
-        Request::Fragment { index, .. } => {
-            let index = *index;
-            if index == 0 || index > package.fragments {
-                let reason = format!("package '{package_id}' has no fragment {index}");
-                return refuse(&mut send, Response::NotFound { reason }).await;
-            }
-            let offset = u64::from(index - 1) * package.fragment_size;
-            let len = package.fragment_size.min(package.size - offset);
-            let path = central.files.data_path(&package.id);
+    let sent = match central
+        .blocking(move |c| replication::answer(c, &request))
+        .await?
+    {
+        Answer::Send { path, offset, len } => {
             write_message(&mut send, &Response::Data { len }).await?;
             send_file(&mut send, &path, offset, len).await?
         }
-        Request::Delta {
-            base_id, lacking, ..
-        } => match delta_for(central, &package, base_id, *lacking).await? {
-            Ok((path, len)) => {
-                write_message(&mut send, &Response::Data { len }).await?;
-                send_file(&mut send, &path, 0, len).await?
-            }
-            Err(reason) => {
-                tracing::debug!(package = %package.id, base = %base_id, %reason, "delta declined");
-                return refuse(&mut send, Response::Declined { reason }).await;
-            }
-        },
+        Answer::NotFound(reason) => {
+            return refuse(&mut send, Response::NotFound { reason }).await;
+        }
+        Answer::Declined(reason) => {
+            tracing::debug!(%reason, "delta declined");
+            return refuse(&mut send, Response::Declined { reason }).await;
+        }
     };
     central.bytes_to_relays.fetch_add(sent, Ordering::Relaxed);
     let _ = send.finish();
     Ok(())
-}
-
-/// The delta from `base_id` to `package` if it is worth sending: the base is
-/// what the package supersedes, and the delta is smaller than the `lacking`
-/// fragment bytes it would replace. `Err(reason)` declines.
-async fn delta_for(
-    central: &Central,
-    package: &sitecast_common::wire::Package,
-    base_id: &sitecast_common::ids::PackageId,
-    lacking: u64,
-) -> Result<Result<(std::path::PathBuf, u64), String>, LinkError> {
-    if package.supersedes.as_ref() != Some(base_id) {
-        return Ok(Err(format!(
-            "'{}' does not supersede '{base_id}'",
-            package.id
-        )));
-    }
-    let Some(base) = central.store.package(base_id)? else {
-        return Ok(Err(format!("base '{base_id}' no longer exists")));
-    };
-    let (b, t) = (base.id.clone(), package.id.clone());
-    let (bp, tp) = (central.files.data_path(&b), central.files.data_path(&t));
-    let fragment_size = package.fragment_size;
-    let deltas = Arc::clone(&central.deltas);
-    // Computing a delta reads both files through: on the blocking pool.
-    let computed = tokio::task::spawn_blocking(move || {
-        deltas.get_or_compute((&b, &bp), (&t, &tp), fragment_size)
-    })
-    .await
-    .map_err(|e| LinkError::Refused(format!("delta task failed: {e}")))?;
-    match computed {
-        Ok((path, len)) if len < lacking => Ok(Ok((path, len))),
-        Ok((_, len)) => Ok(Err(format!(
-            "a delta of {len} bytes is not smaller than the {lacking} bytes lacking"
-        ))),
-        Err(e) => {
-            tracing::warn!(package = %package.id, base = %base_id, error = %e, "cannot compute a delta");
-            Ok(Err(format!("no delta: {e}")))
-        }
-    }
 }
 
 /// Streams `len` bytes of `path` from `offset`.

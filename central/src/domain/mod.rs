@@ -20,6 +20,7 @@ pub mod polling;
 pub mod power;
 pub mod records;
 pub mod relays;
+pub mod replication;
 pub mod rules;
 pub mod stats;
 pub mod targets;

@@ -22,6 +22,7 @@ pub(crate) use tower::ServiceExt;
 
 pub(crate) use clock::ManualClock;
 pub(crate) use init::{InitOptions, Layout};
+pub(crate) use replication::{Answer, PackageId, Request as ReplicationRequest};
 
 /// Central's router, its state and the tasks that run beside requests.
 pub(crate) mod api {
@@ -29,6 +30,13 @@ pub(crate) mod api {
     pub(crate) use sitecast_central::domain::containers::purge as purge_containers;
     pub(crate) use sitecast_central::serve::{periodically, Periodic};
     pub(crate) use sitecast_central::Central;
+}
+
+/// What central answers relays on the replication link.
+pub(crate) mod replication {
+    pub(crate) use sitecast_central::domain::replication::{answer, Answer};
+    pub(crate) use sitecast_common::ids::PackageId;
+    pub(crate) use sitecast_common::protocol::Request;
 }
 
 pub(crate) mod clock {

@@ -19,6 +19,7 @@ mod groups;
 mod notify;
 mod packages;
 mod power;
+mod replication;
 mod routes;
 mod rules;
 mod sites;
