@@ -123,7 +123,7 @@ impl Backoff {
 
     fn save(&self) -> Result<(), AgentError> {
         let body = serde_json::to_vec_pretty(&self.relays)
-            .map_err(|e| AgentError::Invalid(format!("back-off state: {e}")))?;
+            .map_err(AgentError::encode("back-off state"))?;
         write_atomically(&self.path, &body).map_err(Into::into)
     }
 }

@@ -228,9 +228,7 @@ impl AgentConfig {
     pub fn keys(&self) -> Result<Vec<VerifyingKey>, AgentError> {
         self.signing_keys
             .iter()
-            .map(|pem| {
-                signing::verifying_key_from_pem(pem).map_err(|e| AgentError::Invalid(e.to_string()))
-            })
+            .map(|pem| signing::verifying_key_from_pem(pem).map_err(AgentError::from))
             .collect()
     }
 }

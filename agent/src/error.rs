@@ -37,6 +37,14 @@ pub enum AgentError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("cannot encode the {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("a pinned signing key: {0}")]
+    Key(#[from] sitecast_common::signing::KeyError),
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("central did not take the {what} within {seconds} s")]
@@ -49,6 +57,10 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    pub fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> AgentError {
+        move |source| AgentError::Encode { what, source }
+    }
+
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AgentError {
         let path = path.into();
         move |source| AgentError::Io { path, source }

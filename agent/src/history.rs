@@ -79,7 +79,7 @@ impl History {
 
     fn save(&self) -> Result<(), AgentError> {
         let bytes = serde_json::to_vec_pretty(&self.installed)
-            .map_err(|e| AgentError::Invalid(format!("{}: {e}", self.path.display())))?;
+            .map_err(AgentError::encode("install history"))?;
         write_atomically(&self.path, &bytes).map_err(Into::into)
     }
 }

@@ -105,7 +105,7 @@ impl Uptime {
             on_since,
         };
         let written = serde_json::to_vec(&mark)
-            .map_err(|e| AgentError::Invalid(e.to_string()))
+            .map_err(AgentError::encode("restart mark"))
             .and_then(|bytes| write_atomically(&self.mark, &bytes).map_err(Into::into));
         if let Err(e) = written {
             tracing::warn!(error = %e, "cannot remember the restart: after it the computer will look freshly booted to central");
