@@ -24,13 +24,7 @@ use crate::store::{ComputerRecord, GroupRecord, PackageGroupRecord, RuleSpec};
 const DESCRIPTION_MAX: usize = 4000;
 
 fn description(text: Option<&str>) -> Result<String, CentralError> {
-    let v = text.unwrap_or("").trim();
-    if v.len() > DESCRIPTION_MAX || v.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(CentralError::invalid(format!(
-            "bad description: must be at most {DESCRIPTION_MAX} printable characters"
-        )));
-    }
-    Ok(v.to_owned())
+    records::text("description", text.unwrap_or(""), DESCRIPTION_MAX, true)
 }
 
 /// The group's members among `computers`, in their order.

@@ -88,9 +88,13 @@ pub fn text(field: &str, value: &str, max: usize, empty_ok: bool) -> Result<Stri
         || v.len() > max
         || v.chars().any(|c| c.is_control() && c != '\n')
     {
+        let size = if empty_ok {
+            format!("at most {max}")
+        } else {
+            format!("1 to {max}")
+        };
         return Err(CentralError::invalid(format!(
-            "bad {field}: must be {} to {max} printable characters",
-            u8::from(!empty_ok)
+            "bad {field}: must be {size} printable characters"
         )));
     }
     Ok(v.to_owned())
@@ -108,5 +112,7 @@ mod tests {
         assert_eq!(empty, "bad name: must be 1 to 10 printable characters");
         assert!(text("name", "a\tb", 10, false).is_err());
         assert!(text("name", "abcdef", 5, false).is_err());
+        let long = text("description", "abcdef", 5, true).unwrap_err().to_string();
+        assert_eq!(long, "bad description: must be at most 5 printable characters");
     }
 }
