@@ -9,6 +9,7 @@ use flate2::Compression;
 use tar::EntryType;
 use zip::write::SimpleFileOptions;
 
+use super::formats::{S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK, TAR_METADATA_BUDGET};
 use super::*;
 
 #[derive(Debug, Clone, Copy)]
