@@ -264,8 +264,7 @@ impl Package {
         let list = self.source_bytes();
         let path = self.dir.join(SOURCES_FILE);
         let written = blocking(move || {
-            let json = serde_json::to_vec(&list)
-                .map_err(|e| AgentError::Invalid(format!("source counts: {e}")))?;
+            let json = serde_json::to_vec(&list).map_err(AgentError::encode("source counts"))?;
             sitecast_io::write_atomically(&path, &json).map_err(AgentError::from)
         })
         .await;
@@ -705,12 +704,8 @@ async fn fetch_fragment(
     sources: &[Source],
 ) -> Result<Option<(u64, Option<RelayId>)>, AgentError> {
     let plan = info.plan();
-    let (_, len) = plan
-        .range(index)
-        .map_err(|e| AgentError::Invalid(e.to_string()))?;
-    let expected = *plan
-        .digest(index)
-        .map_err(|e| AgentError::Invalid(e.to_string()))?;
+    let (_, len) = plan.range(index)?;
+    let expected = *plan.digest(index)?;
     let tmp = dir.join(format!(".{index}.part"));
     for source in sources {
         // A relay that failed an earlier fragment is skipped too.

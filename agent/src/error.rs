@@ -43,6 +43,8 @@ pub enum AgentError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{0}")]
+    Fragment(#[from] sitecast_common::fragment::FragmentError),
     #[error("a pinned signing key: {0}")]
     Key(#[from] sitecast_common::signing::KeyError),
     #[error("a background task failed: {0}")]

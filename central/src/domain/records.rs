@@ -112,7 +112,12 @@ mod tests {
         assert_eq!(empty, "bad name: must be 1 to 10 printable characters");
         assert!(text("name", "a\tb", 10, false).is_err());
         assert!(text("name", "abcdef", 5, false).is_err());
-        let long = text("description", "abcdef", 5, true).unwrap_err().to_string();
-        assert_eq!(long, "bad description: must be at most 5 printable characters");
+        let long = text("description", "abcdef", 5, true)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            long,
+            "bad description: must be at most 5 printable characters"
+        );
     }
 }
