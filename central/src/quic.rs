@@ -330,7 +330,7 @@ async fn serve_request(
 /// fragment bytes it would replace. `Err(reason)` declines.
 async fn delta_for(
     central: &Central,
-    package: &sitecast_common::wire::Package,
+    package: &crate::store::PackageRecord,
     base_id: &sitecast_common::ids::PackageId,
     lacking: u64,
 ) -> Result<Result<(std::path::PathBuf, u64), String>, LinkError> {
