@@ -1001,6 +1001,7 @@ fn relay_list_shows_each_relays_health() {
         "health": health,
     }))
     .unwrap();
+    let report = sitecast_central::store::RelayReportRecord::from(&report);
     c.state
         .store
         .record_relay_report(&id.parse().unwrap(), Some(&report), jiff::Timestamp::now())

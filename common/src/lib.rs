@@ -4,6 +4,7 @@
 //! no clock (time comes in as an argument) and no environment. The binaries are
 //! thin shells that feed these types with bytes and timestamps.
 
+pub mod activation;
 pub mod constraint;
 pub mod coverage;
 pub mod delta;

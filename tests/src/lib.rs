@@ -382,6 +382,7 @@ impl Central {
             "bytes_to_agents": 0,
         }))
         .unwrap();
+        let report = sitecast_central::store::RelayReportRecord::from(&report);
         self.state
             .store
             .record_relay_report(

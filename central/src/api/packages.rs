@@ -35,7 +35,7 @@ pub async fn show(
     State(c): Shared,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Package>, ApiError> {
-    Ok(Json(c.blocking(move |c| records::package(c, &id)).await?))
+    Ok(Json(c.blocking(move |c| packages::show(c, &id)).await?))
 }
 
 pub async fn delete(

@@ -11,7 +11,7 @@ use sitecast_common::protocol::ActivatedPackage;
 use sitecast_common::subnet::select_relays;
 use sitecast_common::wire::{ActivationRequest, Deactivated, Package};
 
-use super::records;
+use super::{convert, records};
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::RelayRecord;
@@ -56,7 +56,7 @@ pub fn activate(c: &Central, id: &str, req: ActivationRequest) -> Result<Package
         }
     })?;
     c.notify_relays();
-    Ok(updated)
+    Ok(updated.into())
 }
 
 /// The sites an activation request names: these (each checked), or all.
@@ -184,7 +184,7 @@ pub fn deactivate(
         "package deactivated"
     );
     Ok(Deactivated {
-        package: updated,
+        package: updated.into(),
         cancelled: cancelled.len() as u64,
         computers: computers.into_iter().collect(),
     })
@@ -197,7 +197,7 @@ pub fn for_relay(c: &Central, relay: &RelayRecord) -> Result<Vec<ActivatedPackag
         .store
         .packages()?
         .into_iter()
-        .filter(|p| p.activation.includes(&relay.site))
+        .filter(|p| convert::activated_for(p, &relay.site))
         .map(|p| ActivatedPackage {
             id: p.id,
             priority: p.priority,

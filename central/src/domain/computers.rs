@@ -5,15 +5,16 @@ use std::collections::BTreeMap;
 
 use sitecast_common::groups;
 use sitecast_common::ids::PackageId;
-use sitecast_common::wire::{Computer, ComputerDetail, ComputerPackage, Package, TagsRequest};
+use sitecast_common::wire::{Computer, ComputerDetail, ComputerPackage, TagsRequest};
 
 use super::records::{self, criteria_error};
 use super::{containers, rules};
 use crate::error::CentralError;
 use crate::state::Central;
+use crate::store::PackageRecord;
 
 pub fn list(c: &Central) -> Result<Vec<Computer>, CentralError> {
-    Ok(c.store.computers()?.iter().map(|c| c.to_wire()).collect())
+    Ok(c.store.computers()?.iter().map(Computer::from).collect())
 }
 
 /// A computer, its packages (installed, or with a job) by package name then
@@ -50,13 +51,13 @@ pub fn show(c: &Central, id: &str) -> Result<ComputerDetail, CentralError> {
         (&a.name, &a.version, &a.package_id).cmp(&(&b.name, &b.version, &b.package_id))
     });
     Ok(ComputerDetail {
-        computer: computer.to_wire(),
+        computer: Computer::from(&computer),
         packages,
         jobs: containers::job_views(c, jobs)?,
     })
 }
 
-fn blank_line(p: Package) -> ComputerPackage {
+fn blank_line(p: PackageRecord) -> ComputerPackage {
     ComputerPackage {
         package_id: p.id,
         name: p.name,
@@ -79,7 +80,7 @@ pub fn set_tags(c: &Central, id: &str, req: TagsRequest) -> Result<Computer, Cen
         .ok_or_else(|| CentralError::not_found("computer", &cid))?;
     rules::after_computer_change(c, &cid);
     tracing::info!(computer = %record.id, tags = ?record.tags, "computer tags changed");
-    Ok(record.to_wire())
+    Ok(Computer::from(&record))
 }
 
 /// OCO "Remove assignment": central forgets that the package is installed on

@@ -23,7 +23,7 @@ use sitecast_common::jobs::{ContainerState, JobKind};
 use sitecast_common::power::{Wake, DEFAULT_RESTART_TIMEOUT, MAX_RESTART_TIMEOUT};
 use sitecast_common::units::Duration;
 use sitecast_common::wire::{
-    Assigned, AssignmentRequest, Container, ContainerChanged, ContainerRequest, Job, Package,
+    Assigned, AssignmentRequest, Container, ContainerChanged, ContainerRequest, Job,
 };
 
 use super::power;
@@ -31,7 +31,7 @@ use super::records::{self, text, uninstallable};
 use super::targets;
 use crate::error::CentralError;
 use crate::state::Central;
-use crate::store::{ContainerPower, ContainerRecord, JobRecord, Store};
+use crate::store::{ContainerPower, ContainerRecord, JobRecord, PackageRecord, Store};
 use crate::tokens;
 
 /// Longest container name and description.
@@ -196,7 +196,7 @@ pub fn container_id(name: &str) -> Result<ContainerId, CentralError> {
 fn create_container(
     c: &Central,
     settings: Settings,
-    packages: &[Package],
+    packages: &[PackageRecord],
     computers: &[ComputerId],
     kind: JobKind,
     now: Timestamp,
@@ -382,7 +382,7 @@ fn state(
 }
 
 /// A package as job planning sees it.
-fn planned(p: &Package) -> PlannedPackage {
+fn planned(p: &PackageRecord) -> PlannedPackage {
     PlannedPackage {
         id: p.id.clone(),
         name: p.name.clone(),
@@ -415,7 +415,7 @@ pub fn create(c: &Central, req: ContainerRequest) -> Result<Container, CentralEr
     } else {
         JobKind::Install
     };
-    let mut chosen: Vec<Package> = Vec::new();
+    let mut chosen: Vec<PackageRecord> = Vec::new();
     for id in &req.packages {
         let p = records::package(c, id)?;
         if kind == JobKind::Uninstall && !uninstallable(&p) {
@@ -529,7 +529,7 @@ pub fn assign(c: &Central, id: &str, req: AssignmentRequest) -> Result<Assigned,
 
 fn assign_to(
     c: &Central,
-    package: &Package,
+    package: &PackageRecord,
     chosen: Vec<ComputerId>,
     now: Timestamp,
 ) -> Result<Assigned, CentralError> {

@@ -13,6 +13,7 @@
 pub mod activation;
 pub mod computers;
 pub mod containers;
+pub mod convert;
 pub mod coverage;
 pub mod groups;
 pub mod packages;

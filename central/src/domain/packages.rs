@@ -20,10 +20,15 @@ use crate::error::CentralError;
 use crate::packaging::{UploadError, UploadSink};
 use crate::state::Central;
 
-pub use draft::package_view;
+pub use draft::package_record;
+
+/// The package `id` names, as the API shows it.
+pub fn show(c: &Central, id: &str) -> Result<Package, CentralError> {
+    Ok(records::package(c, id)?.into())
+}
 
 pub fn list(c: &Central) -> Result<Vec<Package>, CentralError> {
-    c.store.packages()
+    Ok(c.store.packages()?.into_iter().map(Package::from).collect())
 }
 
 /// Streams an upload into a new package: checks the parameters, writes the
@@ -87,9 +92,9 @@ where
     doc.issued_at = now.to_string();
     let info = Info::try_from(doc).map_err(draft::info_error)?;
     let envelope = signing::sign_info(&c.signing_key, &info);
-    let package = package_view(&info, sha256_hex(&envelope), now);
+    let package = package_record(&info, sha256_hex(&envelope), now);
 
-    let reply = package.clone();
+    let reply = Package::from(package.clone());
     c.blocking(move |c| {
         c.files.publish(&package.id, received.file, &envelope)?;
         if let Err(e) = c.store.add_package(&package) {

@@ -10,15 +10,15 @@ use sitecast_common::jobs::Admission;
 use sitecast_common::power::{self, MacAddr, PowerAction};
 use sitecast_common::subnet::best_prefix;
 use sitecast_common::wire::{
-    ComputerStat, EnrollRequest, EnrollResponse, Package, PollRequest, PollResponse, PolledPackage,
+    ComputerStat, EnrollRequest, EnrollResponse, PollRequest, PollResponse, PolledPackage,
     RelayRef, StatusReport,
 };
 
-use super::{records, rules, stats};
+use super::{convert, records, rules, stats};
 use crate::error::CentralError;
 use crate::jitter;
 use crate::state::Central;
-use crate::store::{ComputerRecord, ContainerRecord};
+use crate::store::{ComputerRecord, ContainerRecord, PackageRecord};
 use crate::tokens;
 
 /// Largest output tail kept per report (the last 4 KiB).
@@ -152,8 +152,9 @@ pub fn poll(
         let Some(p) = c.store.package(&job.package_id)? else {
             continue;
         };
-        let serves =
-            |r: &crate::store::RelayRecord| p.activation.includes(&r.site) && r.holds_whole(&p);
+        let serves = |r: &crate::store::RelayRecord| {
+            convert::activated_for(&p, &r.site) && r.holds_whole(&p)
+        };
         let holders = relays
             .iter()
             .filter(|r| serves(r))
@@ -189,7 +190,11 @@ pub fn poll(
 
 /// The package, if this computer has a job for it: central serves packages
 /// only to the computers they are meant for.
-pub fn assigned_package(c: &Central, me: &ComputerId, id: &str) -> Result<Package, CentralError> {
+pub fn assigned_package(
+    c: &Central,
+    me: &ComputerId,
+    id: &str,
+) -> Result<PackageRecord, CentralError> {
     let package = records::package(c, id)?;
     if !c.store.has_job(&package.id, me)? {
         return Err(CentralError::not_found("package", id));
@@ -251,7 +256,7 @@ pub fn report(
         report.output = Some(tail(&out, OUTPUT_TAIL).to_owned());
     }
     let now = c.clock.now();
-    let job = c.store.report_job(me, &pid, &report, now)?;
+    let job = c.store.report_job(me, &pid, &report.into(), now)?;
     if job.status.is_success() && job.finished_at == Some(now) {
         rules::after_computer_change(c, me);
     }

@@ -7,14 +7,13 @@ use ipnet::IpNet;
 use sitecast_common::groups;
 use sitecast_common::ids::{ComputerId, GroupName, PackageId};
 use sitecast_common::info::ActionDoc;
-use sitecast_common::wire::Package;
 
 use crate::error::CentralError;
 use crate::state::Central;
-use crate::store::{ComputerRecord, GroupRecord, PackageGroupRecord};
+use crate::store::{ComputerRecord, GroupRecord, PackageGroupRecord, PackageRecord};
 
 /// The package `id` names; a malformed id is as unknown as a missing one.
-pub fn package(c: &Central, id: &str) -> Result<Package, CentralError> {
+pub fn package(c: &Central, id: &str) -> Result<PackageRecord, CentralError> {
     let pid: PackageId = id
         .parse()
         .map_err(|_| CentralError::not_found("package", id))?;
@@ -54,7 +53,7 @@ pub fn package_group(c: &Central, name: &str) -> Result<PackageGroupRecord, Cent
 }
 
 /// Whether an uninstall job can do anything with the package.
-pub fn uninstallable(p: &Package) -> bool {
+pub fn uninstallable(p: &PackageRecord) -> bool {
     p.uninstall.is_some() || matches!(p.action, ActionDoc::Store { .. })
 }
 

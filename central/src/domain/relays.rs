@@ -9,14 +9,16 @@ use ipnet::IpNet;
 use sitecast_common::ids::{slug, ComputerId, RelayId, SiteName};
 use sitecast_common::protocol::{self, RelayReport};
 use sitecast_common::wire::{
-    CentralStatus, Holding, Package, ProblemReport, Relay, RelayCreated, RelayProblem,
-    RelayRequest, Site, SiteRequest,
+    CentralStatus, Holding, ProblemReport, Relay, RelayCreated, RelayRequest, Site, SiteRequest,
 };
 
+use super::convert;
 use super::records::parse_subnet;
 use crate::error::CentralError;
 use crate::state::Central;
-use crate::store::{RelayRecord, TokenOwner};
+use crate::store::{
+    PackageRecord, ProblemRecord, RelayRecord, RelayReportRecord, SiteRecord, TokenOwner,
+};
 use crate::tokens;
 
 /// Longest problem detail kept (the start says what happened; the rest is noise).
@@ -31,17 +33,17 @@ pub fn add_site(c: &Central, req: SiteRequest) -> Result<Site, CentralError> {
         .name
         .parse()
         .map_err(|e| CentralError::invalid(format!("bad name: {e}")))?;
-    let site = Site {
+    let site = SiteRecord {
         name,
         subnets: parse_subnets("subnets", &req.subnets)?,
         created_at: c.clock.now(),
     };
     c.store.add_site(&site)?;
-    Ok(site)
+    Ok(site.into())
 }
 
 pub fn list_sites(c: &Central) -> Result<Vec<Site>, CentralError> {
-    c.store.sites()
+    Ok(c.store.sites()?.into_iter().map(Site::from).collect())
 }
 
 /// Adds a relay of an existing site; the answer carries its token, the only
@@ -94,10 +96,10 @@ pub fn add_relay(c: &Central, req: RelayRequest) -> Result<RelayCreated, Central
 
 /// A relay as the API shows it: its holdings of each package activated for
 /// its site, with an ETA from its replication rate.
-pub fn view(record: RelayRecord, packages: &[Package]) -> Relay {
-    let mut activated: Vec<&Package> = packages
+pub fn view(record: RelayRecord, packages: &[PackageRecord]) -> Relay {
+    let mut activated: Vec<&PackageRecord> = packages
         .iter()
-        .filter(|p| p.activation.includes(&record.site))
+        .filter(|p| convert::activated_for(p, &record.site))
         .collect();
     // The relay replicates in priority order, so a package waits for those before it.
     activated.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
@@ -134,9 +136,9 @@ pub fn view(record: RelayRecord, packages: &[Package]) -> Relay {
         bytes_from_central: record.bytes_from_central,
         quic_bytes_from_central: record.quic_bytes_from_central,
         bytes_to_agents: record.bytes_to_agents,
-        problems: record.problems,
-        replication: record.replication,
-        health: record.health,
+        problems: record.problems.into(),
+        replication: record.replication.into(),
+        health: record.health.into(),
     }
 }
 
@@ -213,7 +215,9 @@ pub fn record_report(
     relay: &RelayId,
     report: Option<&RelayReport>,
 ) -> Result<(), CentralError> {
-    c.store.record_relay_report(relay, report, c.clock.now())
+    let report = report.map(RelayReportRecord::from);
+    c.store
+        .record_relay_report(relay, report.as_ref(), c.clock.now())
 }
 
 /// The first `max` bytes of `text`, cut at a character boundary.
@@ -244,14 +248,14 @@ pub fn report_problem(
         .chars()
         .map(|ch| if ch.is_control() { ' ' } else { ch })
         .collect();
-    let problem = RelayProblem {
-        kind: report.kind,
+    let kind = report.kind;
+    let problem = ProblemRecord {
+        kind: report.kind.into(),
         detail,
         computer_id: me.clone(),
         package_id: report.package_id,
         at: c.clock.now(),
     };
-    let kind = problem.kind;
     if !c.store.record_relay_problem(&relay, &problem)? {
         return Err(CentralError::not_found("relay", &relay));
     }

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use sitecast_common::ids::{PackageId, RelayId};
 use sitecast_common::protocol::{ActivatedPackage, Request};
-use sitecast_common::wire::Package;
 
 use crate::domain::activation;
 use crate::error::CentralError;
 use crate::state::Central;
+use crate::store::PackageRecord;
 
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub fn answer(c: &Central, request: &Request) -> Result<Answer, CentralError> {
 }
 
 /// Fragment `index` (from 1) of the package's data file.
-fn fragment(c: &Central, package: &Package, index: u32) -> Answer {
+fn fragment(c: &Central, package: &PackageRecord, index: u32) -> Answer {
     if index == 0 || index > package.fragments {
         return Answer::NotFound(format!("package '{}' has no fragment {index}", package.id));
     }
@@ -85,7 +85,7 @@ fn fragment(c: &Central, package: &Package, index: u32) -> Answer {
 /// fragment bytes it would replace.
 fn delta(
     c: &Central,
-    package: &Package,
+    package: &PackageRecord,
     base_id: &PackageId,
     lacking: u64,
 ) -> Result<Answer, CentralError> {

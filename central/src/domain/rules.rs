@@ -18,14 +18,16 @@ use std::collections::BTreeMap;
 
 use sitecast_common::groups::{self, InstalledPackage, RulePackage};
 use sitecast_common::ids::{ComputerId, GroupName, PackageId};
-use sitecast_common::wire::{Evaluation, Package};
+use sitecast_common::wire::Evaluation;
 
 use super::records::{in_group, uninstallable};
 use crate::error::CentralError;
 use crate::state::Central;
-use crate::store::{ComputerRecord, ContainerRecord, GroupRecord, InstalledRecord, RuleSpec};
+use crate::store::{
+    self, ComputerRecord, ContainerRecord, GroupRecord, InstalledRecord, PackageRecord, RuleSpec,
+};
 
-fn rule_package(p: &Package) -> RulePackage {
+fn rule_package(p: &PackageRecord) -> RulePackage {
     RulePackage {
         id: p.id.clone(),
         name: p.name.clone(),
@@ -210,10 +212,10 @@ fn evaluate(
             c.clock.now(),
         )?
         .unwrap_or_default();
-    if done != Evaluation::default() {
+    if done != store::Evaluation::default() {
         tracing::info!(rule = %rule.record.id, added = done.added, renewed = done.renewed, removed = done.removed, "rule re-evaluated");
     }
-    Ok(done)
+    Ok(done.into())
 }
 
 fn rules(c: &Central) -> Result<Vec<ContainerRecord>, CentralError> {

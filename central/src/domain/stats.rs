@@ -51,7 +51,7 @@ pub fn of_package(c: &Central, id: &str) -> Result<Stats, CentralError> {
                 .computer(&a.computer_id)?
                 .map(|c| c.addresses)
                 .unwrap_or_default(),
-            sources: a.sources.clone(),
+            sources: a.sources.iter().cloned().map(Into::into).collect(),
         });
         computers.push(computer_stat(c, a)?);
     }
@@ -125,6 +125,6 @@ pub fn computer_stat(c: &Central, a: JobRecord) -> Result<ComputerStat, CentralE
         output: a.output,
         fragments_done: a.fragments_done,
         updated_at: a.updated_at,
-        sources: a.sources,
+        sources: a.sources.into_iter().map(Into::into).collect(),
     })
 }

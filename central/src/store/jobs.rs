@@ -29,12 +29,13 @@ use sitecast_common::jobs::JobKind;
 use sitecast_common::jobs::{self, Candidate, Conditions, JobState, Next, Sequence, Settled};
 use sitecast_common::status::StatusCode;
 use sitecast_common::units::Duration;
-use sitecast_common::wire::Evaluation;
-use sitecast_common::wire::{SourceBytes, StatusReport};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use super::{decode, encode, pair, tx_error, Result, SledStore, Store};
+use super::{
+    decode, encode, pair, tx_error, Evaluation, ReportRecord, Result, SledStore, SourceRecord,
+    Store,
+};
 use crate::error::CentralError;
 
 /// A job container as central keeps it.
@@ -106,7 +107,7 @@ pub struct JobRecord {
     pub fragments_done: Option<u32>,
     /// Fragment bytes per source, from the agent's final report.
     #[serde(default)]
-    pub sources: Vec<SourceBytes>,
+    pub sources: Vec<SourceRecord>,
     /// Times handed out (tries).
     pub attempts: u32,
     /// Waiting for an automatic retry, not before this instant.
@@ -320,7 +321,7 @@ pub trait JobStore {
         &self,
         computer: &ComputerId,
         package: &PackageId,
-        report: &StatusReport,
+        report: &ReportRecord,
         now: Timestamp,
     ) -> Result<JobRecord>;
     /// OCS's validate operations on a package's statistics lines: for each
@@ -632,7 +633,7 @@ impl JobStore for SledStore {
         &self,
         computer: &ComputerId,
         package: &PackageId,
-        report: &StatusReport,
+        report: &ReportRecord,
         now: Timestamp,
     ) -> Result<JobRecord> {
         let _guard = self.jobs_lock();

@@ -18,8 +18,6 @@ use serde::{Deserialize, Serialize};
 use sitecast_common::groups::{Candidate, Tag};
 use sitecast_common::ids::{ComputerId, PackageId, RelayId, SiteName};
 use sitecast_common::power::MacAddr;
-use sitecast_common::protocol::RelayReport;
-use sitecast_common::wire::{self, Activation, Package, Site};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
@@ -31,6 +29,12 @@ pub use groups::{GroupRecord, GroupStore, PackageGroupRecord};
 pub use jobs::{ContainerRecord, InstalledRecord, JobRecord, JobStore, RuleSpec};
 pub mod power;
 pub use power::{ContainerPower, PowerStore};
+pub mod records;
+pub use records::{
+    ActivationRecord, Evaluation, HealthRecord, PackageRecord, ProblemKindRecord, ProblemRecord,
+    RelayProblemsRecord, RelayReportRecord, ReplicationRecord, ReportRecord, SiteRecord,
+    SourceRecord,
+};
 
 type Result<T> = std::result::Result<T, CentralError>;
 
@@ -54,13 +58,13 @@ pub struct RelayRecord {
     pub bytes_to_agents: u64,
     /// What agents reported about this relay.
     #[serde(default)]
-    pub problems: wire::RelayProblems,
+    pub problems: RelayProblemsRecord,
     /// Replication state, as the relay last reported.
     #[serde(default)]
-    pub replication: wire::ReplicationState,
+    pub replication: ReplicationRecord,
     /// Disk, quota, scrub and version, as the relay last reported.
     #[serde(default)]
-    pub health: wire::RelayHealth,
+    pub health: HealthRecord,
 }
 
 /// What a relay holds of one package: the info it has and how many fragments.
@@ -121,14 +125,14 @@ impl From<&RelayRecord> for sitecast_common::stats::SiteRelay {
 
 impl RelayRecord {
     /// Whether the relay holds all of `package`: its current signed info and every fragment.
-    pub fn holds_whole(&self, package: &Package) -> bool {
+    pub fn holds_whole(&self, package: &PackageRecord) -> bool {
         self.holdings.get(&package.id).is_some_and(|h| {
             h.info_sha256 == package.info_sha256 && h.fragments == package.fragments
         })
     }
 
     /// Fragments of `package` held, counting only the current info's.
-    pub fn fragments_held(&self, package: &Package) -> u32 {
+    pub fn fragments_held(&self, package: &PackageRecord) -> u32 {
         self.holdings
             .get(&package.id)
             .filter(|h| h.info_sha256 == package.info_sha256)
@@ -146,19 +150,6 @@ impl ComputerRecord {
             tags: &self.tags,
         }
     }
-
-    pub fn to_wire(&self) -> wire::Computer {
-        wire::Computer {
-            id: self.id.clone(),
-            hostname: self.hostname.clone(),
-            os: self.os.clone(),
-            addresses: self.addresses.clone(),
-            last_seen: self.last_seen,
-            enrolled_at: self.enrolled_at,
-            tags: self.tags.clone(),
-            macs: self.macs.clone(),
-        }
-    }
 }
 
 /// Who a bearer token belongs to.
@@ -171,9 +162,9 @@ pub enum TokenOwner {
 
 /// What the API asks of central's metadata.
 pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
-    fn add_site(&self, site: &Site) -> Result<()>;
-    fn sites(&self) -> Result<Vec<Site>>;
-    fn site(&self, name: &SiteName) -> Result<Option<Site>>;
+    fn add_site(&self, site: &SiteRecord) -> Result<()>;
+    fn sites(&self) -> Result<Vec<SiteRecord>>;
+    fn site(&self, name: &SiteName) -> Result<Option<SiteRecord>>;
 
     fn add_relay(&self, relay: &RelayRecord, token_sha256: [u8; 32]) -> Result<()>;
     fn relays(&self) -> Result<Vec<RelayRecord>>;
@@ -183,19 +174,19 @@ pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
     fn record_relay_report(
         &self,
         id: &RelayId,
-        report: Option<&RelayReport>,
+        report: Option<&RelayReportRecord>,
         now: Timestamp,
     ) -> Result<()>;
 
     fn token_owner(&self, token_sha256: [u8; 32]) -> Result<Option<TokenOwner>>;
 
     /// Adds a package; a package of the same name and version is a conflict.
-    fn add_package(&self, package: &Package) -> Result<()>;
-    fn packages(&self) -> Result<Vec<Package>>;
-    fn package(&self, id: &PackageId) -> Result<Option<Package>>;
+    fn add_package(&self, package: &PackageRecord) -> Result<()>;
+    fn packages(&self) -> Result<Vec<PackageRecord>>;
+    fn package(&self, id: &PackageId) -> Result<Option<PackageRecord>>;
     fn package_id_by_name(&self, name: &str, version: &str) -> Result<Option<PackageId>>;
     /// Every package of this name (each version), oldest first.
-    fn packages_named(&self, name: &str) -> Result<Vec<Package>>;
+    fn packages_named(&self, name: &str) -> Result<Vec<PackageRecord>>;
     /// Removes a package, its jobs and its installations; false if there was none.
     fn delete_package(&self, id: &PackageId) -> Result<bool>;
     /// Changes a package's activation atomically (concurrent changes are not lost,
@@ -203,8 +194,8 @@ pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
     fn update_activation(
         &self,
         id: &PackageId,
-        change: &(dyn Fn(&mut Activation) + Sync),
-    ) -> Result<Package>;
+        change: &(dyn Fn(&mut ActivationRecord) + Sync),
+    ) -> Result<PackageRecord>;
     /// Changes when a package was activated (a record is created if none
     /// exists; concurrent changes are not lost).
     fn update_activation_times(
@@ -233,7 +224,7 @@ pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
     fn set_tags(&self, id: &ComputerId, tags: &[Tag]) -> Result<Option<ComputerRecord>>;
 
     /// Counts a problem an agent had with a relay; false if there is no such relay.
-    fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool>;
+    fn record_relay_problem(&self, id: &RelayId, problem: &ProblemRecord) -> Result<bool>;
 }
 
 /// The sled implementation of [`Store`].
@@ -379,7 +370,7 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn add_site(&self, site: &Site) -> Result<()> {
+    fn add_site(&self, site: &SiteRecord) -> Result<()> {
         let swapped = self.sites.compare_and_swap(
             site.name.as_str(),
             None as Option<&[u8]>,
@@ -394,11 +385,11 @@ impl Store for SledStore {
         self.flush()
     }
 
-    fn sites(&self) -> Result<Vec<Site>> {
+    fn sites(&self) -> Result<Vec<SiteRecord>> {
         Self::all(&self.sites)
     }
 
-    fn site(&self, name: &SiteName) -> Result<Option<Site>> {
+    fn site(&self, name: &SiteName) -> Result<Option<SiteRecord>> {
         Self::get(&self.sites, name.as_str().as_bytes())
     }
 
@@ -438,34 +429,18 @@ impl Store for SledStore {
     fn record_relay_report(
         &self,
         id: &RelayId,
-        report: Option<&RelayReport>,
+        report: Option<&RelayReportRecord>,
         now: Timestamp,
     ) -> Result<()> {
         // A relay deleted while connected has nothing to record.
         Self::update(&self.relays, id.as_str(), |relay: &mut RelayRecord| {
             relay.last_seen = Some(now);
             if let Some(r) = report {
-                relay.holdings = r
-                    .holdings
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.package_id.clone(),
-                            Held {
-                                info_sha256: h.info_sha256.clone(),
-                                fragments: h.held,
-                            },
-                        )
-                    })
-                    .collect();
+                relay.holdings = r.holdings.clone();
                 relay.bytes_from_central = r.bytes_from_central;
                 relay.quic_bytes_from_central = r.quic_bytes_from_central;
                 relay.bytes_to_agents = r.bytes_to_agents;
-                relay.replication = wire::ReplicationState {
-                    window_open: r.window_open,
-                    max_rate: r.max_rate,
-                    rate: r.rate,
-                };
+                relay.replication = r.replication;
                 relay.health = r.health.clone();
             }
         })?;
@@ -476,7 +451,7 @@ impl Store for SledStore {
         Self::get(&self.tokens, &token_sha256)
     }
 
-    fn add_package(&self, package: &Package) -> Result<()> {
+    fn add_package(&self, package: &PackageRecord) -> Result<()> {
         let key = name_key(&package.name, &package.version);
         let record = encode(package)?;
         (&self.packages, &self.names)
@@ -502,8 +477,8 @@ impl Store for SledStore {
         self.flush()
     }
 
-    fn packages(&self) -> Result<Vec<Package>> {
-        let mut all: Vec<Package> = Self::all(&self.packages)?;
+    fn packages(&self) -> Result<Vec<PackageRecord>> {
+        let mut all: Vec<PackageRecord> = Self::all(&self.packages)?;
         all.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
@@ -512,7 +487,7 @@ impl Store for SledStore {
         Ok(all)
     }
 
-    fn package(&self, id: &PackageId) -> Result<Option<Package>> {
+    fn package(&self, id: &PackageId) -> Result<Option<PackageRecord>> {
         Self::get(&self.packages, id.as_str().as_bytes())
     }
 
@@ -529,7 +504,7 @@ impl Store for SledStore {
         }
     }
 
-    fn packages_named(&self, name: &str) -> Result<Vec<Package>> {
+    fn packages_named(&self, name: &str) -> Result<Vec<PackageRecord>> {
         let mut prefix = name.as_bytes().to_vec();
         prefix.push(0);
         let mut found = Vec::new();
@@ -575,9 +550,9 @@ impl Store for SledStore {
     fn update_activation(
         &self,
         id: &PackageId,
-        change: &(dyn Fn(&mut Activation) + Sync),
-    ) -> Result<Package> {
-        let package = Self::update(&self.packages, id.as_str(), |p: &mut Package| {
+        change: &(dyn Fn(&mut ActivationRecord) + Sync),
+    ) -> Result<PackageRecord> {
+        let package = Self::update(&self.packages, id.as_str(), |p: &mut PackageRecord| {
             change(&mut p.activation)
         })?
         .ok_or_else(|| CentralError::not_found("package", id))?;
@@ -679,7 +654,7 @@ impl Store for SledStore {
         Ok(updated)
     }
 
-    fn record_relay_problem(&self, id: &RelayId, problem: &wire::RelayProblem) -> Result<bool> {
+    fn record_relay_problem(&self, id: &RelayId, problem: &ProblemRecord) -> Result<bool> {
         // Compare-and-swap, as for reports: a relay's report arriving at the same
         // moment must not lose the problem, nor the problem the report.
         let recorded = Self::update(&self.relays, id.as_str(), |relay: &mut RelayRecord| {

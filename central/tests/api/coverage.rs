@@ -19,6 +19,7 @@ impl Central {
             "holdings": holdings, "bytes_from_central": 0, "bytes_to_agents": 0,
         }))
         .unwrap();
+        let report = sitecast_central::store::RelayReportRecord::from(&report);
         self.state
             .as_ref()
             .unwrap()

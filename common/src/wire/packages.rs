@@ -98,12 +98,23 @@ pub struct Activation {
     pub central_fallback: CentralFallback,
 }
 
-impl Activation {
-    /// Whether the relays of `site` are to hold the package: the one
-    /// "activated for this site" rule that central's poll answers, relay views
-    /// and QUIC pushes all apply.
-    pub fn includes(&self, site: &SiteName) -> bool {
-        self.all_sites || self.sites.contains(site)
+impl From<crate::activation::Activation> for Activation {
+    fn from(a: crate::activation::Activation) -> Self {
+        Self {
+            all_sites: a.all_sites,
+            sites: a.sites,
+            central_fallback: a.central_fallback,
+        }
+    }
+}
+
+impl From<Activation> for crate::activation::Activation {
+    fn from(a: Activation) -> Self {
+        Self {
+            all_sites: a.all_sites,
+            sites: a.sites,
+            central_fallback: a.central_fallback,
+        }
     }
 }
 

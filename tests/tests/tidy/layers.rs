@@ -37,7 +37,7 @@ const COMMON: &[&[&str]] = &[
     &["info"],
     &["signing"],
     &["jobs", "groups", "power", "replication", "deployment"],
-    &["eviction"],
+    &["eviction", "activation"],
     &["wire"],
     &["protocol", "coverage", "stats"],
 ];

@@ -7,9 +7,10 @@ use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, Uninst
 use sitecast_common::info::{NotifyDoc, MAX_NOTIFY_COUNTDOWN_S, MAX_USER_TEXT};
 use sitecast_common::units::Duration as Span;
 use sitecast_common::units::Size;
-use sitecast_common::wire::{Activation, Package, UploadParams};
+use sitecast_common::wire::UploadParams;
 
 use crate::error::CentralError;
+use crate::store::{ActivationRecord, PackageRecord};
 use crate::tokens;
 
 /// Upload parameters, checked before a byte of the body is read.
@@ -235,9 +236,14 @@ pub fn new_package_id(name: &str, version: &str) -> Result<PackageId, CentralErr
         .map_err(|e| CentralError::invalid(format!("bad name: {e}")))
 }
 
-pub fn package_view(info: &Info, info_sha256: String, created_at: jiff::Timestamp) -> Package {
+/// The record of a new package, from its signed info: activated nowhere yet.
+pub fn package_record(
+    info: &Info,
+    info_sha256: String,
+    created_at: jiff::Timestamp,
+) -> PackageRecord {
     let doc = InfoDoc::from(info);
-    Package {
+    PackageRecord {
         id: info.id().clone(),
         name: doc.name,
         version: doc.version,
@@ -252,7 +258,7 @@ pub fn package_view(info: &Info, info_sha256: String, created_at: jiff::Timestam
         success_exit_codes: doc.success_exit_codes,
         info_sha256,
         created_at,
-        activation: Activation::default(),
+        activation: ActivationRecord::default(),
         uninstall: doc.uninstall,
         supersedes: info.supersedes().cloned(),
         notify: doc.notify,
