@@ -18,8 +18,15 @@ impl Activation {
     /// "activated for this site" rule that central's poll answers, relay views
     /// and QUIC pushes all apply.
     pub fn includes(&self, site: &SiteName) -> bool {
-        self.all_sites || self.sites.contains(site)
+        includes(self.all_sites, &self.sites, site)
     }
+}
+
+/// [`Activation::includes`] over borrowed parts, for callers that hold a
+/// stored activation: the poll asks it per relay and package, so it must not
+/// copy the site list.
+pub fn includes(all_sites: bool, sites: &[SiteName], site: &SiteName) -> bool {
+    all_sites || sites.contains(site)
 }
 
 #[cfg(test)]

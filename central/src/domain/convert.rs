@@ -14,7 +14,8 @@ use crate::store::{
 
 /// Whether the relays of `site` are to hold `package` ([`Activation::includes`]).
 pub fn activated_for(package: &PackageRecord, site: &sitecast_common::ids::SiteName) -> bool {
-    Activation::from(package.activation.clone()).includes(site)
+    let a = &package.activation;
+    sitecast_common::activation::includes(a.all_sites, &a.sites, site)
 }
 
 impl From<ActivationRecord> for Activation {
@@ -51,33 +52,6 @@ impl From<wire::Activation> for ActivationRecord {
 
 impl From<PackageRecord> for wire::Package {
     fn from(p: PackageRecord) -> Self {
-        Self {
-            id: p.id,
-            name: p.name,
-            version: p.version,
-            os: p.os,
-            priority: p.priority,
-            action: p.action,
-            archive: p.archive,
-            size: p.size,
-            sha256: p.sha256,
-            fragment_size: p.fragment_size,
-            fragments: p.fragments,
-            success_exit_codes: p.success_exit_codes,
-            info_sha256: p.info_sha256,
-            created_at: p.created_at,
-            activation: p.activation.into(),
-            uninstall: p.uninstall,
-            supersedes: p.supersedes,
-            notify: p.notify,
-            done_action_text: p.done_action_text,
-            restart: p.restart,
-        }
-    }
-}
-
-impl From<wire::Package> for PackageRecord {
-    fn from(p: wire::Package) -> Self {
         Self {
             id: p.id,
             name: p.name,
