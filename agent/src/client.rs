@@ -308,6 +308,9 @@ fn http_client(
         .add_root_certificate(cert)
         .local_address(bind)
         .connect_timeout(deadlines.connect)
+        // A relay names no other place to fetch from: a redirect to any host
+        // (an internal service, a slow or hostile one) is an error answer.
+        .redirect(reqwest::redirect::Policy::none())
         // A backstop for central's API calls; downloads have their own, tighter
         // stall timeout (see `Transfer`), which must fire first.
         .read_timeout(deadlines.stall.max(Duration::from_secs(30)))

@@ -30,9 +30,10 @@ pub struct AgentConfig {
     pub tags: Vec<String>,
     /// Central's info-signing public keys (PEM), pinned at enrollment.
     pub signing_keys: Vec<String>,
-    /// Most bytes one package may unpack to (zip and gzip bombs stop here).
-    #[serde(default = "default_max_unpack")]
-    pub max_unpack: Size,
+    /// Most bytes one package may unpack to (zip and gzip bombs stop here); absent:
+    /// 20 times the package's size, at least 1 GiB ([`crate::unpack::UnpackLimits`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unpack: Option<Size>,
     /// MAC addresses reported for Wake-on-LAN, instead of the interfaces'
     /// (`/sys/class/net/*/address`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -78,10 +79,6 @@ pub fn check_cycle(cycle: &CycleConfig) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn default_max_unpack() -> Size {
-    Size::from_bytes(64 << 30)
 }
 
 /// When the agent gives up on a source (relay or central) and how long it then
@@ -178,6 +175,10 @@ impl Layout {
     pub fn backoff(&self) -> PathBuf {
         self.dir.join("backoff.json")
     }
+    /// The commands started and not yet reported (see [`crate::journal`]).
+    pub fn running(&self) -> PathBuf {
+        self.dir.join("running")
+    }
     /// The last restart the agent asked for (see [`crate::power::Uptime`]).
     pub fn restart_mark(&self) -> PathBuf {
         self.dir.join("restart.json")
@@ -221,7 +222,8 @@ impl AgentConfig {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        sitecast_io::write_atomically(&path, body.as_bytes()).map_err(Into::into)
+        // It holds the computer's bearer token.
+        sitecast_io::write_secret(&path, body.as_bytes()).map_err(Into::into)
     }
 
     /// The pinned keys, parsed.

@@ -1,6 +1,6 @@
 //! What every step of a deployment is given ([`Context`]: the agent's
 //! identity, its client to central, the keys infos are verified with, its
-//! directories, limits, relay back-off and notifier), and the status reports
+//! directories, limits, relay back-off, notifier and journal), and the status reports
 //! those steps make. Below `deploy`, `install` and `uninstall`, which all use it.
 
 use std::net::IpAddr;
@@ -14,8 +14,8 @@ use sitecast_common::wire::StatusReport;
 
 use crate::backoff::Backoff;
 use crate::client::Client;
+use crate::journal::Journal;
 use crate::notify::Notifier;
-use crate::unpack::UnpackLimits;
 
 /// What every deployment needs from the agent.
 pub struct Context {
@@ -25,11 +25,14 @@ pub struct Context {
     pub addresses: Vec<IpAddr>,
     pub downloads: PathBuf,
     pub work: PathBuf,
-    pub limits: UnpackLimits,
+    /// agent.toml's `max_unpack` (none: derived from each package's size).
+    pub max_unpack: Option<u64>,
     /// Relays skipped after they failed (shared by every package).
     pub backoff: Mutex<Backoff>,
     /// Tells the computer's user before and after an action.
     pub notifier: Notifier,
+    /// Where each command's start is recorded before it starts.
+    pub journal: Journal,
 }
 
 /// A report of `code` alone.

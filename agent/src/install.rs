@@ -21,6 +21,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sitecast_common::ids::ComputerId;
 use sitecast_common::info::{Action, Archive, Info};
+use sitecast_common::jobs::JobKind;
 use sitecast_common::status::StatusCode;
 use sitecast_common::wire::StatusReport;
 
@@ -176,7 +177,7 @@ pub(crate) async fn install(ctx: &Context, info: &Info, dir: &Path) -> Installed
             package.clone(),
             target.clone(),
             plain_name(info),
-            ctx.limits,
+            unpack::UnpackLimits::for_package(plan.size(), ctx.max_unpack),
         );
         let unpacked =
             tokio::task::spawn_blocking(move || unpack::unpack(archive, &file, &t, &name, &limits))
@@ -201,8 +202,14 @@ pub(crate) async fn install(ctx: &Context, info: &Info, dir: &Path) -> Installed
         Action::Store { .. } => {
             return Installed::Report(report(StatusCode::Success), Some(manifest));
         }
-        Action::Launch { command } => action::launch(command, &target, timeout, &env).await,
-        Action::Execute { command } => action::execute(command, &target, timeout, &env).await,
+        Action::Launch { command } => {
+            let mut recorder = ctx.journal.recorder(info.id(), JobKind::Install, timeout);
+            action::launch(command, &target, timeout, &env, &mut recorder).await
+        }
+        Action::Execute { command } => {
+            let mut recorder = ctx.journal.recorder(info.id(), JobKind::Install, timeout);
+            action::execute(command, &target, timeout, &env, &mut recorder).await
+        }
     };
     let status = command_report(
         result,

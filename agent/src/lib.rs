@@ -17,6 +17,7 @@ pub mod deploy;
 pub mod error;
 pub mod history;
 pub mod install;
+pub mod journal;
 pub mod manifest;
 pub mod notify;
 pub mod power;
@@ -122,7 +123,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         bind: opts.bind,
         tags: opts.tags,
         signing_keys: answer.signing_keys.into_iter().map(|k| k.pem).collect(),
-        max_unpack: sitecast_common::units::Size::from_bytes(64 << 30),
+        max_unpack: None,
         mac_addresses: opts.macs,
         power_command: None,
         uptime_file: None,
@@ -155,6 +156,7 @@ pub struct Round {
 /// source, or whose fetch fails, is left waiting for a later call.
 pub async fn once(dir: &Path) -> Result<Round, AgentError> {
     let (mut worker, config) = worker::Worker::open(dir, true)?;
+    worker.recover().await;
     cycle::drive(
         &mut worker,
         config,
@@ -185,6 +187,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let (mut worker, config) = worker::Worker::open(dir, false)?;
+    worker.recover().await;
     cycle::drive(&mut worker, config, cycle::Mode::Run, shutdown).await?;
     worker.flush().await;
     Ok(())

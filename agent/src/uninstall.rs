@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use sitecast_common::ids::ComputerId;
 use sitecast_common::info::{Action, Info};
+use sitecast_common::jobs::JobKind;
 use sitecast_common::status::StatusCode;
 use sitecast_common::wire::StatusReport;
 
@@ -33,6 +34,7 @@ use crate::action::{self, OUTPUT_TAIL_BYTES};
 use crate::deploy::{report, report_with, settle, Context, Package};
 use crate::history::Installed;
 use crate::install::{command_report, package_env};
+use crate::journal::Journal;
 use crate::manifest;
 use sitecast_io::blocking;
 
@@ -45,7 +47,7 @@ pub async fn uninstall_step(
     installed: Option<&Installed>,
 ) -> StatusReport {
     let report = match package.info().cloned() {
-        Some(info) => uninstall(&info, installed, &ctx.work, &ctx.computer_id).await,
+        Some(info) => uninstall(&info, installed, &ctx.work, &ctx.computer_id, &ctx.journal).await,
         None => report_with(
             StatusCode::ErrExecute,
             "uninstalling a package whose signed info is not verified; nothing was run".into(),
@@ -55,12 +57,13 @@ pub async fn uninstall_step(
 }
 
 /// The uninstall itself (see the [module documentation](self)); `work` is where its
-/// temporary working directory goes.
+/// temporary working directory goes, `journal` where its command's start is recorded.
 pub(crate) async fn uninstall(
     info: &Info,
     installed: Option<&Installed>,
     work: &Path,
     computer_id: &ComputerId,
+    journal: &Journal,
 ) -> StatusReport {
     let store = match info.action() {
         Action::Store { path } => Some(path.as_str()),
@@ -145,7 +148,8 @@ pub(crate) async fn uninstall(
     }
     let env = package_env(computer_id, info, &dir);
     let timeout = Duration::from_secs(info.command_timeout_s());
-    let result = action::execute(&procedure.command, &dir, timeout, &env).await;
+    let mut recorder = journal.recorder(info.id(), JobKind::Uninstall, timeout);
+    let result = action::execute(&procedure.command, &dir, timeout, &env, &mut recorder).await;
     let mut status = command_report(
         result,
         &procedure.success_exit_codes,

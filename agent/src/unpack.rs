@@ -26,8 +26,9 @@
 //! symlink between the check and the write; the agent's temporary directories are its own,
 //! and a `store` path writable by untrusted users is already lost.
 //!
-//! On error the work stops; what was written inside the target stays (callers unpack
-//! `launch` and `execute` packages into a fresh temporary directory they remove).
+//! On error the work stops and what this unpack created is removed again (what it
+//! replaced in a `store` path is gone: it was unlinked before the new file was made), so
+//! a refused archive leaves nothing behind, whatever the retries.
 //!
 //! Every unpack records what it created ([`Unpacked::manifest`]): the files, hard links
 //! and symlinks it wrote and the directories it made, in creation order, each with its
@@ -57,10 +58,28 @@ pub struct UnpackLimits {
     pub max_entries: u64,
 }
 
+/// By default a package may unpack to this many times its own size...
+pub const UNPACK_RATIO: u64 = 20;
+/// ...and to at least this much, so small packages of very compressible data still work.
+pub const UNPACK_FLOOR: u64 = 1 << 30;
+
+impl UnpackLimits {
+    /// The limits for a package file of `package_bytes`: `configured` (agent.toml's
+    /// `max_unpack`) if set, else [`UNPACK_RATIO`] times the package, at least
+    /// [`UNPACK_FLOOR`]. A 3 MB archive that inflates to 3 GiB is a bomb, not a package.
+    pub fn for_package(package_bytes: u64, configured: Option<u64>) -> Self {
+        UnpackLimits {
+            max_bytes: configured
+                .unwrap_or_else(|| package_bytes.saturating_mul(UNPACK_RATIO).max(UNPACK_FLOOR)),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for UnpackLimits {
     fn default() -> Self {
         UnpackLimits {
-            max_bytes: 64 << 30,
+            max_bytes: UNPACK_FLOOR,
             max_entries: 1_000_000,
         }
     }
@@ -94,7 +113,7 @@ pub enum UnpackError {
     SpecialFile { entry: String, kind: String },
     #[error("entry '{entry}' would be written through the symlink {}", symlink.display())]
     ThroughSymlink { entry: String, symlink: PathBuf },
-    #[error("archive unpacks to more than {limit} bytes")]
+    #[error("archive unpacks to more than {limit} bytes, the most this package may (agent.toml's max_unpack; by default {UNPACK_RATIO} times the package's size, at least 1GiB)")]
     TooLarge { limit: u64 },
     #[error("archive has more than {limit} entries")]
     TooManyEntries { limit: u64 },
@@ -123,10 +142,17 @@ pub fn unpack(
 ) -> Result<Unpacked, UnpackError> {
     let root_created = create_target(target)?;
     let mut unpacker = Unpacker::new(target, limits, Manifest::new(target, root_created));
-    match archive {
-        Archive::None => unpacker.plain(file, name_for_plain_file)?,
-        Archive::Zip => unpacker.zip(file)?,
-        Archive::TarGz => unpacker.tar_gz(file)?,
+    let unpacked = match archive {
+        Archive::None => unpacker.plain(file, name_for_plain_file),
+        Archive::Zip => unpacker.zip(file),
+        Archive::TarGz => unpacker.tar_gz(file),
+    };
+    if let Err(e) = unpacked {
+        let removal = crate::manifest::remove(&unpacker.manifest);
+        if !removal.ok() {
+            tracing::warn!(target = %target.display(), %removal, "cannot remove all a failed unpack created");
+        }
+        return Err(e);
     }
     Ok(Unpacked {
         files: unpacker.files,

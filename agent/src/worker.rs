@@ -44,9 +44,10 @@ use crate::cycle::{Fetched, Performer, Worklist, HELD_BACK, MAX_PRIORITY};
 use crate::deploy::{self, Context, Outcome, Package, Step};
 use crate::error::AgentError;
 use crate::history::{History, Installed};
+use crate::journal::Journal;
 use crate::manifest::Manifest;
 use crate::notify::Notifier;
-use crate::{addresses, install, power, uninstall, unpack};
+use crate::{addresses, install, power, uninstall};
 
 /// The cycle's clock: monotonic, starting at `epoch` when the agent starts.
 ///
@@ -111,7 +112,7 @@ pub(crate) struct Worker {
     /// How long a delay lasts in `run`; `None` (`once`): the rest of the call.
     delay: Option<Duration>,
     /// Final reports central did not take; sent again before each poll.
-    unsent: Vec<(PackageId, StatusReport)>,
+    unsent: Vec<(PackageId, JobKind, StatusReport)>,
     last_send_error: Option<AgentError>,
     poll_interval: Duration,
     /// Reported in every poll, for Wake-on-LAN.
@@ -143,10 +144,7 @@ impl Worker {
             addresses: addresses(config.bind),
             downloads: layout.downloads(),
             work: layout.work(),
-            limits: unpack::UnpackLimits {
-                max_bytes: config.max_unpack.bytes(),
-                ..Default::default()
-            },
+            max_unpack: config.max_unpack.map(|size| size.bytes()),
             backoff: Mutex::new(Backoff::load(
                 &layout.backoff(),
                 config.downloads.backoff.into(),
@@ -158,6 +156,7 @@ impl Worker {
                     reason: format!("notifier: {reason}"),
                 }
             })?,
+            journal: Journal::new(layout.running()),
         };
         let uptime = power::Uptime::new(config.uptime_file.as_deref(), layout.restart_mark());
         let worker = Worker {
@@ -224,17 +223,41 @@ impl Worker {
             .collect())
     }
 
+    /// Takes up what a previous run of the agent left in the journal: commands it
+    /// started whose reports central has not taken. Each one's report (`ERR_INTERRUPTED`
+    /// for a command nobody saw end, once it no longer runs) goes out before the next
+    /// poll, and until central takes it the job is not started again.
+    pub(crate) async fn recover(&mut self) {
+        for entry in self.ctx.journal.recover().await {
+            let Some(report) = entry.report else {
+                continue;
+            };
+            let (id, kind) = (entry.package, entry.kind);
+            self.remember(&id, kind, &report, None);
+            self.concluded += 1;
+            if self.keep_outcomes {
+                self.outcomes
+                    .insert((id.clone(), kind), Outcome::Done(report.code));
+            }
+            self.unsent.push((id, kind, report));
+        }
+        // Every command of a previous run has ended now: what it unpacked or worked in
+        // under `work/` is nobody's any more.
+        sweep(&self.layout.work());
+    }
+
     /// Sends the final reports central has not taken yet.
     pub(crate) async fn flush(&mut self) {
-        for (id, report) in std::mem::take(&mut self.unsent) {
+        for (id, kind, report) in std::mem::take(&mut self.unsent) {
             match self.ctx.client.report(&id, &report).await {
-                Ok(()) => {}
+                Ok(()) => self.ctx.journal.settle(&id, kind),
                 Err(e) if refused_for_good(&e) => {
                     tracing::warn!(package = %id, error = %e, "central refused the final report; dropping it");
+                    self.ctx.journal.settle(&id, kind);
                 }
                 Err(e) => {
                     tracing::warn!(package = %id, error = %e, "central still does not take the final report");
-                    self.unsent.push((id, report));
+                    self.unsent.push((id, kind, report));
                     self.last_send_error = Some(e);
                 }
             }
@@ -252,26 +275,12 @@ impl Worker {
     ) {
         let code = report.code;
         tracing::info!(package = %id, %kind, status = %code, "job finished");
-        if code == StatusCode::Success {
-            // Before the report: a package that ran is never run again, even if the
-            // report is lost; one uninstalled is installed again by a later job.
-            match kind {
-                JobKind::Install => {
-                    let installed = Installed {
-                        at: crate::clock::now(),
-                        store: manifest,
-                    };
-                    if let Err(e) = self.history.record(id, installed) {
-                        tracing::warn!(package = %id, error = %e, "could not record the installation");
-                    }
-                }
-                JobKind::Uninstall => {
-                    if let Err(e) = self.history.remove(id) {
-                        tracing::warn!(package = %id, error = %e, "could not take the uninstalled package out of the history");
-                    }
-                }
-            }
+        // Before anything else: should the agent stop now, the next run sends this
+        // report instead of starting the command again.
+        if let Err(e) = self.ctx.journal.finish(id, kind, &report) {
+            tracing::warn!(package = %id, error = %e, "could not record how the command ended");
         }
+        self.remember(id, kind, &report, manifest);
         let _ = std::fs::remove_file(first_seen_path(&self.layout, id, kind));
         self.packages.remove(id);
         self.waiting.remove(id);
@@ -282,14 +291,73 @@ impl Worker {
                 .insert((id.clone(), kind), Outcome::Done(code));
         }
         match self.ctx.client.report(id, &report).await {
-            Ok(()) => {}
+            Ok(()) => self.ctx.journal.settle(id, kind),
             Err(e) if refused_for_good(&e) => {
                 tracing::warn!(package = %id, error = %e, "central refused the final report; dropping it");
+                self.ctx.journal.settle(id, kind);
             }
             Err(e) => {
                 tracing::warn!(package = %id, error = %e, "could not report to central; trying again later");
-                self.unsent.push((id.clone(), report));
+                self.unsent.push((id.clone(), kind, report));
                 self.last_send_error = Some(e);
+            }
+        }
+    }
+
+    /// The history learns of a success before it is reported: a package that ran is
+    /// never run again, even if the report is lost; one uninstalled is installed again
+    /// by a later job. Done again for a report recovered from the journal, in case the
+    /// agent stopped between the two (recording an installation twice changes nothing).
+    fn remember(
+        &mut self,
+        id: &PackageId,
+        kind: JobKind,
+        report: &StatusReport,
+        manifest: Option<Manifest>,
+    ) {
+        if report.code != StatusCode::Success {
+            return;
+        }
+        match kind {
+            JobKind::Install if manifest.is_none() && self.history.contains(id) => {}
+            JobKind::Install => {
+                let installed = Installed {
+                    at: crate::clock::now(),
+                    store: manifest,
+                };
+                if let Err(e) = self.history.record(id, installed) {
+                    tracing::warn!(package = %id, error = %e, "could not record the installation");
+                }
+            }
+            JobKind::Uninstall => {
+                if let Err(e) = self.history.remove(id) {
+                    tracing::warn!(package = %id, error = %e, "could not take the uninstalled package out of the history");
+                }
+            }
+        }
+    }
+}
+
+/// Removes everything under `dir` (the agent's `work/`), saying what it could not.
+fn sweep(dir: &Path) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot sweep what earlier runs left");
+            return;
+        }
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let removed = match entry.file_type() {
+            Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        match removed {
+            Ok(()) => tracing::info!(path = %path.display(), "removed what an earlier run left"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove what an earlier run left")
             }
         }
     }
@@ -319,7 +387,7 @@ impl Worker {
             if self.keep_outcomes && !self.listed.contains(&(id.clone(), kind)) {
                 self.listed.push((id.clone(), kind));
             }
-            if self.unsent.iter().any(|(sent, _)| sent == &id) {
+            if self.unsent.iter().any(|(sent, _, _)| sent == &id) {
                 // Its final report is on its way.
                 continue;
             }

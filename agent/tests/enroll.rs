@@ -36,6 +36,13 @@ async fn enroll_mac_reaches_central_and_agent_toml() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(written, ["52:54:00:ab:cd:ef", "52:54:00:00:00:02"]);
+    // It holds the computer's bearer token: nobody else may read it.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.join("agent.toml"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "agent.toml is {mode:o}");
     let computers = c.get("/computers").await;
     assert_eq!(
         computers[0]["macs"],

@@ -54,6 +54,16 @@ pub struct CentralConfig {
     /// `GET /coverage`: a computer in touch within this counts as seen recently.
     #[serde(default = "default_computer_recent_within")]
     pub computer_recent_within: Duration,
+    /// The API's deadline for a TLS handshake and for a request's head (absent: 15s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_header_timeout: Option<Duration>,
+    /// A connection idle this long is closed (absent: 2m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_idle_timeout: Option<Duration>,
+    /// Connections served at once (absent: 4096, fewer if the file descriptor
+    /// limit allows fewer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_max_connections: Option<usize>,
 }
 
 /// How long a finished job container is kept: a duration, or `never` (kept for ever).
@@ -146,7 +156,19 @@ impl CentralConfig {
             wol_shutdown_expiry: default_wol_shutdown_expiry(),
             relay_stale_after: default_relay_stale_after(),
             computer_recent_within: default_computer_recent_within(),
+            http_header_timeout: None,
+            http_idle_timeout: None,
+            http_max_connections: None,
         }
+    }
+
+    /// What the HTTPS API puts up with.
+    pub fn http_limits(&self) -> sitecast_io::http::Limits {
+        sitecast_io::http::Limits::or_defaults(
+            self.http_header_timeout.map(Into::into),
+            self.http_idle_timeout.map(Into::into),
+            self.http_max_connections,
+        )
     }
 
     pub fn load(path: &Path) -> Result<Self, CentralError> {

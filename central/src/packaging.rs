@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use sitecast_common::fragment::{FragmentHasher, FragmentPlan};
+use sitecast_common::fragment::{FragmentHasher, FragmentPlan, MAX_FRAGMENTS};
 use sitecast_common::ids::PackageId;
 use tokio::sync::mpsc;
 
@@ -149,6 +149,9 @@ pub struct Received {
 pub enum UploadError {
     #[error("the package is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// Its info would list more fragments than a package may have.
+    #[error("the package is larger than {max} fragments of {fragment_size} bytes; upload it with a larger fragment_size")]
+    TooManyFragments { max: u64, fragment_size: u64 },
     #[error("the upload was interrupted: {0}")]
     Body(String),
     #[error("the package writer stopped")]
@@ -164,10 +167,22 @@ pub struct UploadSink {
     task: tokio::task::JoinHandle<Result<Received, CentralError>>,
     received: u64,
     limit: u64,
+    fragment_size: u64,
+    max_fragments: u64,
 }
 
 impl UploadSink {
     pub fn start(file: TempFile, fragment_size: u64, limit: u64) -> Result<Self, CentralError> {
+        Self::start_with(file, fragment_size, limit, MAX_FRAGMENTS)
+    }
+
+    /// [`UploadSink::start`], refusing a package of more than `max_fragments`.
+    fn start_with(
+        file: TempFile,
+        fragment_size: u64,
+        limit: u64,
+        max_fragments: u64,
+    ) -> Result<Self, CentralError> {
         let mut hasher =
             FragmentHasher::new(fragment_size).map_err(|e| CentralError::Invalid(e.to_string()))?;
         let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(CHUNK_QUEUE);
@@ -203,6 +218,8 @@ impl UploadSink {
             task,
             received: 0,
             limit,
+            fragment_size,
+            max_fragments,
         })
     }
 
@@ -210,6 +227,12 @@ impl UploadSink {
         self.received += chunk.len() as u64;
         if self.received > self.limit {
             return Err(UploadError::TooLarge { limit: self.limit });
+        }
+        if self.received.div_ceil(self.fragment_size) > self.max_fragments {
+            return Err(UploadError::TooManyFragments {
+                max: self.max_fragments,
+                fragment_size: self.fragment_size,
+            });
         }
         if self.tx.send(chunk).await.is_err() {
             // The writer stopped early; `finish` returns its own error.
@@ -272,6 +295,31 @@ mod tests {
             b"PK\x03\x04helloworld"
         );
         assert_eq!(fs::read(files.info_path(&id)).unwrap(), b"{}");
+    }
+
+    #[tokio::test]
+    async fn an_upload_of_more_fragments_than_an_info_may_list_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = PackageFiles::open(tmp.path(), &HashSet::new()).unwrap();
+        let mut sink = UploadSink::start_with(files.temp_upload(), 4, 1 << 20, 3).unwrap();
+        sink.push(bytes::Bytes::from_static(b"123456789012"))
+            .await
+            .unwrap();
+        let err = sink
+            .push(bytes::Bytes::from_static(b"3"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                UploadError::TooManyFragments {
+                    max: 3,
+                    fragment_size: 4
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("larger fragment_size"), "{err}");
     }
 
     #[tokio::test]

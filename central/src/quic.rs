@@ -249,7 +249,7 @@ async fn serve_requests(conn: quinn::Connection, central: Arc<Central>, relay: R
         let central = Arc::clone(&central);
         let relay = relay.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_request(send, recv, &central).await {
+            if let Err(e) = serve_request(send, recv, &central, &relay).await {
                 tracing::debug!(%relay, error = %e, "request stream failed");
             }
         });
@@ -266,10 +266,12 @@ async fn serve_request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     central: &Arc<Central>,
+    relay: &RelayId,
 ) -> Result<(), LinkError> {
     let request: Request = read_message(&mut recv).await?;
+    let asking = relay.clone();
     let sent = match central
-        .blocking(move |c| replication::answer(c, &request))
+        .blocking(move |c| replication::answer(c, &asking, &request))
         .await?
     {
         Answer::Send { path, offset, len } => {

@@ -175,10 +175,12 @@ pub async fn run(
         Arc::clone(&central),
         stop_signal(&stopped),
     ));
+    let limits = central.config.http_limits();
     let served = server::run(
         listeners.api,
         listeners.tls,
         api::app(Arc::clone(&central)),
+        limits,
         shutdown,
     )
     .await;

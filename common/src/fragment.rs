@@ -13,9 +13,29 @@ use sha2::{Digest, Sha256};
 /// A SHA-256 digest.
 pub type Sha256Digest = [u8; 32];
 
-/// Largest fragment size accepted: a fragment is the unit of retry and is
-/// buffered by relays and agents, so it must stay small.
-pub const MAX_FRAGMENT_SIZE: u64 = 1 << 30;
+/// Smallest fragment size accepted: every fragment costs a request and 64 hex digits
+/// in the signed info every agent downloads, so a tiny one only bloats the info.
+pub const MIN_FRAGMENT_SIZE: u64 = 4 << 10;
+
+/// Largest fragment size accepted: a fragment is the unit of retry and of the
+/// download deadlines, so it must stay small.
+pub const MAX_FRAGMENT_SIZE: u64 = 64 << 20;
+
+/// Most fragments a package may have: its info stays under 5 MB (a fragment's digest
+/// is 64 hex digits and some JSON), whatever the package; a larger package takes a
+/// larger fragment size (at [`MAX_FRAGMENT_SIZE`], 4 TiB).
+pub const MAX_FRAGMENTS: u64 = 65_536;
+
+/// `fragment_size` is one central may cut a new package into: within
+/// [`MIN_FRAGMENT_SIZE`]..=[`MAX_FRAGMENT_SIZE`]. (Plans and infos read back accept any
+/// size up to the maximum: the bound is central's policy, the count is what they check.)
+pub fn check_fragment_size(fragment_size: u64) -> Result<(), FragmentError> {
+    if (MIN_FRAGMENT_SIZE..=MAX_FRAGMENT_SIZE).contains(&fragment_size) {
+        Ok(())
+    } else {
+        Err(FragmentError::BadFragmentSize(fragment_size))
+    }
+}
 
 /// The result of hashing a file: its size, digest and per-fragment digests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +49,10 @@ pub struct FragmentPlan {
 /// A fragment number outside `1..=count`, or a plan whose parts disagree.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FragmentError {
-    #[error("fragment size must be between 1 byte and {MAX_FRAGMENT_SIZE} bytes, got {0}")]
+    #[error("fragment size must be between 4KiB and 64MiB, got {0} bytes")]
     BadFragmentSize(u64),
+    #[error("{count} fragments are more than a package may have ({MAX_FRAGMENTS}); use a larger fragment size")]
+    TooManyFragments { count: u64 },
     #[error("fragment {index} does not exist (the package has {count})")]
     NoSuchFragment { index: u32, count: u32 },
     #[error("a package of {size} bytes in fragments of {fragment_size} bytes has {expected} fragments, not {actual}")]
@@ -61,6 +83,9 @@ impl FragmentPlan {
             return Err(FragmentError::BadFragmentSize(fragment_size));
         }
         let expected = size.div_ceil(fragment_size);
+        if expected > MAX_FRAGMENTS {
+            return Err(FragmentError::TooManyFragments { count: expected });
+        }
         if expected != fragments.len() as u64 || expected > u64::from(u32::MAX) {
             return Err(FragmentError::CountMismatch {
                 size,
@@ -302,10 +327,24 @@ mod tests {
     }
 
     #[test]
-    fn zero_fragment_size_is_refused() {
+    fn fragment_sizes_and_counts_are_bounded() {
         assert_eq!(
             FragmentHasher::new(0).err(),
             Some(FragmentError::BadFragmentSize(0))
+        );
+        assert!(FragmentHasher::new(MAX_FRAGMENT_SIZE + 1).is_err());
+        assert_eq!(
+            check_fragment_size(1),
+            Err(FragmentError::BadFragmentSize(1))
+        );
+        assert!(check_fragment_size(MIN_FRAGMENT_SIZE).is_ok());
+        assert!(check_fragment_size(MAX_FRAGMENT_SIZE).is_ok());
+        assert!(check_fragment_size(MAX_FRAGMENT_SIZE + 1).is_err());
+        // An info naming more fragments than a package may have is refused unread.
+        let count = MAX_FRAGMENTS + 1;
+        assert_eq!(
+            FragmentPlan::from_parts(count * 4096, 4096, [0; 32], Vec::new()),
+            Err(FragmentError::TooManyFragments { count })
         );
         assert!(matches!(
             FragmentPlan::from_parts(10, 4, [0; 32], vec![[0; 32]; 2]),

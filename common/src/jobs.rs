@@ -176,6 +176,10 @@ pub fn settle(
     if code.is_success() {
         return Settled::Succeeded;
     }
+    // The command may have done part of its work: only an admin may run it again.
+    if code == StatusCode::ErrInterrupted {
+        return Settled::Failed;
+    }
     if attempts <= retries {
         let wait = backoff(base, attempts);
         let at = now
@@ -503,6 +507,11 @@ mod tests {
         );
         assert_eq!(
             settle(StatusCode::ErrTimeout, 1, 0, base, now),
+            Settled::Failed
+        );
+        // A command cut off half way is never run again by itself, retries or not.
+        assert_eq!(
+            settle(StatusCode::ErrInterrupted, 1, 5, base, now),
             Settled::Failed
         );
         assert_eq!(backoff(base, 40).as_secs(), 64 * 60);

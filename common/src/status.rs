@@ -1,5 +1,7 @@
-//! Deployment status codes, as OCS Inventory defines them (seed 003), reported by
-//! agents and counted in a package's statistics.
+//! Deployment status codes, as OCS Inventory defines them, reported by agents and
+//! counted in a package's statistics; and Sitecast's own `ERR_INTERRUPTED`: the
+//! package's command started and the agent (or the computer) stopped before it
+//! ended, so nobody knows how it ended and it is not run again by itself.
 
 use std::fmt;
 use std::str::FromStr;
@@ -55,6 +57,7 @@ status_codes! {
     ErrTimeout = "ERR_TIMEOUT",
     ErrAborted = "ERR_ABORTED",
     ErrPreviousFailed = "ERR_PREVIOUS_FAILED",
+    ErrInterrupted = "ERR_INTERRUPTED",
 }
 
 /// A status code that the contract does not define.
@@ -100,7 +103,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(StatusCode::ALL.len(), 17);
+        assert_eq!(StatusCode::ALL.len(), 18);
         assert_eq!(
             "ERR_NOPE".parse::<StatusCode>().unwrap_err().to_string(),
             "unknown status code 'ERR_NOPE'"

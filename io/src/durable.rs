@@ -2,7 +2,7 @@
 //! fsync of the directory, so a crash leaves the old content or the new,
 //! never a mix, and what returned `Ok` survives a power cut.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,18 @@ pub fn fsync_dir(dir: &Path) -> Result<(), IoError> {
 /// through `.NAME.tmp` in the same directory, fsynced, renamed, and the
 /// directory fsynced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    write_with_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomically`] for a file holding a secret (a bearer token, a key): on Unix it
+/// is readable and writable by its owner alone (0600) from the moment it exists, so no
+/// other user can read it even while it is written. (Windows gives a new file the ACL
+/// of its directory; the agent's and relay's directories are theirs alone.)
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -40,7 +52,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
     })?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let mut f = File::create(&tmp).map_err(at(&tmp))?;
+    // A temporary left by a crash may have another mode: start afresh.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(at(&tmp)(e)),
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(&tmp).map_err(at(&tmp))?;
     f.write_all(bytes).map_err(at(&tmp))?;
     f.sync_all().map_err(at(&tmp))?;
     std::fs::rename(&tmp, path).map_err(at(path))?;
@@ -63,6 +87,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_is_for_its_owner_alone_even_over_a_readable_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        write_atomically(&path, b"old").unwrap();
+        // A temporary a crash left behind, readable by all.
+        std::fs::write(dir.path().join(".agent.toml.tmp"), b"x").unwrap();
+        write_secret(&path, b"token = \"s3cret\"").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"token = \"s3cret\"");
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! ([`durable`]); with the `tls` feature, PEM certificates and keys ([`tls`]);
 //! with the `quic` feature, the UDP sockets and QUIC settings both ends of the
 //! replication link use ([`quic`]); with the `rt` feature, blocking work off
-//! the async threads ([`task`]).
+//! the async threads ([`task`]); with the `http` feature, the HTTP serving loop
+//! that bounds what any client may hold ([`http`]).
 
 pub mod durable;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "quic")]
 pub mod quic;
 #[cfg(feature = "rt")]
@@ -13,7 +16,7 @@ pub mod task;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use durable::{fsync_dir, write_atomically, IoError};
+pub use durable::{fsync_dir, write_atomically, write_secret, IoError};
 #[cfg(feature = "rt")]
 pub use task::blocking;
 #[cfg(feature = "tls")]

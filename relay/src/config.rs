@@ -39,6 +39,16 @@ pub struct RelayConfig {
     /// read when the relay starts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wol_port: Option<u16>,
+    /// The HTTP server's deadline for a request's head (absent: 15s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_header_timeout: Option<Duration>,
+    /// An agent's connection idle this long is closed (absent: 2m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_idle_timeout: Option<Duration>,
+    /// Agents' connections served at once (absent: 4096, fewer if the file
+    /// descriptor limit allows fewer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_max_connections: Option<usize>,
 }
 
 /// The discard port, where Wake-on-LAN tools send magic packets.
@@ -81,13 +91,14 @@ impl RelayConfig {
         })
     }
 
-    /// Writes the file atomically (temp name, fsync, rename).
+    /// Writes the file atomically (temp name, fsync, rename), for its owner alone.
     pub fn save(&self, dir: &Path) -> Result<(), RelayError> {
         let body = toml::to_string(self).map_err(|e| RelayError::Config {
             path: Self::path(dir),
             reason: e.to_string(),
         })?;
-        crate::cache::write_atomically(
+        // It holds the relay's bearer token.
+        sitecast_io::write_secret(
             &Self::path(dir),
             format!(
                 "# Sitecast relay. `sitecast-relay config` changes schedule, max_rate, max_disk and scrub_interval.\n{body}"
@@ -95,6 +106,15 @@ impl RelayConfig {
             .as_bytes(),
         )?;
         Ok(())
+    }
+
+    /// What the HTTP server for agents puts up with.
+    pub fn http_limits(&self) -> sitecast_io::http::Limits {
+        sitecast_io::http::Limits::or_defaults(
+            self.http_header_timeout.map(Into::into),
+            self.http_idle_timeout.map(Into::into),
+            self.http_max_connections,
+        )
     }
 
     /// The quota in bytes (`None`: unlimited).
@@ -149,11 +169,27 @@ mod tests {
             max_disk: Some("50GiB".parse().unwrap()),
             scrub_interval: Some("1d".parse().unwrap()),
             wol_port: Some(4009),
+            http_header_timeout: Some("5s".parse().unwrap()),
+            http_idle_timeout: None,
+            http_max_connections: Some(100),
         };
         c.save(dir.path()).unwrap();
         assert_eq!(RelayConfig::load(dir.path()).unwrap(), c);
         assert_eq!(c.central_host().unwrap(), ("localhost", 4433));
         assert_eq!(c.wol_port(), 4009);
+        let limits = c.http_limits();
+        assert_eq!(
+            (
+                limits.header_timeout,
+                limits.idle_timeout,
+                limits.max_connections
+            ),
+            (
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(120),
+                100
+            )
+        );
         let no_port = RelayConfig {
             wol_port: None,
             ..c.clone()

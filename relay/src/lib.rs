@@ -74,6 +74,9 @@ pub fn enroll(dir: &Path, opts: EnrollOptions) -> Result<RelayConfig, RelayError
         max_disk: opts.max_disk.filter(|s| s.bytes() > 0),
         scrub_interval: opts.scrub_interval,
         wol_port: None,
+        http_header_timeout: None,
+        http_idle_timeout: None,
+        http_max_connections: None,
     };
     config.central_host()?;
     config.save(dir)?;
@@ -155,13 +158,18 @@ pub async fn serve_with_clock(
     }));
     let http = {
         let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        let limits = config
+            .http_limits()
+            .fitting(sitecast_io::http::raise_fd_limit());
+        tokio::spawn(sitecast_io::http::serve(
+            listener,
+            limits,
+            |tcp, _| async move { Some(tcp) },
+            app,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
     };
     tokio::spawn(watch_config(
         dir.to_owned(),
@@ -181,10 +189,8 @@ pub async fn serve_with_clock(
         stop_rx,
     )
     .await;
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
-        Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    if let Err(e) = http.await {
+        tracing::error!(error = %e, "HTTP server task failed");
     }
     if let Err(e) = replicating.await {
         tracing::error!(error = %e, "replicator task failed");

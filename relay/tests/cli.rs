@@ -54,6 +54,15 @@ async fn quota_and_scrub_are_set_at_enroll_and_changed_by_config_and_import_need
         "1d",
     ]);
     assert!(enrolled.status.success(), "{}", text(&enrolled));
+    // It holds the relay's bearer token: nobody else may read it, after a change either.
+    let mode = || {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.join("relay.toml"))
+                .unwrap()
+                .permissions(),
+        ) & 0o777
+    };
+    assert_eq!(mode(), 0o600);
     let c1 = config(&dir);
     assert_eq!(c1.max_disk_bytes(), Some(50 << 30));
     assert_eq!(
@@ -78,6 +87,7 @@ async fn quota_and_scrub_are_set_at_enroll_and_changed_by_config_and_import_need
     );
     // Nothing else moved.
     assert_eq!((c2.schedule, c2.max_rate), (c1.schedule, c1.max_rate));
+    assert_eq!(mode(), 0o600);
 
     let lifted = relay(&["config", "--dir", d, "--max-disk", "unlimited"]);
     assert!(lifted.status.success(), "{}", text(&lifted));

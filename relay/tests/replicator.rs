@@ -229,6 +229,9 @@ fn config(max_disk: Option<u64>) -> RelayConfig {
         max_disk: max_disk.map(Size::from_bytes),
         scrub_interval: Some("0s".parse().unwrap()),
         wol_port: None,
+        http_header_timeout: None,
+        http_idle_timeout: None,
+        http_max_connections: None,
     }
 }
 

@@ -635,6 +635,8 @@ pub enum Reply {
     Silent,
     /// This status with a JSON error body.
     Status(u16),
+    /// `302 Found` to this URL.
+    Redirect(String),
 }
 
 /// A relay's HTTP side that misbehaves on purpose: a tiny HTTP/1.1 server (one
@@ -741,6 +743,16 @@ async fn serve_one(
                     format!(
                         "HTTP/1.1 {code} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+        }
+        Reply::Redirect(to) => {
+            socket
+                .write_all(
+                    format!(
+                        "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                     )
                     .as_bytes(),
                 )

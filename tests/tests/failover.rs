@@ -474,3 +474,43 @@ async fn a_problem_report_central_refuses_does_not_stop_the_deployment() {
     assert!(backoff.contains(&doomed.id), "{backoff}");
     assert!(backoff.contains("answered 500"), "{backoff}");
 }
+
+/// A relay that redirects is a relay that failed: the agent never follows it to the
+/// other host, reports the relay and takes the package from the next source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_never_follows_a_relays_redirect() {
+    let c = Central::start().await;
+    let (relay, pid, data) = site_with_package(&c, "app").await;
+    let info = c.info_bytes(&pid).await;
+    // Where the redirects point: it would serve the right bytes, and must get no request.
+    let (i, d) = (info.clone(), data.clone());
+    let elsewhere = sitecast_tests::FakeRelay::start("127.1.6.1", move |path| {
+        package_reply(path, &i, &d, FRAG).map_or(Reply::Status(404), Reply::Bytes)
+    })
+    .await;
+    let target = elsewhere.url.clone();
+    let redirecting = c
+        .fake_relay("paris", &["127.1.5.0/24"], "127.1.5.1", move |path| {
+            Reply::Redirect(format!("{target}{path}"))
+        })
+        .await;
+    c.pretend_holds(&redirecting.id, &[&pid]).await;
+
+    let a = c.agent("pc", "127.1.5.20").await;
+    quick(&a);
+    assign(&c, &pid, &a).await;
+    assert_eq!(
+        a.once_codes().await,
+        vec![(pid.clone(), "SUCCESS".to_owned())]
+    );
+    assert_eq!(stored(&c, "app"), data);
+    assert_eq!(
+        elsewhere.paths(),
+        Vec::<String>::new(),
+        "the redirect was followed"
+    );
+    assert_eq!(redirecting.paths().len(), 1, "{:?}", redirecting.paths());
+    let p = c.problems(&redirecting.id).await;
+    assert_eq!(p["count"], 1, "{p}");
+    assert_eq!(c.problems(&relay.id).await["count"], 0);
+}

@@ -75,7 +75,8 @@ impl Scene {
     }
 
     async fn uninstall(&self, info: &Info, installed: Option<&Installed>) -> StatusReport {
-        uninstall(info, installed, &self.work, &self.computer).await
+        let journal = Journal::new(self.base.join("running"));
+        uninstall(info, installed, &self.work, &self.computer, &journal).await
     }
 
     /// A file the commands write to, to prove they ran (or did not).

@@ -4,6 +4,7 @@
 //! is corrupt, or reading it failed), and tar metadata held to its own budget.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -54,6 +55,8 @@ impl Unpacker<'_> {
                 limit: self.limits.max_entries,
             });
         }
+        listed_once(file, &zip)?;
+        own_bytes(&mut zip, &zip_error)?;
         for index in 0..zip.len() {
             self.count_entry()?;
             let mut entry = zip.by_index(index).map_err(zip_error)?;
@@ -180,6 +183,72 @@ impl Unpacker<'_> {
             }),
         }
     }
+}
+
+/// The central directory lists each name once. The zip reader keeps one entry per name,
+/// so a name listed twice shows only as fewer entries than the end-of-central-directory
+/// record counts (read here; zip64 archives, which count elsewhere, are left to the
+/// reader and to [`own_bytes`]).
+fn listed_once<R: Read + Seek>(file: &Path, zip: &zip::ZipArchive<R>) -> Result<(), UnpackError> {
+    const EOCD_LEN: u64 = 22;
+    let mut f = File::open(file).map_err(|e| io_error(file, e))?;
+    let tail = EOCD_LEN + zip.comment().len() as u64;
+    let mut eocd = [0u8; EOCD_LEN as usize];
+    f.seek(SeekFrom::End(-i64::try_from(tail).unwrap_or(i64::MAX)))
+        .and_then(|_| f.read_exact(&mut eocd))
+        .map_err(|e| io_error(file, e))?;
+    if eocd[..4] != *b"PK\x05\x06" {
+        return Ok(());
+    }
+    let listed = u16::from_le_bytes([eocd[10], eocd[11]]);
+    if listed != u16::MAX && usize::from(listed) != zip.len() {
+        return Err(UnpackError::Corrupt {
+            reason: format!(
+                "the central directory lists {listed} entries but only {} names: a name appears twice",
+                zip.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Each zip entry owns its bytes, and each name is given once: entries whose local
+/// headers and data overlap (one compressed stream read under many names: a bomb that
+/// beats any ratio) or a name given twice (which one is the package's?) are refused
+/// before anything is written.
+fn own_bytes<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    zip_error: &dyn Fn(ZipError) -> UnpackError,
+) -> Result<(), UnpackError> {
+    let mut spans = Vec::with_capacity(zip.len());
+    let mut names = HashSet::with_capacity(zip.len());
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).map_err(zip_error)?;
+        let name = entry.name().replace('\\', "/");
+        if !names.insert(name.trim_end_matches('/').to_owned()) {
+            return Err(UnpackError::Corrupt {
+                reason: format!("entry '{}' appears twice", entry.name()),
+            });
+        }
+        let end = entry.data_start().saturating_add(entry.compressed_size());
+        spans.push((entry.header_start(), end, index));
+    }
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        if let [(_, end, first), (start, _, second)] = pair {
+            if start < end {
+                let name = |i: usize| zip.name_for_index(i).unwrap_or("?").to_owned();
+                return Err(UnpackError::Corrupt {
+                    reason: format!(
+                        "entries '{}' and '{}' share bytes of the archive",
+                        name(*first),
+                        name(*second)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn special(shown: &str, kind: u32) -> UnpackError {

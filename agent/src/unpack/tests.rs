@@ -195,7 +195,10 @@ impl Scene {
     }
 
     fn assert_nothing_outside(&self) {
-        assert_eq!(names(&self.root), ["outside", "target"]);
+        // The target goes too when a refused unpack created it.
+        let mut beside = names(&self.root);
+        beside.retain(|n| n != "target");
+        assert_eq!(beside, ["outside"]);
         assert_eq!(names(&self.outside), ["sentinel"]);
         assert_eq!(
             fs::read_to_string(self.outside.join("sentinel")).unwrap(),
@@ -624,7 +627,10 @@ fn unpack_stops_a_bomb_at_max_bytes() {
             matches!(err, UnpackError::TooLarge { limit } if limit == 1 << 20),
             "{format:?}: {err}"
         );
-        assert!(fs::metadata(scene.target.join("bomb")).unwrap().len() <= 1 << 20);
+        assert!(
+            !exists(&scene.target),
+            "{format:?}: the partial output stayed"
+        );
 
         // Exactly at the cap is fine.
         let scene = Scene::new();
@@ -784,7 +790,10 @@ fn unpack_plain_file_refuses_names_that_are_not_one_component() {
         .unwrap_err();
         assert!(expected(&err), "{name:?}: {err}");
     }
-    assert!(names(&scene.target).is_empty());
+    assert!(
+        !exists(&scene.target),
+        "the target it made for the file stayed"
+    );
     scene.assert_nothing_outside();
 }
 
@@ -913,4 +922,110 @@ fn link_target_matches_lexical_resolution() {
             }
         }
     }
+}
+
+/// A refused archive leaves nothing it created: not in a fresh target (which goes too),
+/// not in a `store` path that held other files (which stay).
+#[test]
+fn a_refused_unpack_removes_what_it_created() {
+    let bad = [
+        Spec::Dir("app"),
+        Spec::File("app/one", b"1", 0o644),
+        Spec::File("app/two", b"2", 0o644),
+        Spec::File("../escape", b"x", 0o644),
+    ];
+    for format in FORMATS {
+        let scene = Scene::new();
+        let err = scene.unpack(format, &bad).unwrap_err();
+        assert!(
+            matches!(err, UnpackError::ParentDir { .. }),
+            "{format:?}: {err}"
+        );
+        assert!(!exists(&scene.target), "{format:?}");
+
+        let scene = Scene::new();
+        fs::create_dir(&scene.target).unwrap();
+        fs::write(scene.target.join("admin.conf"), "kept").unwrap();
+        scene.unpack(format, &bad).unwrap_err();
+        assert_eq!(names(&scene.target), ["admin.conf"], "{format:?}");
+        scene.assert_nothing_outside();
+    }
+}
+
+/// Points the central directory entry of `victim` at the local header of `at`
+/// (names of the same length), as a bomb that reads one stream many times would.
+fn share_local_header(bytes: &mut [u8], victim: &str, at: &str) {
+    let central = |bytes: &[u8], name: &str| {
+        let mut from = 0;
+        while let Some(pos) = bytes[from..].windows(4).position(|w| w == b"PK\x01\x02") {
+            let here = from + pos;
+            let len = usize::from(u16::from_le_bytes([bytes[here + 28], bytes[here + 29]]));
+            if &bytes[here + 46..here + 46 + len] == name.as_bytes() {
+                return here;
+            }
+            from = here + 4;
+        }
+        panic!("no central directory entry for {name}");
+    };
+    let source = central(bytes, at);
+    let offset: [u8; 4] = bytes[source + 42..source + 46].try_into().unwrap();
+    let target = central(bytes, victim);
+    bytes[target + 42..target + 46].copy_from_slice(&offset);
+}
+
+#[test]
+fn unpack_refuses_zip_entries_that_share_bytes_or_a_name() {
+    let specs = [
+        Spec::File("a.bin", &[0u8; 4096], 0o644),
+        Spec::File("b.bin", &[0u8; 4096], 0o644),
+    ];
+    let mut overlapping = zip_bytes(&specs);
+    share_local_header(&mut overlapping, "b.bin", "a.bin");
+    let scene = Scene::new();
+    let err = scene
+        .unpack_bytes(Archive::Zip, &overlapping, &UnpackLimits::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::Corrupt { reason } if reason.contains("share bytes")),
+        "{err}"
+    );
+    assert!(
+        !exists(&scene.target),
+        "refused before anything was written"
+    );
+
+    // The same name twice: the central directory renames b.bin to a.bin.
+    let mut twice = zip_bytes(&specs);
+    let at = twice
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"PK\x01\x02")
+        .map(|(i, _)| i)
+        .nth(1)
+        .unwrap();
+    twice[at + 46..at + 46 + 5].copy_from_slice(b"a.bin");
+    let err = Scene::new()
+        .unpack_bytes(Archive::Zip, &twice, &UnpackLimits::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::Corrupt { reason } if reason.contains("a name appears twice")),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_default_cap_follows_the_package_size_with_a_floor() {
+    assert_eq!(
+        UnpackLimits::for_package(3 << 20, None).max_bytes,
+        UNPACK_FLOOR
+    );
+    assert_eq!(
+        UnpackLimits::for_package(500 << 20, None).max_bytes,
+        (500 << 20) * UNPACK_RATIO
+    );
+    assert_eq!(UnpackLimits::for_package(3 << 20, Some(5)).max_bytes, 5);
+    assert_eq!(
+        UnpackLimits::for_package(u64::MAX, None).max_bytes,
+        u64::MAX
+    );
 }

@@ -373,7 +373,7 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         bind: Some("127.0.0.1".parse().unwrap()),
         tags: Vec::new(),
         signing_keys: vec![pem],
-        max_unpack: sitecast_common::units::Size::from_bytes(1 << 20),
+        max_unpack: Some(sitecast_common::units::Size::from_bytes(1 << 20)),
         mac_addresses: Vec::new(),
         power_command: None,
         uptime_file: None,

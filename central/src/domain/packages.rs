@@ -149,6 +149,7 @@ fn superseded(
 fn upload_error(e: Option<UploadError>) -> CentralError {
     match e {
         Some(UploadError::TooLarge { limit }) => CentralError::TooLarge { limit },
+        Some(e @ UploadError::TooManyFragments { .. }) => CentralError::invalid(e.to_string()),
         Some(UploadError::Body(m)) => {
             CentralError::invalid(format!("the upload was interrupted: {m}"))
         }

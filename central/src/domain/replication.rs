@@ -2,13 +2,16 @@
 //! range of a file to send (a signed info, a fragment of the data file, or a
 //! delta from an older version), or why there is none. Decided here; the
 //! `quic` link only reads the request and streams the bytes.
+//!
+//! A relay gets only what is activated for its site: an authenticated relay is
+//! trusted to cache its site's packages, not to read every package central holds.
 
 use std::path::PathBuf;
 
 use sitecast_common::ids::{PackageId, RelayId};
 use sitecast_common::protocol::{ActivatedPackage, Request};
 
-use crate::domain::activation;
+use crate::domain::{activation, convert};
 use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::PackageRecord;
@@ -40,12 +43,25 @@ pub fn activated(
     }
 }
 
-/// The answer to `request`. Blocking: it reads the store and may compute a delta.
-pub fn answer(c: &Central, request: &Request) -> Result<Answer, CentralError> {
+/// The answer to `relay`'s `request`. Blocking: it reads the store and may compute a
+/// delta.
+pub fn answer(c: &Central, relay: &RelayId, request: &Request) -> Result<Answer, CentralError> {
     let id = request.package_id();
+    let Some(relay) = c.store.relay(relay)? else {
+        return Ok(Answer::NotFound(format!(
+            "relay '{relay}' no longer exists"
+        )));
+    };
     let Some(package) = c.store.package(id)? else {
         return Ok(Answer::NotFound(format!("package '{id}' not found")));
     };
+    // Told like a missing package: the relay stops asking, and learns nothing more.
+    if !convert::activated_for(&package, &relay.site) {
+        return Ok(Answer::NotFound(format!(
+            "package '{id}' is not activated for site '{}'",
+            relay.site
+        )));
+    }
     match request {
         Request::Info { .. } => {
             let path = c.files.info_path(&package.id);

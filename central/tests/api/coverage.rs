@@ -63,8 +63,8 @@ async fn coverage_lists_unserved_computers_sites_stale_relays_and_overlaps() {
         .await;
     let tool = c
         .given_package(
-            &launch_params("tool", &[("fragment_size", "1000")]),
-            Some(&data(3000)),
+            &launch_params("tool", &[("fragment_size", "4KiB")]),
+            Some(&data(12_000)),
         )
         .await;
     let (app_id, app_info) = (

@@ -22,7 +22,7 @@ pub(crate) use tower::ServiceExt;
 
 pub(crate) use clock::ManualClock;
 pub(crate) use init::{InitOptions, Layout};
-pub(crate) use replication::{Answer, PackageId, Request as ReplicationRequest};
+pub(crate) use replication::{Answer, PackageId, RelayId, Request as ReplicationRequest};
 
 /// Central's router, its state and the tasks that run beside requests.
 pub(crate) mod api {
@@ -35,7 +35,7 @@ pub(crate) mod api {
 /// What central answers relays on the replication link.
 pub(crate) mod replication {
     pub(crate) use sitecast_central::domain::replication::{answer, Answer};
-    pub(crate) use sitecast_common::ids::PackageId;
+    pub(crate) use sitecast_common::ids::{PackageId, RelayId};
     pub(crate) use sitecast_common::protocol::Request;
 }
 

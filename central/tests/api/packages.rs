@@ -178,6 +178,9 @@ async fn bad_upload_parameters_name_the_field() {
         ("action", "install", &["action", "install"]),
         ("fragment_size", "0", &["fragment_size"]),
         ("fragment_size", "2GiB", &["fragment_size"]),
+        // One fragment per byte would make an info 64 times the package's size.
+        ("fragment_size", "1", &["fragment_size", "4KiB"]),
+        ("fragment_size", "128MiB", &["fragment_size", "64MiB"]),
         ("fragment_size", "lots", &["fragment_size"]),
         ("os", "beos", &["os", "beos"]),
         ("archive", "rar", &["archive", "rar"]),

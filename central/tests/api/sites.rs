@@ -179,8 +179,8 @@ async fn relay_listing_shows_holdings_of_activated_packages() {
         .await;
     let for_all = c
         .given_package(
-            &launch_params("tool", &[("fragment_size", "1000")]),
-            Some(&bytes),
+            &launch_params("tool", &[("fragment_size", "4KiB")]),
+            Some(&data(40_000)),
         )
         .await;
     let inactive = c.given_command_package("idle", "5").await;

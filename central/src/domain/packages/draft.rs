@@ -1,7 +1,7 @@
 //! An upload's query parameters checked into a draft info document, before a
 //! byte of the body is read: every field's error names the field.
 
-use sitecast_common::fragment::MAX_FRAGMENT_SIZE;
+use sitecast_common::fragment::check_fragment_size;
 use sitecast_common::ids::{slug, PackageId};
 use sitecast_common::info::{ActionDoc, Archive, Info, InfoDoc, InfoError, UninstallDoc, SCHEMA};
 use sitecast_common::info::{NotifyDoc, MAX_NOTIFY_COUNTDOWN_S, MAX_USER_TEXT};
@@ -70,11 +70,8 @@ pub fn draft(params: &UploadParams, default_fragment_size: u64) -> Result<Draft,
             .map_err(|e| CentralError::invalid(format!("bad fragment_size: {e}")))?
             .bytes(),
     };
-    if fragment_size == 0 || fragment_size > MAX_FRAGMENT_SIZE {
-        return Err(CentralError::invalid(format!(
-            "bad fragment_size: must be between 1 byte and 1GiB, got {fragment_size}"
-        )));
-    }
+    check_fragment_size(fragment_size)
+        .map_err(|e| CentralError::invalid(format!("bad fragment_size: {e}")))?;
     let explicit_archive = params
         .archive
         .as_deref()
