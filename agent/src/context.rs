@@ -43,6 +43,7 @@ pub(crate) fn report(code: StatusCode) -> StatusReport {
         output: None,
         fragments_done: None,
         sources: Vec::new(),
+        job: None,
     }
 }
 

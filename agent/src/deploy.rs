@@ -130,6 +130,7 @@ impl Context {
         let done = Some(package.held.len() as u32);
         let report = StatusReport {
             fragments_done: done,
+            job: package.polled().job.clone(),
             ..report(StatusCode::Downloading)
         };
         if let Err(e) = self.client.report(package.id(), &report).await {
@@ -554,7 +555,8 @@ pub async fn timeout_report(
 }
 
 /// Removes the package's download; a success that cannot clean up is
-/// `ERR_CLEAN`. The report carries the bytes taken from each source.
+/// `ERR_CLEAN`. The report carries the bytes taken from each source, and the
+/// hand-out of the job it answers.
 pub(crate) async fn settle(package: &mut Package, report: StatusReport) -> StatusReport {
     if let Some(bar) = package.bar.take() {
         bar.finish_and_clear();
@@ -571,7 +573,11 @@ pub(crate) async fn settle(package: &mut Package, report: StatusReport) -> Statu
         }
         _ => report,
     };
-    StatusReport { sources, ..report }
+    StatusReport {
+        sources,
+        job: package.polled.job.clone(),
+        ..report
+    }
 }
 
 /// The counts a resumed download starts from: none if the file is missing or

@@ -107,6 +107,7 @@ pub(crate) fn command_report(
             fragments_done: None,
             // Filled in by `settle`.
             sources: Vec::new(),
+            job: None,
         },
         Err(e) => report_with(StatusCode::ErrExecute, format!("{what}: {e}")),
     }

@@ -161,6 +161,7 @@ impl Journal {
                     output: Some(output),
                     fragments_done: None,
                     sources: Vec::new(),
+                    job: None,
                 }),
                 ..entry
             };

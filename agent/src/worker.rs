@@ -398,6 +398,7 @@ impl Worker {
                     output: None,
                     fragments_done: None,
                     sources: Vec::new(),
+                    job: polled.job.clone(),
                 };
                 self.conclude(&id, kind, report, None).await;
                 continue;

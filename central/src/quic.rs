@@ -25,6 +25,15 @@ use crate::error::CentralError;
 use crate::state::Central;
 use crate::store::RelayRecord;
 
+/// Request streams a relay may have open at once.
+const MAX_STREAMS: u32 = 16;
+/// Unread bytes central accepts per stream, and per connection.
+const RECEIVE_WINDOW_PER_STREAM: u32 = 256 << 10;
+const RECEIVE_WINDOW: u32 = 1 << 20;
+/// The longest request a relay may send on a request stream (a request names a
+/// package and a fragment or a base: a few hundred bytes).
+const MAX_REQUEST: usize = 16 << 10;
+
 /// A relay that says nothing is dropped after this long.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -38,7 +47,15 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, Cen
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = sitecast_io::quic::transport();
     transport
-        .max_concurrent_bidi_streams(64u32.into())
+        // A relay keeps a handful of requests in flight (`PARALLEL_FRAGMENTS`, a
+        // delta, the control stream); more only buys a hostile one memory.
+        .max_concurrent_bidi_streams(MAX_STREAMS.into())
+        .max_concurrent_uni_streams(0u32.into())
+        // What a relay sends central is small (requests, reports): central's credit
+        // is too, so what one connection can make central buffer stays bounded
+        // (streams × stream window, at most the connection window), whatever it sends.
+        .stream_receive_window(RECEIVE_WINDOW_PER_STREAM.into())
+        .receive_window(RECEIVE_WINDOW.into())
         // Fragments are several MiB: let a few be in flight per connection.
         .send_window(64 << 20);
     config.transport_config(Arc::new(transport));
@@ -110,6 +127,24 @@ enum LinkError {
     Refused(String),
     #[error("{0}")]
     Central(#[from] CentralError),
+}
+
+/// A message of at most `limit` bytes; a longer one is refused before it is read.
+async fn read_bounded<T: serde::de::DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    limit: usize,
+) -> Result<T, LinkError> {
+    let mut header = [0u8; 4];
+    recv.read_exact(&mut header).await?;
+    let len = protocol::body_len(header)?;
+    if len > limit {
+        return Err(LinkError::Protocol(protocol::ProtocolError::Malformed(
+            format!("a request of {len} bytes is longer than the {limit} a request may be"),
+        )));
+    }
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await?;
+    Ok(protocol::decode(&body)?)
 }
 
 async fn read_message<T: serde::de::DeserializeOwned>(
@@ -268,7 +303,7 @@ async fn serve_request(
     central: &Arc<Central>,
     relay: &RelayId,
 ) -> Result<(), LinkError> {
-    let request: Request = read_message(&mut recv).await?;
+    let request: Request = read_bounded(&mut recv, MAX_REQUEST).await?;
     let asking = relay.clone();
     let sent = match central
         .blocking(move |c| replication::answer(c, &asking, &request))

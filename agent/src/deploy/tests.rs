@@ -26,6 +26,7 @@ fn polled(relays: Vec<RelayRef>, pending: bool, fallback: &str) -> PolledPackage
         central_fallback: fallback.parse().unwrap(),
         kind: Default::default(),
         restart_timeout_s: 300,
+        job: None,
     }
 }
 

@@ -253,6 +253,7 @@ fn job(package: &Published, kind: JobKind) -> PolledPackage {
         central_fallback: CentralFallback::Never,
         kind,
         restart_timeout_s: 300,
+        job: None,
     }
 }
 

@@ -178,6 +178,7 @@ pub fn poll(
             central_fallback: p.activation.central_fallback,
             kind: job.kind,
             restart_timeout_s: container.power.restart_timeout.as_secs(),
+            job: job.handout(),
         });
     }
     Ok(PollResponse {
@@ -256,7 +257,10 @@ pub fn report(
         report.output = Some(tail(&out, OUTPUT_TAIL).to_owned());
     }
     let now = c.clock.now();
-    let job = c.store.report_job(me, &pid, &report.into(), now)?;
+    let answers = report.job.take();
+    let job = c
+        .store
+        .report_job(me, &pid, answers.as_deref(), &report.into(), now)?;
     if job.status.is_success() && job.finished_at == Some(now) {
         rules::after_computer_change(c, me);
     }

@@ -164,6 +164,21 @@ impl JobRecord {
     }
 
     /// Back to the start: waiting, no tries, nothing reported.
+    /// This hand-out of the job, as polls name it and reports carry it back: the
+    /// container, the job's place in it, the try, and when it was first handed out
+    /// since it was created or renewed (so a retried job's tries are new names).
+    /// `None` until it is handed out.
+    pub fn handout(&self) -> Option<String> {
+        let started = self.started_at?;
+        Some(format!(
+            "{}/{}/{}/{}",
+            self.container_id,
+            self.order,
+            self.attempts,
+            started.as_millisecond()
+        ))
+    }
+
     fn renew(&mut self, now: Timestamp) {
         let seq = self.seq;
         *self = Self::new(
@@ -317,10 +332,14 @@ pub trait JobStore {
     /// Records an agent's report on the job last handed out for the package (none
     /// handed out: not found): retries, the sequence mode and the installed
     /// packages follow a final one.
+    /// Applies an agent's report to the computer's current job for the package. A
+    /// report naming another hand-out (`job`, [`JobRecord::handout`]) than the current
+    /// one, or a final report for a job already settled, is refused (a conflict).
     fn report_job(
         &self,
         computer: &ComputerId,
         package: &PackageId,
+        job: Option<&str>,
         report: &ReportRecord,
         now: Timestamp,
     ) -> Result<JobRecord>;
@@ -633,6 +652,7 @@ impl JobStore for SledStore {
         &self,
         computer: &ComputerId,
         package: &PackageId,
+        answers: Option<&str>,
         report: &ReportRecord,
         now: Timestamp,
     ) -> Result<JobRecord> {
@@ -642,9 +662,24 @@ impl JobStore for SledStore {
         // cannot settle a job its container's conditions have not let through.
         let key = self.current_key(computer, package)?.ok_or_else(not_found)?;
         let mut job = self.job(&key)?.ok_or_else(not_found)?;
+        if let Some(answers) = answers {
+            let current = job.handout();
+            if current.as_deref() != Some(answers) {
+                return Err(CentralError::conflict(format!(
+                    "the report answers job {answers}, but the computer's current job for {package} is {}",
+                    current.as_deref().unwrap_or("not handed out yet")
+                )));
+            }
+        }
         // Progress arriving after the job was settled (cancelled, say) changes nothing.
         if job.status.is_final() && !report.code.is_final() {
             return Ok(job);
+        }
+        if job.status.is_final() {
+            return Err(CentralError::conflict(format!(
+                "the job of {package} on {computer} is already settled as {}; a {} report cannot change it",
+                job.status, report.code
+            )));
         }
         job.status = report.code;
         job.exit_code = report.exit_code;

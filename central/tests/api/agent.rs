@@ -132,10 +132,11 @@ async fn a_poll_notifies_waiting_assignments_in_priority_order() {
     );
 
     c.set_time(T1);
-    let poll = c
-        .poll(&agent, &["10.1.0.5", "10.7.0.5"])
-        .await
-        .ok(StatusCode::OK);
+    let poll = without_jobs(
+        c.poll(&agent, &["10.1.0.5", "10.7.0.5"])
+            .await
+            .ok(StatusCode::OK),
+    );
     // 60 s, jittered by up to 20 % either way.
     let interval = poll["poll_interval_s"].as_u64().unwrap();
     assert!((48..=72).contains(&interval), "{interval}");
@@ -193,7 +194,7 @@ async fn a_poll_notifies_waiting_assignments_in_priority_order() {
     assert_eq!(pc["addresses"], json!(["10.1.0.5", "10.7.0.5"]));
 
     // Notified packages are still handed out until they are finished.
-    let again = c.poll(&agent, &[]).await.ok(StatusCode::OK);
+    let again = without_jobs(c.poll(&agent, &[]).await.ok(StatusCode::OK));
     assert_eq!(again["packages"], poll["packages"]);
     assert_eq!(c.stats(late_id).await["counts"], json!({"NOTIFIED": 1}));
 
@@ -348,6 +349,59 @@ async fn status_reports_update_the_stats() {
         c.poll(&b, &[]).await.ok(StatusCode::OK)["packages"],
         json!([])
     );
+}
+
+/// A report answers one hand-out of one job: the poll names it, a report naming
+/// another is refused, and a settled job is not settled again (409 both).
+#[tokio::test]
+async fn a_report_answers_its_own_job_and_never_overwrites_a_settled_one() {
+    let c = Central::start().await;
+    let pkg = c
+        .given_package(&launch_params("app", &[]), Some(&data(100)))
+        .await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    let polled = c.poll(&a, &[]).await.ok(StatusCode::OK);
+    let job = polled["packages"][0]["job"].as_str().unwrap().to_owned();
+    // Polled again while it runs: the same hand-out.
+    let again = c.poll(&a, &[]).await.ok(StatusCode::OK);
+    assert_eq!(again["packages"][0]["job"], job.as_str());
+
+    let stale = c
+        .report(
+            &a,
+            id,
+            json!({"code": "SUCCESS", "job": "other-container/1/1/0"}),
+        )
+        .await;
+    stale.err_naming(
+        StatusCode::CONFLICT,
+        &["answers job other-container/1/1/0", &job],
+    );
+    assert_eq!(c.stat_of(id, &a).await["status"], "NOTIFIED");
+
+    c.report(
+        &a,
+        id,
+        json!({"code": "ERR_EXIT_CODE", "exit_code": 2, "job": job}),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let late = c
+        .report(&a, id, json!({"code": "SUCCESS", "exit_code": 0}))
+        .await;
+    late.err_naming(StatusCode::CONFLICT, &["already settled as ERR_EXIT_CODE"]);
+    let kept = c.stat_of(id, &a).await;
+    assert_eq!(
+        (kept["status"].clone(), kept["exit_code"].clone()),
+        (json!("ERR_EXIT_CODE"), json!(2))
+    );
+    // Late progress is not an error, and changes nothing.
+    c.report(&a, id, json!({"code": "DOWNLOADING", "fragments_done": 1}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(c.stat_of(id, &a).await["status"], "ERR_EXIT_CODE");
 }
 
 #[tokio::test]

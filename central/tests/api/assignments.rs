@@ -469,10 +469,14 @@ async fn final_reports_carry_the_bytes_per_source_and_stats_sum_them_per_site() 
     )
     .await
     .ok(StatusCode::OK);
-    // A report without sources (older agents, progress) keeps what was reported.
-    c.report(&a, id, json!({"code": "SUCCESS"}))
+    // A report without sources (progress, late) keeps what was reported; a second
+    // final report is refused outright.
+    c.report(&a, id, json!({"code": "DOWNLOADING"}))
         .await
         .ok(StatusCode::OK);
+    c.report(&a, id, json!({"code": "SUCCESS"}))
+        .await
+        .err(StatusCode::CONFLICT);
     assert_eq!(c.stat_of(id, &a).await["sources"], from_relay);
     assert_eq!(
         c.stat_of(id, &b).await["sources"],

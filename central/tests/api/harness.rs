@@ -577,6 +577,16 @@ pub(crate) fn launch_params<'a>(
     params
 }
 
+/// A poll answer with each package's `job` (its hand-out, checked to be there)
+/// taken out, for comparing with what a test expects.
+pub(crate) fn without_jobs(mut poll: Value) -> Value {
+    for p in poll["packages"].as_array_mut().into_iter().flatten() {
+        let job = p.as_object_mut().and_then(|p| p.remove("job"));
+        assert!(job.as_ref().is_some_and(Value::is_string), "no job in {p}");
+    }
+    poll
+}
+
 pub(crate) fn handed(poll: &Value) -> Vec<(String, String)> {
     poll["packages"]
         .as_array()

@@ -97,6 +97,10 @@ pub struct PolledPackage {
     /// (its container's `restart_timeout`).
     #[serde(default = "default_restart_timeout_s")]
     pub restart_timeout_s: u64,
+    /// This hand-out of the job (opaque): reports about it carry it back, so a
+    /// report answers exactly one try of one job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 /// A relay as agents see it: where to download and which subnets it serves.
@@ -128,6 +132,10 @@ pub struct StatusReport {
     /// Fragment bytes taken from each source (final reports; empty otherwise).
     #[serde(default)]
     pub sources: Vec<SourceBytes>,
+    /// The hand-out it answers ([`PolledPackage::job`]); absent from older agents,
+    /// whose reports go to the computer's current job for the package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 /// Why an agent abandoned a relay (`POST /agent/relays/{id}/problems`).
