@@ -2037,6 +2037,16 @@ fn computer_show_lists_packages_and_remove_assignment_forgets_one() {
         c.run(&["computer", "remove-assignment", &ws1, "--package", "../x"]),
         &["'../x'"],
     );
+
+    // Deleting a computer: named in the answer, gone from the list, then missing.
+    let text = c.human(&["computer", "delete", &ws1]);
+    assert_eq!(
+        text,
+        format!("deleted computer {ws1}; its token no longer works\n")
+    );
+    let listed = c.human(&["computer", "list"]);
+    assert!(!listed.contains(&ws1) && listed.contains(&ws2), "{listed}");
+    fail(c.run(&["computer", "delete", &ws1]), &["computer", &ws1]);
 }
 
 // ---------------------------------------------------------------------------

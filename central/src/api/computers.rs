@@ -34,6 +34,15 @@ pub async fn set_tags(
     ))
 }
 
+pub async fn delete(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    c.blocking(move |c| computers::delete(c, &id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn remove_assignment(
     _: Admin,
     State(c): Shared,

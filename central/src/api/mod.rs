@@ -66,7 +66,10 @@ pub fn app(state: Arc<Central>) -> Router {
         .route("/containers/{id}/retry", post(containers::retry))
         .route("/containers/{id}/cancel", post(containers::cancel))
         .route("/computers", get(computers::list))
-        .route("/computers/{id}", get(computers::show))
+        .route(
+            "/computers/{id}",
+            get(computers::show).delete(computers::delete),
+        )
         .route(
             "/computers/{id}/packages/{package_id}",
             delete(computers::remove_assignment),

@@ -83,6 +83,21 @@ pub fn set_tags(c: &Central, id: &str, req: TagsRequest) -> Result<Computer, Cen
     Ok(Computer::from(&record))
 }
 
+/// Deletes a computer: its token is revoked at once (its agent's next request is
+/// refused), then central forgets its jobs and what it had installed. A re-imaged
+/// machine enrolls again as a new computer.
+pub fn delete(c: &Central, id: &str) -> Result<(), CentralError> {
+    let cid = records::computer(c, id)?.id;
+    if !c.store.delete_computer(&cid)? {
+        return Err(CentralError::not_found("computer", id));
+    }
+    for package in c.store.packages()? {
+        c.store.forget(&cid, &package.id)?;
+    }
+    tracing::info!(computer = %cid, "computer deleted, its token revoked");
+    Ok(())
+}
+
 /// OCO "Remove assignment": central forgets that the package is installed on
 /// the computer, and its jobs there, without running anything on the computer.
 /// A rule that wants the package there makes its job again (OCO).

@@ -210,6 +210,8 @@ pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
     fn add_computer(&self, computer: &ComputerRecord, token_sha256: [u8; 32]) -> Result<()>;
     fn computers(&self) -> Result<Vec<ComputerRecord>>;
     fn computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>>;
+    /// Removes a computer and revokes its token at once; false if there was none.
+    fn delete_computer(&self, id: &ComputerId) -> Result<bool>;
     /// Records a contact from the computer and the addresses and MACs it
     /// reported (empty lists keep the last ones); true if the addresses changed
     /// (dynamic groups may have gained or lost it).
@@ -313,6 +315,18 @@ impl SledStore {
             .collect()
     }
 
+    /// Removes every token that acts as `owner`.
+    fn revoke(&self, owner: &TokenOwner) -> Result<()> {
+        let owner = encode(owner)?;
+        for kv in self.tokens.iter() {
+            let (k, v) = kv?;
+            if v.as_ref() == owner.as_slice() {
+                self.tokens.remove(k)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a new record and the digest of the token that acts as it, atomically;
     /// an existing id is a conflict. Flushed before returning.
     fn insert_with_token(
@@ -409,15 +423,9 @@ impl Store for SledStore {
     }
 
     fn delete_relay(&self, id: &RelayId) -> Result<bool> {
-        let owner = encode(&TokenOwner::Relay(id.clone()))?;
         let existed = self.relays.remove(id.as_str())?.is_some();
         // Revoke its token too: a deleted relay must not be able to connect again.
-        for kv in self.tokens.iter() {
-            let (k, v) = kv?;
-            if v.as_ref() == owner.as_slice() {
-                self.tokens.remove(k)?;
-            }
-        }
+        self.revoke(&TokenOwner::Relay(id.clone()))?;
         self.flush()?;
         Ok(existed)
     }
@@ -620,6 +628,14 @@ impl Store for SledStore {
 
     fn computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>> {
         Self::get(&self.computers, id.as_str().as_bytes())
+    }
+
+    fn delete_computer(&self, id: &ComputerId) -> Result<bool> {
+        // The token first: from this instant the computer's agent is refused.
+        self.revoke(&TokenOwner::Agent(id.clone()))?;
+        let existed = self.computers.remove(id.as_str())?.is_some();
+        self.flush()?;
+        Ok(existed)
     }
 
     fn touch_computer(

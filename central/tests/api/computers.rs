@@ -227,6 +227,38 @@ async fn removing_an_assignment_forgets_it_for_that_computer_only() {
     assert_eq!(again["assigned"], json!([s.pc1.id]));
 }
 
+/// Deleting a computer revokes its token at once and forgets its jobs; the other
+/// computer keeps everything.
+#[tokio::test]
+async fn deleting_a_computer_revokes_its_token_and_forgets_its_jobs() {
+    let c = Central::start().await;
+    let s = c.given_two_computers().await;
+    c.poll(&s.pc1, &[]).await.ok(StatusCode::OK);
+    let pc2_before = c.show_computer(&s.pc2.id).await.ok(StatusCode::OK);
+
+    let r = c
+        .admin_delete(&format!("/api/v1/computers/{}", s.pc1.id))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    c.poll(&s.pc1, &[]).await.err(StatusCode::UNAUTHORIZED);
+    c.show_computer(&s.pc1.id)
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &[&s.pc1.id]);
+    let listed = c.list_computers().await.ok(StatusCode::OK);
+    assert!(!listed.to_string().contains(&s.pc1.id), "{listed}");
+    for package in [&s.zlib, &s.app1, &s.app2] {
+        let stats = c.stats(package).await;
+        assert!(!stats.to_string().contains(&s.pc1.id), "{stats}");
+    }
+    assert_eq!(
+        c.show_computer(&s.pc2.id).await.ok(StatusCode::OK),
+        pc2_before
+    );
+    c.admin_delete(&format!("/api/v1/computers/{}", s.pc1.id))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["computer", &s.pc1.id]);
+}
+
 #[tokio::test]
 async fn computer_routes_name_what_is_missing_and_refuse_agents() {
     let c = Central::start().await;

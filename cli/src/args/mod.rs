@@ -336,6 +336,11 @@ pub enum ComputerCommand {
     Show {
         id: String,
     },
+    /// Delete the computer: its agent's token is revoked at once, and central
+    /// forgets its jobs (a re-imaged machine enrolls again).
+    Delete {
+        id: String,
+    },
     /// Forget the computer's assignment of a package, running nothing on the
     /// computer (OCO "Remove assignment").
     RemoveAssignment {

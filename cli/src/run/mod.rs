@@ -139,6 +139,9 @@ async fn send(client: &Client, command: &Command) -> Result<Answer, CliError> {
         Command::Computer(ComputerCommand::Show { id }) => {
             client.get(&computer_path(id, "")?).await?
         }
+        Command::Computer(ComputerCommand::Delete { id }) => {
+            client.delete(&computer_path(id, "")?).await?
+        }
         Command::Computer(ComputerCommand::RemoveAssignment { id, package }) => {
             let package: PackageId = package
                 .parse()
@@ -221,6 +224,9 @@ async fn show(client: &Client, command: &Command, answer: &Answer) -> Result<Str
         }
         Command::Computer(ComputerCommand::Show { .. }) => {
             render::computer(&answer.json::<ComputerDetail>()?)
+        }
+        Command::Computer(ComputerCommand::Delete { id }) => {
+            format!("deleted computer {id}; its token no longer works")
         }
         Command::Computer(ComputerCommand::RemoveAssignment { id, package }) => {
             format!("removed the assignment of {package} from {id}")
