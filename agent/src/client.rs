@@ -56,6 +56,8 @@ pub struct Deadlines {
     /// Bytes per second a transfer must average over each window; `None`: no floor.
     pub min_rate: Option<u64>,
     pub window: Duration,
+    /// The longest one transfer (an info, a fragment) may take, whatever its pace.
+    pub transfer: Duration,
 }
 
 impl From<&SourcePolicy> for Deadlines {
@@ -65,6 +67,7 @@ impl From<&SourcePolicy> for Deadlines {
             stall: p.stall_timeout.into(),
             min_rate: p.min_rate.bytes_per_sec(),
             window: p.min_rate_window.into(),
+            transfer: p.fragment_timeout.into(),
         }
     }
 }
@@ -205,13 +208,18 @@ fn send_error(source: &Source, e: &reqwest::Error, d: &Deadlines) -> AgentError 
     }
 }
 
-/// One answer's body, chunk by chunk, under the stall timeout and the pace.
+/// One answer's body, chunk by chunk, under the stall timeout, the pace and the
+/// transfer's own deadline (a source just above the pace must not hold the agent's
+/// cycle for hours: Uptane's slow-retrieval rule).
 struct Transfer<'a> {
     source: &'a Source,
     stream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     stall: Duration,
     pace: Option<Pace>,
     throttle: Option<Throttle>,
+    /// When the whole body must be in, moved on by our own throttle's waits.
+    done_by: Instant,
+    limit: Duration,
 }
 
 impl Transfer<'_> {
@@ -222,7 +230,8 @@ impl Transfer<'_> {
             let deadline = match &self.pace {
                 Some(p) => p.deadline().min(stall_at),
                 None => stall_at,
-            };
+            }
+            .min(self.done_by);
             match tokio::time::timeout_at(deadline.into(), self.stream.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     if let Some(pace) = &mut self.pace {
@@ -235,6 +244,7 @@ impl Transfer<'_> {
                         let wait = throttle.delay(chunk.len() as u64, Instant::now());
                         if !wait.is_zero() {
                             tokio::time::sleep(wait).await;
+                            self.done_by += wait;
                             if let Some(pace) = &mut self.pace {
                                 pace.pause(wait);
                             }
@@ -251,6 +261,15 @@ impl Transfer<'_> {
                 Ok(None) => return Ok(None),
                 Err(_) => {
                     let now = Instant::now();
+                    if now >= self.done_by {
+                        return Err(source_error(
+                            ProblemKind::Stalled,
+                            format!(
+                                "{source}: not complete after {} s (fragment_timeout)",
+                                self.limit.as_secs()
+                            ),
+                        ));
+                    }
                     if now >= stall_at {
                         return Err(source_error(
                             ProblemKind::Stalled,
@@ -517,6 +536,8 @@ impl Client {
             stall: d.stall,
             pace: Pace::new(Instant::now(), d.window, d.min_rate),
             throttle: Throttle::new(Instant::now(), self.max_rate),
+            done_by: Instant::now() + d.transfer,
+            limit: d.transfer,
         })
     }
 

@@ -93,6 +93,9 @@ pub fn check_cycle(cycle: &CycleConfig) -> Result<(), String> {
 /// - the body *trickles*: in any full `min_rate_window` counted from the answer's
 ///   headers, fewer than `min_rate × min_rate_window` bytes arrive (*stalled*;
 ///   `min_rate = "0"` turns this off);
+/// - one info or fragment is not complete within `fragment_timeout`, however
+///   steadily it comes (*stalled*): a source just above `min_rate` would otherwise
+///   hold the cycle, and every other package, for hours;
 /// - what arrives is not what the signed info says (*bad data*).
 ///
 /// A relay given up on is skipped for `backoff`, doubling at each new failure up
@@ -105,6 +108,7 @@ pub struct SourcePolicy {
     pub stall_timeout: Duration,
     pub min_rate: Rate,
     pub min_rate_window: Duration,
+    pub fragment_timeout: Duration,
     pub backoff: Duration,
     pub backoff_max: Duration,
 }
@@ -116,6 +120,7 @@ impl Default for SourcePolicy {
             stall_timeout: Duration::from_secs(15),
             min_rate: Rate::from_bytes_per_sec(1024),
             min_rate_window: Duration::from_secs(10),
+            fragment_timeout: Duration::from_secs(10 * 60),
             backoff: Duration::from_secs(5 * 60),
             backoff_max: Duration::from_secs(60 * 60),
         }
@@ -129,6 +134,7 @@ impl SourcePolicy {
             ("connect_timeout", self.connect_timeout),
             ("stall_timeout", self.stall_timeout),
             ("min_rate_window", self.min_rate_window),
+            ("fragment_timeout", self.fragment_timeout),
         ] {
             if value.as_secs() == 0 {
                 return Err(format!("{name} must be at least 1s"));
@@ -381,6 +387,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("stall_timeout"), "{e}");
+        let e = load(&format!("{BASE}[downloads]\nfragment_timeout = \"0s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fragment_timeout"), "{e}");
         let e = load(&format!(
             "{BASE}[downloads]\nbackoff = \"2h\"\nbackoff_max = \"1h\"\n"
         ))

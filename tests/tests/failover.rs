@@ -514,3 +514,48 @@ async fn an_agent_never_follows_a_relays_redirect() {
     assert_eq!(p["count"], 1, "{p}");
     assert_eq!(c.problems(&relay.id).await["count"], 0);
 }
+
+/// A relay that serves steadily just above `min_rate` is still given up on once a
+/// fragment takes longer than `fragment_timeout`, and the next source completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragment_slower_than_its_deadline_is_abandoned_however_steady() {
+    let c = Central::start().await;
+    let (relay, pid, data) = site_with_package(&c, "app").await;
+    let info = c.info_bytes(&pid).await;
+    // About 1,000 B/s, above the floor of 512 B/s: a 64 KiB fragment would take a minute.
+    let (i, d) = (info.clone(), data.clone());
+    let steady = c
+        .fake_relay("paris", &["127.1.5.0/24"], "127.1.5.1", move |path| match (
+            fragment_of(path),
+            package_reply(path, &i, &d, FRAG),
+        ) {
+            (Some(_), Some(body)) => Reply::Trickle(body, Duration::from_millis(1)),
+            (None, Some(body)) => Reply::Bytes(body),
+            _ => Reply::Status(404),
+        })
+        .await;
+    c.pretend_holds(&steady.id, &[&pid]).await;
+    let a = c.agent("pc", "127.1.5.20").await;
+    quick(&a);
+    a.tune_downloads(|d| {
+        d.min_rate = Rate::from_bytes_per_sec(512);
+        d.fragment_timeout = Span::from_secs(3);
+    });
+    assign(&c, &pid, &a).await;
+    let started = Instant::now();
+    assert_eq!(
+        a.once_codes().await,
+        vec![(pid.clone(), "SUCCESS".to_owned())]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stored(&c, "app"), data);
+    let p = c.problems(&steady.id).await;
+    assert_eq!(p["counts"], json!({"stalled": 1}), "{p}");
+    let detail = p["last"]["detail"].as_str().unwrap();
+    assert!(detail.contains("fragment_timeout"), "{detail}");
+    assert_eq!(c.problems(&relay.id).await["count"], 0);
+}
