@@ -54,6 +54,10 @@ pub struct CentralConfig {
     /// `GET /coverage`: a computer in touch within this counts as seen recently.
     #[serde(default = "default_computer_recent_within")]
     pub computer_recent_within: Duration,
+    /// `auto`: a computer that enrolls with a valid token gets jobs at once;
+    /// `manual`: it is `pending` until an admin approves it (`computer approve`).
+    #[serde(default)]
+    pub enroll_approval: EnrollApproval,
     /// The API's deadline for a TLS handshake and for a request's head (absent: 15s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_header_timeout: Option<Duration>,
@@ -64,6 +68,15 @@ pub struct CentralConfig {
     /// limit allows fewer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_max_connections: Option<usize>,
+}
+
+/// Whether enrolled computers need an admin's approval before they get jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnrollApproval {
+    #[default]
+    Auto,
+    Manual,
 }
 
 /// How long a finished job container is kept: a duration, or `never` (kept for ever).
@@ -156,6 +169,7 @@ impl CentralConfig {
             wol_shutdown_expiry: default_wol_shutdown_expiry(),
             relay_stale_after: default_relay_stale_after(),
             computer_recent_within: default_computer_recent_within(),
+            enroll_approval: EnrollApproval::Auto,
             http_header_timeout: None,
             http_idle_timeout: None,
             http_max_connections: None,

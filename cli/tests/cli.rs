@@ -2047,6 +2047,17 @@ fn computer_show_lists_packages_and_remove_assignment_forgets_one() {
     let listed = c.human(&["computer", "list"]);
     assert!(!listed.contains(&ws1) && listed.contains(&ws2), "{listed}");
     fail(c.run(&["computer", "delete", &ws1]), &["computer", &ws1]);
+
+    // Approving an approved computer changes nothing; rejecting one deletes it.
+    let text = c.human(&["computer", "approve", &ws2]);
+    assert!(text.contains(&ws2), "{text}");
+    assert_eq!(c.get(&format!("/computers/{ws2}"))["approval"], "approved");
+    let text = c.human(&["computer", "reject", &ws2]);
+    assert_eq!(
+        text,
+        format!("rejected computer {ws2}: deleted, its token no longer works\n")
+    );
+    fail(c.run(&["computer", "approve", &ws2]), &["computer", &ws2]);
 }
 
 // ---------------------------------------------------------------------------

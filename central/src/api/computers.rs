@@ -22,6 +22,14 @@ pub async fn show(
     Ok(Json(c.blocking(move |c| computers::show(c, &id)).await?))
 }
 
+pub async fn approve(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Computer>, ApiError> {
+    Ok(Json(c.blocking(move |c| computers::approve(c, &id)).await?))
+}
+
 pub async fn set_tags(
     _: Admin,
     State(c): Shared,

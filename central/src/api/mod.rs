@@ -75,6 +75,9 @@ pub fn app(state: Arc<Central>) -> Router {
             delete(computers::remove_assignment),
         )
         .route("/computers/{id}/tags", put(computers::set_tags))
+        .route("/computers/{id}/approve", post(computers::approve))
+        // Rejecting a pending computer is deleting it: its token is revoked.
+        .route("/computers/{id}/reject", post(computers::delete))
         .route(
             "/groups",
             post(groups::create_group).get(groups::list_groups),

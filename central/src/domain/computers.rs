@@ -83,6 +83,19 @@ pub fn set_tags(c: &Central, id: &str, req: TagsRequest) -> Result<Computer, Cen
     Ok(Computer::from(&record))
 }
 
+/// Approves a computer enrolled under `enroll_approval = "manual"`: from its next
+/// poll it is handed jobs. Approving an approved computer changes nothing.
+pub fn approve(c: &Central, id: &str) -> Result<Computer, CentralError> {
+    let cid = records::computer(c, id)?.id;
+    let record = c
+        .store
+        .approve_computer(&cid)?
+        .ok_or_else(|| CentralError::not_found("computer", id))?;
+    tracing::info!(computer = %cid, "computer approved");
+    rules::after_computer_change(c, &cid);
+    Ok(Computer::from(&record))
+}
+
 /// Deletes a computer: its token is revoked at once (its agent's next request is
 /// refused), then central forgets its jobs and what it had installed. A re-imaged
 /// machine enrolls again as a new computer.

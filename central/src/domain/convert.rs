@@ -98,6 +98,11 @@ impl From<&ComputerRecord> for wire::Computer {
             enrolled_at: c.enrolled_at,
             tags: c.tags.clone(),
             macs: c.macs.clone(),
+            approval: if c.pending {
+                wire::Approval::Pending
+            } else {
+                wire::Approval::Approved
+            },
         }
     }
 }

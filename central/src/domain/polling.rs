@@ -15,6 +15,7 @@ use sitecast_common::wire::{
 };
 
 use super::{convert, records, rules, stats};
+use crate::config::EnrollApproval;
 use crate::error::CentralError;
 use crate::jitter;
 use crate::state::Central;
@@ -85,6 +86,7 @@ pub fn enroll(c: &Central, req: EnrollRequest) -> Result<EnrollResponse, Central
             last_seen: Some(now),
             tags: tags.clone(),
             macs: macs.clone(),
+            pending: c.config.enroll_approval == EnrollApproval::Manual,
         };
         attempts += 1;
         match c.store.add_computer(&record, digest) {
@@ -94,7 +96,11 @@ pub fn enroll(c: &Central, req: EnrollRequest) -> Result<EnrollResponse, Central
             Err(e) => return Err(e),
         }
     };
-    tracing::info!(computer = %id, "computer enrolled");
+    if c.config.enroll_approval == EnrollApproval::Manual {
+        tracing::info!(computer = %id, "computer enrolled; pending approval");
+    } else {
+        tracing::info!(computer = %id, "computer enrolled");
+    }
     rules::after_computer_change(c, &id);
     Ok(EnrollResponse {
         computer_id: id,
@@ -121,6 +127,17 @@ pub fn poll(
     if c.store.touch_computer(me, &addresses, &macs, now)? {
         // It moved: groups by subnet may have gained or lost it.
         rules::after_computer_change(c, me);
+    }
+    if c.store.computer(me)?.is_some_and(|pc| pc.pending) {
+        // Not approved yet: in touch, listed, and handed nothing.
+        return Ok(PollResponse {
+            poll_interval_s: jitter::poll_interval(
+                c.config.poll_interval.as_secs(),
+                c.random.as_ref(),
+            ),
+            packages: Vec::new(),
+            power: None,
+        });
     }
     // A disabled rule hands out nothing.
     let admits = |container: &ContainerRecord| {

@@ -111,6 +111,9 @@ pub struct ComputerRecord {
     /// MAC addresses the agent last reported, for Wake-on-LAN.
     #[serde(default)]
     pub macs: Vec<MacAddr>,
+    /// Enrolled under manual approval and not approved yet: it gets no job.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl From<&RelayRecord> for sitecast_common::stats::SiteRelay {
@@ -224,6 +227,8 @@ pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
     ) -> Result<bool>;
     /// Replaces the computer's tags; `None` if there is no such computer.
     fn set_tags(&self, id: &ComputerId, tags: &[Tag]) -> Result<Option<ComputerRecord>>;
+    /// Approves a pending computer; `None` if there is no such computer.
+    fn approve_computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>>;
 
     /// Counts a problem an agent had with a relay; false if there is no such relay.
     fn record_relay_problem(&self, id: &RelayId, problem: &ProblemRecord) -> Result<bool>;
@@ -665,6 +670,14 @@ impl Store for SledStore {
     fn set_tags(&self, id: &ComputerId, tags: &[Tag]) -> Result<Option<ComputerRecord>> {
         let updated = Self::update(&self.computers, id.as_str(), |c: &mut ComputerRecord| {
             c.tags = tags.to_vec();
+        })?;
+        self.flush()?;
+        Ok(updated)
+    }
+
+    fn approve_computer(&self, id: &ComputerId) -> Result<Option<ComputerRecord>> {
+        let updated = Self::update(&self.computers, id.as_str(), |c: &mut ComputerRecord| {
+            c.pending = false;
         })?;
         self.flush()?;
         Ok(updated)

@@ -259,6 +259,47 @@ async fn deleting_a_computer_revokes_its_token_and_forgets_its_jobs() {
         .err_naming(StatusCode::NOT_FOUND, &["computer", &s.pc1.id]);
 }
 
+/// With `enroll_approval = "manual"`, a computer that enrolls is listed `pending`
+/// and handed no job until an admin approves it; a rejected one loses its token.
+#[tokio::test]
+async fn under_manual_approval_a_new_computer_gets_no_job_until_approved() {
+    let c = Central::start_with_config(|toml| {
+        assert!(toml.contains("enroll_approval = \"auto\""), "{toml}");
+        toml.replace("enroll_approval = \"auto\"", "enroll_approval = \"manual\"")
+    })
+    .await;
+    let pkg = c.given_command_package("tool", "5").await;
+    let id = pkg["id"].as_str().unwrap();
+    let a = c.given_agent("pc-a", &["10.1.0.5"]).await;
+    let b = c.given_agent("pc-b", &["10.1.0.6"]).await;
+    c.assign(id, json!({"all": true})).await.ok(StatusCode::OK);
+    for agent in [&a, &b] {
+        let poll = c.poll(agent, &[]).await.ok(StatusCode::OK);
+        assert_eq!(poll["packages"], json!([]), "{poll}");
+        assert_eq!(
+            c.show_computer(&agent.id).await.ok(StatusCode::OK)["approval"],
+            "pending"
+        );
+    }
+
+    let approved = c
+        .admin_post(&format!("/api/v1/computers/{}/approve", a.id), &json!({}))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(approved["approval"], "approved");
+    let poll = c.poll(&a, &[]).await.ok(StatusCode::OK);
+    assert_eq!(poll["packages"][0]["id"], id, "{poll}");
+
+    let r = c
+        .admin_post(&format!("/api/v1/computers/{}/reject", b.id), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    c.poll(&b, &[]).await.err(StatusCode::UNAUTHORIZED);
+    c.admin_post("/api/v1/computers/pc-gone-1/approve", &json!({}))
+        .await
+        .err_naming(StatusCode::NOT_FOUND, &["pc-gone-1"]);
+}
+
 #[tokio::test]
 async fn computer_routes_name_what_is_missing_and_refuse_agents() {
     let c = Central::start().await;

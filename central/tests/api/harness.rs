@@ -276,7 +276,17 @@ impl Central {
     /// central would, and starts it again on the same DIR.
     pub(crate) fn restart_with_db(&mut self, edit: impl FnOnce(&sled::Db)) {
         drop(std::mem::replace(&mut self.app, Router::new()));
-        self.state = None;
+        // A request's blocking task may still hold central (and its sled lock) for a
+        // moment after its answer: wait until the last reference is gone.
+        let gone = self.state.take().map(|state| Arc::downgrade(&state));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while gone.as_ref().is_some_and(|weak| weak.strong_count() > 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "central is still held"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         {
             let db = sled::open(self.layout.db()).unwrap();
             edit(&db);

@@ -23,6 +23,7 @@ fn the_store_never_merges_two_computers_that_draw_the_same_id() {
         last_seen: Some(ts(T0)),
         tags: Vec::new(),
         macs: vec![],
+        pending: false,
     };
     store
         .add_computer(&record("first"), tokens::digest("token-of-the-first"))

@@ -341,6 +341,15 @@ pub enum ComputerCommand {
     Delete {
         id: String,
     },
+    /// Approve a computer enrolled under `enroll_approval = "manual"`: it gets jobs
+    /// from its next poll.
+    Approve {
+        id: String,
+    },
+    /// Reject a pending computer: it is deleted and its token revoked.
+    Reject {
+        id: String,
+    },
     /// Forget the computer's assignment of a package, running nothing on the
     /// computer (OCO "Remove assignment").
     RemoveAssignment {

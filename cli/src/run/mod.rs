@@ -142,6 +142,12 @@ async fn send(client: &Client, command: &Command) -> Result<Answer, CliError> {
         Command::Computer(ComputerCommand::Delete { id }) => {
             client.delete(&computer_path(id, "")?).await?
         }
+        Command::Computer(ComputerCommand::Approve { id }) => {
+            client.post_empty(&computer_path(id, "/approve")?).await?
+        }
+        Command::Computer(ComputerCommand::Reject { id }) => {
+            client.post_empty(&computer_path(id, "/reject")?).await?
+        }
         Command::Computer(ComputerCommand::RemoveAssignment { id, package }) => {
             let package: PackageId = package
                 .parse()
@@ -227,6 +233,12 @@ async fn show(client: &Client, command: &Command, answer: &Answer) -> Result<Str
         }
         Command::Computer(ComputerCommand::Delete { id }) => {
             format!("deleted computer {id}; its token no longer works")
+        }
+        Command::Computer(ComputerCommand::Approve { .. }) => {
+            render::computers(&[answer.json::<Computer>()?])
+        }
+        Command::Computer(ComputerCommand::Reject { id }) => {
+            format!("rejected computer {id}: deleted, its token no longer works")
         }
         Command::Computer(ComputerCommand::RemoveAssignment { id, package }) => {
             format!("removed the assignment of {package} from {id}")

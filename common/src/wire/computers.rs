@@ -26,6 +26,19 @@ pub struct Computer {
     /// The MAC addresses the agent last reported (for Wake-on-LAN).
     #[serde(default)]
     pub macs: Vec<MacAddr>,
+    /// `pending`: enrolled while `enroll_approval = "manual"` and not approved yet,
+    /// so it is handed no job.
+    #[serde(default)]
+    pub approval: Approval,
+}
+
+/// Whether a computer may be handed jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    #[default]
+    Approved,
+    Pending,
 }
 
 /// Answer of `GET /computers/{id}`: the computer (the fields of
