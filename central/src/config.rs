@@ -58,6 +58,10 @@ pub struct CentralConfig {
     /// `manual`: it is `pending` until an admin approves it (`computer approve`).
     #[serde(default)]
     pub enroll_approval: EnrollApproval,
+    /// Whether `enroll.token`, the token shared by every computer, still enrolls;
+    /// `false` leaves only the tokens made with `sitecast enroll-token create`.
+    #[serde(default = "enabled")]
+    pub shared_enroll_token: bool,
     /// The API's deadline for a TLS handshake and for a request's head (absent: 15s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_header_timeout: Option<Duration>,
@@ -137,6 +141,10 @@ fn default_computer_recent_within() -> Duration {
     Duration::from_secs(86400)
 }
 
+fn enabled() -> bool {
+    true
+}
+
 fn default_poll_interval() -> Duration {
     Duration::from_secs(60)
 }
@@ -170,6 +178,7 @@ impl CentralConfig {
             relay_stale_after: default_relay_stale_after(),
             computer_recent_within: default_computer_recent_within(),
             enroll_approval: EnrollApproval::Auto,
+            shared_enroll_token: true,
             http_header_timeout: None,
             http_idle_timeout: None,
             http_max_connections: None,

@@ -27,6 +27,9 @@ pub enum CentralError {
     /// An enrollment without the right enroll token.
     #[error("bad enroll_token")]
     BadEnrollToken,
+    /// An enroll token that was good, and is no more (expired, used up).
+    #[error("enroll_token {0}")]
+    SpentEnrollToken(String),
     /// The task writing an upload to disk stopped without saying why.
     #[error("the package writer stopped without an error")]
     WriterStopped,

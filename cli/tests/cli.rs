@@ -2060,6 +2060,48 @@ fn computer_show_lists_packages_and_remove_assignment_forgets_one() {
     fail(c.run(&["computer", "approve", &ws2]), &["computer", &ws2]);
 }
 
+#[test]
+fn enroll_tokens_are_created_listed_and_deleted() {
+    let c = Central::start();
+    let text = c.human(&[
+        "enroll-token",
+        "create",
+        "--uses",
+        "50",
+        "--expires",
+        "7d",
+        "--tag",
+        "kiosk",
+    ]);
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap_or_else(|| panic!("no token in {text}"))
+        .to_owned();
+    assert_eq!(token.len(), 64, "{text}");
+    let listed = c.human(&["enroll-token", "list"]);
+    let id = listed
+        .split_whitespace()
+        .find(|w| w.starts_with("et-"))
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_owned();
+    shows(row(&listed, &id), &["0", "50", "kiosk"]);
+    assert!(!listed.contains(&token), "the secret is listed: {listed}");
+    assert_eq!(
+        c.human(&["enroll-token", "delete", &id]),
+        format!("deleted enroll token {id}; it enrolls nobody from now on\n")
+    );
+    fail(
+        c.run(&["enroll-token", "delete", &id]),
+        &["enroll token", &id],
+    );
+    fail(c.run(&["enroll-token", "delete", "../x"]), &["'../x'"]);
+    fail(
+        c.run(&["enroll-token", "create", "--expires", "soon"]),
+        &["expires", "soon"],
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Job containers (SPEC "Jobs", OCO)
 // ---------------------------------------------------------------------------

@@ -1,14 +1,17 @@
-//! Handlers for computers: list, show, tags, and removing an assignment.
+//! Handlers for computers (list, show, tags, approval, deletion, removing an
+//! assignment) and the enroll tokens that let them in.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use sitecast_common::wire::{Computer, ComputerDetail, TagsRequest};
+use sitecast_common::wire::{
+    Computer, ComputerDetail, CreatedEnrollToken, EnrollToken, EnrollTokenRequest, TagsRequest,
+};
 
 use super::error::ApiError;
 use super::extract::{Admin, ApiJson, ApiPath};
 use super::Shared;
-use crate::domain::computers;
+use crate::domain::{computers, enroll_tokens};
 
 pub async fn list(_: Admin, State(c): Shared) -> Result<Json<Vec<Computer>>, ApiError> {
     Ok(Json(c.blocking(computers::list).await?))
@@ -58,5 +61,30 @@ pub async fn remove_assignment(
 ) -> Result<StatusCode, ApiError> {
     c.blocking(move |c| computers::remove_assignment(c, &computer, &package))
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn create_enroll_token(
+    _: Admin,
+    State(c): Shared,
+    ApiJson(req): ApiJson<EnrollTokenRequest>,
+) -> Result<(StatusCode, Json<CreatedEnrollToken>), ApiError> {
+    let created = c.blocking(move |c| enroll_tokens::create(c, req)).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn list_enroll_tokens(
+    _: Admin,
+    State(c): Shared,
+) -> Result<Json<Vec<EnrollToken>>, ApiError> {
+    Ok(Json(c.blocking(enroll_tokens::list).await?))
+}
+
+pub async fn delete_enroll_token(
+    _: Admin,
+    State(c): Shared,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    c.blocking(move |c| enroll_tokens::delete(c, &id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -51,7 +51,9 @@ impl From<CentralError> for ApiError {
             CentralError::NotFound { .. } | CentralError::NotFoundIn { .. } => {
                 Self::new(StatusCode::NOT_FOUND, e.to_string())
             }
-            CentralError::BadEnrollToken => Self::unauthorized(e.to_string()),
+            CentralError::BadEnrollToken | CentralError::SpentEnrollToken(_) => {
+                Self::unauthorized(e.to_string())
+            }
             CentralError::TooLarge { .. } => Self::too_large(e.to_string()),
             CentralError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
             CentralError::IdTaken { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),

@@ -76,6 +76,14 @@ pub fn app(state: Arc<Central>) -> Router {
         )
         .route("/computers/{id}/tags", put(computers::set_tags))
         .route("/computers/{id}/approve", post(computers::approve))
+        .route(
+            "/enroll-tokens",
+            post(computers::create_enroll_token).get(computers::list_enroll_tokens),
+        )
+        .route(
+            "/enroll-tokens/{id}",
+            delete(computers::delete_enroll_token),
+        )
         // Rejecting a pending computer is deleting it: its token is revoked.
         .route("/computers/{id}/reject", post(computers::delete))
         .route(

@@ -15,6 +15,7 @@ pub mod computers;
 pub mod containers;
 pub mod convert;
 pub mod coverage;
+pub mod enroll_tokens;
 pub mod groups;
 pub mod packages;
 pub mod polling;

@@ -14,7 +14,7 @@ use sitecast_common::wire::{
     RelayRef, StatusReport,
 };
 
-use super::{convert, records, rules, stats};
+use super::{convert, enroll_tokens, records, rules, stats};
 use crate::config::EnrollApproval;
 use crate::error::CentralError;
 use crate::jitter;
@@ -57,14 +57,19 @@ fn short_text(field: &str, value: &str, max: usize) -> Result<String, CentralErr
 /// keys infos are signed with. Dynamic groups may take it in at once: their
 /// rules make its jobs now.
 pub fn enroll(c: &Central, req: EnrollRequest) -> Result<EnrollResponse, CentralError> {
-    if tokens::digest(req.enroll_token.trim()) != c.enroll_token {
-        return Err(CentralError::BadEnrollToken);
-    }
     let hostname = short_text("hostname", &req.hostname, 253)?;
     let os = short_text("os", &req.os, 64)?;
     let addresses = parse_addresses(&req.addresses)?;
-    let tags = groups::parse_tags(&req.tags).map_err(|e| CentralError::invalid(e.to_string()))?;
+    let mut tags =
+        groups::parse_tags(&req.tags).map_err(|e| CentralError::invalid(e.to_string()))?;
     let macs = parse_macs(&req.macs)?;
+    // Checked last: a use of a limited token is taken only by a request that is
+    // otherwise good.
+    for tag in enroll_tokens::admit(c, req.enroll_token.trim())? {
+        if !tags.iter().any(|t| t.same(&tag)) {
+            tags.push(tag);
+        }
+    }
     let mut base = slug(&hostname, 40);
     if base.is_empty() {
         base = "computer".into();

@@ -23,8 +23,10 @@ use sled::Transactional;
 
 use crate::error::CentralError;
 
+pub mod enroll;
 pub mod groups;
 pub mod jobs;
+pub use enroll::{EnrollStore, EnrollTokenRecord, Spent};
 pub use groups::{GroupRecord, GroupStore, PackageGroupRecord};
 pub use jobs::{ContainerRecord, InstalledRecord, JobRecord, JobStore, RuleSpec};
 pub mod power;
@@ -164,7 +166,7 @@ pub enum TokenOwner {
 }
 
 /// What the API asks of central's metadata.
-pub trait Store: JobStore + GroupStore + PowerStore + Send + Sync + 'static {
+pub trait Store: JobStore + GroupStore + PowerStore + EnrollStore + Send + Sync + 'static {
     fn add_site(&self, site: &SiteRecord) -> Result<()>;
     fn sites(&self) -> Result<Vec<SiteRecord>>;
     fn site(&self, name: &SiteName) -> Result<Option<SiteRecord>>;
@@ -248,6 +250,9 @@ pub struct SledStore {
     group_trees: groups::GroupTrees,
     /// Wake-on-LAN records (see [`power`]).
     wakes: sled::Tree,
+    /// Enroll tokens by id, and their digests (see [`enroll`]).
+    enroll_tokens: sled::Tree,
+    enroll_digests: sled::Tree,
     /// Serialises every change to the job trees (see [`jobs`]).
     jobs_lock: std::sync::Mutex<()>,
 }
@@ -301,6 +306,8 @@ impl SledStore {
             job_trees: jobs::JobTrees::open(&db)?,
             group_trees: groups::GroupTrees::open(&db)?,
             wakes: db.open_tree("wakes")?,
+            enroll_tokens: db.open_tree("enroll_tokens")?,
+            enroll_digests: db.open_tree("enroll_digests")?,
             jobs_lock: std::sync::Mutex::new(()),
             db,
         })

@@ -361,3 +361,78 @@ async fn computer_routes_name_what_is_missing_and_refuse_agents() {
         2
     );
 }
+
+/// Enroll tokens beside the shared one: each enrollment takes a use, durably; an
+/// expired, used-up or deleted token enrolls nobody, each refusal saying why; the
+/// computers it enrolls get its tags; and the shared token can be turned off.
+#[tokio::test]
+async fn limited_enroll_tokens_enroll_as_many_as_they_allow_until_they_expire() {
+    let c = Central::start_with_config(|toml| {
+        assert!(toml.contains("shared_enroll_token = true"), "{toml}");
+        toml.replace("shared_enroll_token = true", "shared_enroll_token = false")
+    })
+    .await;
+    c.set_time(T0);
+    let enroll = |token: &str, host: &str| json!({"enroll_token": token, "hostname": host, "os": "linux", "tags": ["alpha"]});
+    c.enroll(enroll(&c.enroll_token.clone(), "pc-shared"))
+        .await
+        .err_naming(StatusCode::UNAUTHORIZED, &["enroll_token"]);
+
+    let created = c
+        .admin_post(
+            "/api/v1/enroll-tokens",
+            &json!({"uses": 2, "expires": "1h", "tags": ["kiosk"]}),
+        )
+        .await
+        .ok(StatusCode::CREATED);
+    let (id, token) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["token"].as_str().unwrap().to_owned(),
+    );
+    for host in ["pc-1", "pc-2"] {
+        let pc = c.enroll(enroll(&token, host)).await.ok(StatusCode::CREATED);
+        let shown = c
+            .show_computer(pc["computer_id"].as_str().unwrap())
+            .await
+            .ok(StatusCode::OK);
+        assert_eq!(shown["tags"], json!(["alpha", "kiosk"]), "{shown}");
+    }
+    c.enroll(enroll(&token, "pc-3"))
+        .await
+        .err_naming(StatusCode::UNAUTHORIZED, &["enroll_token", "used up", "2"]);
+    let listed = c
+        .admin_get("/api/v1/enroll-tokens")
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(listed[0]["used"], 2, "{listed}");
+    assert!(
+        !listed.to_string().contains(&token),
+        "the secret is listed: {listed}"
+    );
+
+    let later = c
+        .admin_post("/api/v1/enroll-tokens", &json!({"expires": "1h"}))
+        .await
+        .ok(StatusCode::CREATED);
+    let later_token = later["token"].as_str().unwrap().to_owned();
+    c.set_time(T1);
+    c.enroll(enroll(&later_token, "pc-4"))
+        .await
+        .err_naming(StatusCode::UNAUTHORIZED, &["enroll_token", "expired"]);
+
+    let r = c.admin_delete(&format!("/api/v1/enroll-tokens/{id}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    c.enroll(enroll(&token, "pc-5"))
+        .await
+        .err_naming(StatusCode::UNAUTHORIZED, &["bad enroll_token"]);
+    for (body, words) in [
+        (json!({"uses": 0}), &["uses"][..]),
+        (json!({"expires": "soon"}), &["expires", "soon"][..]),
+        (json!({"tags": ["bad tag!"]}), &["tag"][..]),
+        (json!({"colour": "red"}), &["colour"][..]),
+    ] {
+        c.admin_post("/api/v1/enroll-tokens", &body)
+            .await
+            .err_naming(StatusCode::BAD_REQUEST, words);
+    }
+}

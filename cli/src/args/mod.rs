@@ -61,6 +61,9 @@ pub enum Command {
         #[arg(long)]
         computer_recent_within: Option<String>,
     },
+    /// Enroll tokens beside the shared one: limited uses, an expiry, tags.
+    #[command(subcommand, name = "enroll-token")]
+    EnrollToken(EnrollTokenCommand),
     /// Computer groups: static members, or dynamic by subnet, tag, OS, hostname.
     #[command(subcommand)]
     Group(groups::GroupCommand),
@@ -327,6 +330,26 @@ pub enum ContainerCommand {
     Retry { id: String },
     /// Cancel the container's jobs not yet started (jobs under way run to their end).
     Cancel { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EnrollTokenCommand {
+    /// Create a token; its secret is printed this once.
+    Create {
+        /// Enrollments it allows (default: any number).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// How long it is good for, e.g. 7d (default: for ever).
+        #[arg(long)]
+        expires: Option<String>,
+        /// A tag every computer it enrolls gets (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// Every token: uses, expiry, tags (never the secrets).
+    List,
+    /// Delete a token: it enrolls nobody from now on.
+    Delete { id: String },
 }
 
 #[derive(Subcommand, Debug)]

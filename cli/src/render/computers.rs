@@ -1,7 +1,8 @@
-//! Computers: `computer list` and `computer show` (its packages and jobs).
+//! Computers: `computer list` and `computer show` (its packages and jobs), and the
+//! enroll tokens that let them in.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
-use sitecast_common::wire::{Computer, ComputerDetail};
+use sitecast_common::wire::{Computer, ComputerDetail, CreatedEnrollToken, EnrollToken};
 
 use super::containers::{exit, job_package};
 use super::{at, join, table, when};
@@ -94,4 +95,29 @@ pub fn computer(d: &ComputerDetail) -> String {
         text.push_str(&j.to_string());
     }
     text
+}
+
+pub fn enroll_tokens(list: &[EnrollToken]) -> String {
+    let mut t = table(&["ENROLL TOKEN", "USED", "USES", "EXPIRES", "TAGS", "CREATED"]);
+    for e in list {
+        t.add_row(vec![
+            e.id.clone(),
+            e.used.to_string(),
+            e.uses.map_or_else(|| "any".to_owned(), |n| n.to_string()),
+            e.expires_at
+                .map_or_else(|| "never".to_owned(), |at| when(Some(at))),
+            join(&e.tags),
+            when(Some(e.created_at)),
+        ]);
+    }
+    t.to_string()
+}
+
+/// A new token: the table of it, then its secret, shown this once.
+pub fn created_enroll_token(c: &CreatedEnrollToken) -> String {
+    format!(
+        "{}\ntoken: {}\n(shown once: give it to `sitecast-agent enroll --token`)",
+        enroll_tokens(std::slice::from_ref(&c.enroll_token)),
+        c.token
+    )
 }

@@ -15,7 +15,7 @@ mod tests;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use jiff::Timestamp;
 
-pub use computers::{computer, computers};
+pub use computers::{computer, computers, created_enroll_token, enroll_tokens};
 pub use containers::{cancelled, container, containers, jobs, retried};
 pub use coverage::coverage;
 pub use groups::{

@@ -10,13 +10,15 @@ use std::collections::BTreeSet;
 use sitecast_common::ids::{ComputerId, ContainerId, IdError, PackageId};
 use sitecast_common::wire::{
     ActivationRequest, Assigned, AssignmentRequest, Computer, ComputerDetail, Container,
-    ContainerChanged, Coverage, Deactivated, Group, Package, PackageGroup, Relay, RelayCreated,
-    RelayRequest, Rule, RuleEvaluated, Site, SiteRequest, Stats, ValidateRequest, Validated,
+    ContainerChanged, Coverage, CreatedEnrollToken, Deactivated, EnrollToken, EnrollTokenRequest,
+    Group, Package, PackageGroup, Relay, RelayCreated, RelayRequest, Rule, RuleEvaluated, Site,
+    SiteRequest, Stats, ValidateRequest, Validated,
 };
 
 use crate::args::groups::{GroupCommand, PackageGroupCommand, RuleCommand};
 use crate::args::{
-    Cli, Command, ComputerCommand, ContainerCommand, PackageCommand, RelayCommand, SiteCommand,
+    Cli, Command, ComputerCommand, ContainerCommand, EnrollTokenCommand, PackageCommand,
+    RelayCommand, SiteCommand,
 };
 use crate::client::{Answer, Client};
 use crate::connection::connect;
@@ -188,6 +190,22 @@ async fn send(client: &Client, command: &Command) -> Result<Answer, CliError> {
         Command::Computer(ComputerCommand::Tag { id, tags, .. }) => {
             groups::tag(client, id, tags).await?
         }
+        Command::EnrollToken(EnrollTokenCommand::Create {
+            uses,
+            expires,
+            tags,
+        }) => {
+            let req = EnrollTokenRequest {
+                uses: *uses,
+                expires: expires.clone(),
+                tags: tags.clone(),
+            };
+            client.post_json("/enroll-tokens", &req).await?
+        }
+        Command::EnrollToken(EnrollTokenCommand::List) => client.get("/enroll-tokens").await?,
+        Command::EnrollToken(EnrollTokenCommand::Delete { id }) => {
+            client.delete(&enroll_token_path(id)?).await?
+        }
         Command::Group(cmd) => groups::group(client, cmd).await?,
         Command::PackageGroup(cmd) => groups::package_group(client, cmd).await?,
         Command::Rule(cmd) => groups::rule(client, cmd).await?,
@@ -257,6 +275,15 @@ async fn show(client: &Client, command: &Command, answer: &Answer) -> Result<Str
             render::cancelled(&answer.json::<ContainerChanged>()?)
         }
         Command::Coverage { .. } => render::coverage(&answer.json::<Coverage>()?),
+        Command::EnrollToken(EnrollTokenCommand::Create { .. }) => {
+            render::created_enroll_token(&answer.json::<CreatedEnrollToken>()?)
+        }
+        Command::EnrollToken(EnrollTokenCommand::List) => {
+            render::enroll_tokens(&answer.json::<Vec<EnrollToken>>()?)
+        }
+        Command::EnrollToken(EnrollTokenCommand::Delete { id }) => {
+            format!("deleted enroll token {id}; it enrolls nobody from now on")
+        }
         Command::Computer(ComputerCommand::Tag { .. }) => {
             render::computers(&[answer.json::<Computer>()?])
         }
@@ -295,6 +322,17 @@ fn computer_path(id: &str, rest: &str) -> Result<String, CliError> {
         .parse()
         .map_err(|e: IdError| CliError::Invalid(e.to_string()))?;
     Ok(format!("/computers/{id}{rest}"))
+}
+
+/// The API path of an enroll token: its id is letters, digits and `-` only, so it
+/// never reroutes.
+fn enroll_token_path(id: &str) -> Result<String, CliError> {
+    if id.is_empty() || !id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+        return Err(CliError::Invalid(format!(
+            "'{id}' is not an enroll token id (letters, digits and '-')"
+        )));
+    }
+    Ok(format!("/enroll-tokens/{id}"))
 }
 
 /// The API path of a container, its id checked as [`package_path`] checks package ids.

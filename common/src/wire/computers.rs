@@ -1,4 +1,5 @@
-//! Computers in the admin API: the list, one computer in detail, its tags.
+//! Computers in the admin API: the list, one computer in detail, its tags, and the
+//! enroll tokens that let computers in.
 
 use std::net::IpAddr;
 
@@ -74,4 +75,38 @@ pub struct ComputerPackage {
 #[serde(deny_unknown_fields)]
 pub struct TagsRequest {
     pub tags: Vec<String>,
+}
+
+/// Body of `POST /enroll-tokens`: a token beside the shared one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollTokenRequest {
+    /// Enrollments it allows (none: any number).
+    #[serde(default)]
+    pub uses: Option<u32>,
+    /// How long it is good for, in the duration grammar (`7d`; none: for ever).
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// Tags each computer it enrolls gets, as an admin's `computer tag` would.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// An enroll token as `GET /enroll-tokens` lists it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollToken {
+    pub id: String,
+    pub created_at: Timestamp,
+    pub uses: Option<u32>,
+    pub used: u32,
+    pub expires_at: Option<Timestamp>,
+    pub tags: Vec<Tag>,
+}
+
+/// Answer of `POST /enroll-tokens`: the token, with its secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedEnrollToken {
+    #[serde(flatten)]
+    pub enroll_token: EnrollToken,
+    pub token: String,
 }
