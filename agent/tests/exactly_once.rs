@@ -103,10 +103,26 @@ impl Scene {
         (container, runs, gate)
     }
 
-    /// Runs the agent until the command logged its start, then kills the agent.
+    /// The process group the journal recorded for the running command, once it has.
+    fn journaled_pgid(&self) -> Option<i32> {
+        let entry = std::fs::read_dir(self.agent.dir.join("running"))
+            .ok()?
+            .next()?
+            .ok()?;
+        let entry: Value = serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()?;
+        i32::try_from(entry["pgid"].as_i64()?).ok()
+    }
+
+    /// Runs the agent until the command logged its start and the journal its process
+    /// group, then kills the agent. (Killed in the few milliseconds between the two, a
+    /// new run cannot wait for the command: it reports it interrupted at once.)
     async fn kill_agent_while_it_runs(&self, runs: &Path) {
         let mut first = once(&self.agent, &self.root.join("first.log"));
         wait_until("the command to start", || async { read(runs) == "start\n" }).await;
+        wait_until("the journal to hold its process group", || async {
+            self.journaled_pgid().is_some()
+        })
+        .await;
         sigkill(&mut first);
     }
 }
@@ -159,13 +175,7 @@ async fn a_command_killed_with_the_agent_is_reported_interrupted_and_not_started
     s.kill_agent_while_it_runs(&runs).await;
     // The journal knows the command's group: kill it too, as a power cut would.
     let running = s.agent.dir.join("running");
-    let entry = std::fs::read_dir(&running)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
-    let entry: Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
-    let pgid = i32::try_from(entry["pgid"].as_i64().unwrap()).unwrap();
+    let pgid = s.journaled_pgid().unwrap();
     killpg(Pid::from_raw(pgid), Signal::SIGKILL).unwrap();
 
     assert!(once(&s.agent, &s.root.join("second.log"))

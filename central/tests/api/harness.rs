@@ -288,7 +288,20 @@ impl Central {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         {
-            let db = sled::open(self.layout.db()).unwrap();
+            // sled's own flusher thread lets go of the file lock just after the
+            // last handle: retry opening until the deadline.
+            let db = loop {
+                match sled::open(self.layout.db()) {
+                    Ok(db) => break db,
+                    Err(e) => {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "sled stays locked: {e}"
+                        );
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
+            };
             edit(&db);
             db.flush().unwrap();
         }
