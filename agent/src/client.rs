@@ -441,11 +441,13 @@ impl Client {
         addresses: &[IpAddr],
         macs: &[MacAddr],
         uptime_s: Option<u64>,
+        keyset_version: Option<u64>,
     ) -> Result<PollResponse, AgentError> {
         let body = PollRequest {
             addresses: addresses.iter().map(ToString::to_string).collect(),
             macs: macs.iter().map(ToString::to_string).collect(),
             uptime_s,
+            keyset_version,
         };
         let resp = self
             .http

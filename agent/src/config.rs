@@ -28,8 +28,13 @@ pub struct AgentConfig {
     pub bind: Option<IpAddr>,
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Central's info-signing public keys (PEM), pinned at enrollment.
+    /// Central's info-signing public keys (PEM) at enrollment: trusted until a
+    /// key set signed by `root_key` is held (`DIR/keyset.dsse.json`).
     pub signing_keys: Vec<String>,
+    /// Central's root public key (PEM), pinned at enrollment: it signs the key
+    /// sets the agent takes (absent: enrolled before key sets existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_key: Option<String>,
     /// Most bytes one package may unpack to (zip and gzip bombs stop here); absent:
     /// 20 times the package's size, at least 1 GiB ([`crate::unpack::UnpackLimits`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +175,14 @@ impl Layout {
     }
     pub fn history(&self) -> PathBuf {
         self.dir.join("history.json")
+    }
+    /// The key set taken from central ([`crate::trust::Trust`]).
+    pub fn keyset(&self) -> PathBuf {
+        self.dir.join("keyset.dsse.json")
+    }
+    /// The version floor per package name ([`crate::floors::Floors`]).
+    pub fn floors(&self) -> PathBuf {
+        self.dir.join("floors.json")
     }
     pub fn downloads(&self) -> PathBuf {
         self.dir.join("downloads")

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use ed25519_dalek::VerifyingKey;
 use sitecast_common::ids::ComputerId;
 use sitecast_common::status::StatusCode;
 use sitecast_common::wire::StatusReport;
@@ -21,7 +20,8 @@ use crate::notify::Notifier;
 pub struct Context {
     pub computer_id: ComputerId,
     pub client: Client,
-    pub keys: Vec<VerifyingKey>,
+    /// The keys infos are verified with (the key set under the pinned root).
+    pub trust: crate::trust::Trust,
     pub addresses: Vec<IpAddr>,
     pub downloads: PathBuf,
     pub work: PathBuf,

@@ -241,7 +241,11 @@ impl Package {
         if sha256_hex(&bytes) != self.polled.info_sha256 {
             return;
         }
-        match signing::verify_info(&bytes, &ctx.keys) {
+        let Ok(keys) = ctx.trust.keys(crate::clock::now()) else {
+            // The next step reports why nothing verifies.
+            return;
+        };
+        match signing::verify_info(&bytes, keys) {
             Ok(info) if info.id() == self.id() => self.know(info),
             // Fetched again by the next step, which reports what is wrong.
             _ => {}
@@ -608,6 +612,16 @@ async fn signed_info(
     dir: &Path,
     sources: &[Source],
 ) -> Result<Result<(Info, u64), Option<StatusReport>>, AgentError> {
+    let keys = match ctx.trust.keys(crate::clock::now()) {
+        Ok(keys) => keys,
+        // A frozen key set: nothing is trusted, and the admin hears why.
+        Err(e) => {
+            return Ok(Err(Some(report_with(
+                StatusCode::ErrBadSignature,
+                e.to_string(),
+            ))))
+        }
+    };
     let path = dir.join(INFO_FILE);
     let cached = tokio::fs::read(&path)
         .await
@@ -657,7 +671,7 @@ async fn signed_info(
         }
     };
     // The digest matched what central announced; the signature is what makes it trusted.
-    match signing::verify_info(&envelope, &ctx.keys) {
+    match signing::verify_info(&envelope, keys) {
         Ok(info) if info.id() == &polled.id => Ok(Ok((info, fetched))),
         Ok(info) => Ok(Err(Some(report_with(
             StatusCode::ErrBadId,

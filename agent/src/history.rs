@@ -22,6 +22,21 @@ pub struct Installed {
     pub store: Option<Manifest>,
 }
 
+/// The JSON state file at `path`, or an empty value when there is none yet; a file
+/// that does not parse is an error naming it, never taken for an empty one.
+pub(crate) fn load_json_or_empty<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+) -> Result<T, AgentError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AgentError::Config {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(AgentError::io(path)(e)),
+    }
+}
+
 /// `DIR/history.json`, rewritten atomically on every change.
 #[derive(Debug)]
 pub struct History {
@@ -31,17 +46,9 @@ pub struct History {
 
 impl History {
     pub fn load(path: &Path) -> Result<Self, AgentError> {
-        let installed = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AgentError::Config {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(AgentError::io(path)(e)),
-        };
         Ok(Self {
             path: path.to_owned(),
-            installed,
+            installed: load_json_or_empty(path)?,
         })
     }
 

@@ -15,12 +15,14 @@ pub mod context;
 pub mod cycle;
 pub mod deploy;
 pub mod error;
+pub mod floors;
 pub mod history;
 pub mod install;
 pub mod journal;
 pub mod manifest;
 pub mod notify;
 pub mod power;
+pub mod trust;
 pub mod uninstall;
 pub mod unpack;
 mod worker;
@@ -123,6 +125,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         bind: opts.bind,
         tags: opts.tags,
         signing_keys: answer.signing_keys.into_iter().map(|k| k.pem).collect(),
+        root_key: answer.root_key,
         max_unpack: None,
         mac_addresses: opts.macs,
         power_command: None,
@@ -132,6 +135,10 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         notifier: opts.notifier,
     };
     config.keys()?;
+    let mut trust = trust::Trust::load(&layout, &config)?;
+    if let Some(keyset) = &answer.keyset {
+        trust.offer(keyset, crate::clock::now())?;
+    }
     config.save(&layout)?;
     Ok(config)
 }

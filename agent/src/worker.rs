@@ -32,6 +32,7 @@ use jiff::Timestamp;
 use sitecast_common::deployment::{CycleConfig, Job};
 use sitecast_common::ids::PackageId;
 use sitecast_common::jobs::JobKind;
+use sitecast_common::keyset;
 use sitecast_common::power::MacAddr;
 use sitecast_common::status::StatusCode;
 use sitecast_common::units;
@@ -43,6 +44,7 @@ use crate::config::{AgentConfig, Layout};
 use crate::cycle::{Fetched, Performer, Worklist, HELD_BACK, MAX_PRIORITY};
 use crate::deploy::{self, Context, Outcome, Package, Step};
 use crate::error::AgentError;
+use crate::floors::Floors;
 use crate::history::{History, Installed};
 use crate::journal::Journal;
 use crate::manifest::Manifest;
@@ -121,6 +123,8 @@ pub(crate) struct Worker {
     power_command: Option<String>,
     /// How long the computer has been on, read before each poll.
     uptime: power::Uptime,
+    /// The version floor of each package name installed here.
+    floors: Floors,
 }
 
 impl Worker {
@@ -140,7 +144,7 @@ impl Worker {
         let ctx = Context {
             computer_id: config.computer_id.clone(),
             client,
-            keys: config.keys()?,
+            trust: crate::trust::Trust::load(&layout, &config)?,
             addresses: addresses(config.bind),
             downloads: layout.downloads(),
             work: layout.work(),
@@ -161,6 +165,7 @@ impl Worker {
         let uptime = power::Uptime::new(config.uptime_file.as_deref(), layout.restart_mark());
         let worker = Worker {
             history: History::load(&layout.history())?,
+            floors: Floors::load(&layout.floors())?,
             layout,
             ctx,
             timeout: config.cycle.timeout,
@@ -441,6 +446,38 @@ impl Worker {
         self.delayed.retain(|id, _| listed.contains(id));
     }
 
+    /// The refusal of an install below the version of its name installed here,
+    /// unless its job carries central's signed word for the downgrade.
+    fn below_floor(&self, package: &Package) -> Option<StatusReport> {
+        let info = package.info()?;
+        let floor = self.floors.above(info.name(), info.version())?;
+        let polled = package.polled();
+        let why = match (&polled.downgrade, self.ctx.trust.keys(crate::clock::now())) {
+            (None, _) => "its job is not an intended downgrade".to_owned(),
+            (Some(ticket), Ok(keys)) => {
+                match keyset::verify_downgrade(ticket, keys, &self.ctx.computer_id, &polled.id) {
+                    Ok(()) => {
+                        tracing::info!(package = %polled.id, %floor, "an intended downgrade");
+                        return None;
+                    }
+                    Err(e) => e.to_string(),
+                }
+            }
+            (Some(_), Err(e)) => e.to_string(),
+        };
+        Some(StatusReport {
+            job: polled.job.clone(),
+            ..crate::context::report_with(
+                StatusCode::ErrDowngrade,
+                format!(
+                    "{} {} is older than version {floor} installed here, and {why} (container create --downgrade)",
+                    info.name(),
+                    info.version()
+                ),
+            )
+        })
+    }
+
     /// The user delayed the package: keep it, and its download, for later.
     fn hold_delayed(&mut self, id: &PackageId, tracked: Tracked) {
         match self.delay {
@@ -474,9 +511,20 @@ impl Performer for Worker {
         let poll = self
             .ctx
             .client
-            .poll(&self.ctx.addresses, &self.macs, self.uptime.seconds())
+            .poll(
+                &self.ctx.addresses,
+                &self.macs,
+                self.uptime.seconds(),
+                self.ctx.trust.version(),
+            )
             .await?;
         self.poll_interval = Duration::from_secs(poll.poll_interval_s.max(1));
+        if let Some(keyset) = &poll.keyset {
+            // Before the jobs: their infos may be signed by a key only it lists.
+            if let Err(e) = self.ctx.trust.offer(keyset, crate::clock::now()) {
+                tracing::error!(error = %e, "kept the key set held");
+            }
+        }
         self.take_poll(poll.packages).await;
         if let Some(action) = poll.power {
             // The reports of what ran go out first: after a shutdown they could not.
@@ -564,9 +612,12 @@ impl Performer for Worker {
         let kind = tracked.package.kind();
         let restart_timeout = Duration::from_secs(tracked.package.polled().restart_timeout_s);
         let (report, manifest) = match kind {
-            JobKind::Install => match deploy::install_step(&self.ctx, &mut tracked.package).await {
-                install::Installed::Report(report, manifest) => (report, manifest),
-                install::Installed::Delayed => return self.hold_delayed(id, tracked),
+            JobKind::Install => match self.below_floor(&tracked.package) {
+                Some(refused) => (refused, None),
+                None => match deploy::install_step(&self.ctx, &mut tracked.package).await {
+                    install::Installed::Report(report, manifest) => (report, manifest),
+                    install::Installed::Delayed => return self.hold_delayed(id, tracked),
+                },
             },
             JobKind::Uninstall => {
                 let installed = self.history.get(id);
@@ -578,6 +629,11 @@ impl Performer for Worker {
         let installed = kind == JobKind::Install && report.code == StatusCode::Success;
         let restart = installed && tracked.package.info().is_some_and(|i| i.restart());
         let info = tracked.package.info().cloned();
+        if let Some(info) = info.as_ref().filter(|_| installed) {
+            if let Err(e) = self.floors.record(info.name(), info.version()) {
+                tracing::error!(package = %id, error = %e, "cannot write the version floor down");
+            }
+        }
         self.conclude(id, kind, report, manifest).await;
         // Only now that the history has it: should the agent die while the user
         // reads the done text, the package is not run again.

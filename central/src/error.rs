@@ -63,6 +63,12 @@ pub enum CentralError {
     Tls(#[from] sitecast_io::TlsError),
     #[error("cannot make central's certificates: {0}")]
     Certificate(#[from] rcgen::Error),
+    #[error("{path}: {source}")]
+    KeySet {
+        path: PathBuf,
+        #[source]
+        source: sitecast_common::keyset::KeySetError,
+    },
     #[error("key: {0}")]
     Key(#[from] sitecast_common::signing::KeyError),
 }

@@ -17,8 +17,10 @@ use sitecast_common::{layout, signing};
 
 use sitecast_io::fsync_dir;
 
+use crate::clock::Clock;
 use crate::config::CentralConfig;
 use crate::error::CentralError;
+use crate::keys::KeyRing;
 use crate::tokens;
 
 /// Default HTTPS API address.
@@ -117,6 +119,7 @@ fn populate(layout: &Layout, opts: &InitOptions) -> Result<(), CentralError> {
         signing::verifying_key_to_pem(&signing_key.verifying_key())?.as_bytes(),
         0o644,
     )?;
+    crate::keys::create(layout, &signing_key, crate::clock::SystemClock.now())?;
 
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -179,14 +182,15 @@ pub fn read_token(path: &Path) -> Result<String, CentralError> {
 pub struct Loaded {
     pub layout: Layout,
     pub config: CentralConfig,
-    pub signing_key: SigningKey,
+    pub keys: KeyRing,
     pub admin_token: String,
     pub enroll_token: String,
 }
 
 impl Loaded {
+    /// The key that signs infos now.
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.signing_key.verifying_key()
+        self.keys.signing.verifying_key()
     }
 }
 
@@ -194,15 +198,13 @@ impl Loaded {
 pub fn load(dir: &Path) -> Result<Loaded, CentralError> {
     let layout = Layout::new(dir);
     let config = CentralConfig::load(&layout.config())?;
-    let key_path = layout.signing_key();
-    let pem = fs::read_to_string(&key_path).map_err(CentralError::io(&key_path))?;
-    let signing_key = signing::signing_key_from_pem(&pem)?;
+    let keys = crate::keys::load(&layout, crate::clock::SystemClock.now())?;
     Ok(Loaded {
         admin_token: read_token(&layout.admin_token())?,
         enroll_token: read_token(&layout.enroll_token())?,
         layout,
         config,
-        signing_key,
+        keys,
     })
 }
 

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod init;
 pub mod jitter;
+pub mod keys;
 pub mod links;
 pub mod packaging;
 pub mod quic;

@@ -187,11 +187,14 @@ async fn hello(
     match relay {
         Ok(relay) => {
             tracing::info!(relay = %relay.id, %software, peer = %conn.remote_address(), "relay connected");
+            let keys = central.keys();
             write_message(
                 &mut send,
                 &CentralMessage::Welcome {
                     site: relay.site.clone(),
-                    signing_keys: central.public_keys.clone(),
+                    signing_keys: keys.public_keys(),
+                    root_key: Some(keys.root_pem.clone()),
+                    keyset: Some(keys.envelope.clone()),
                 },
             )
             .await?;
@@ -232,11 +235,18 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
     };
     let result = async {
         changes.mark_changed();
+        // The key set the relay has, so a new one goes out before the infos it signs.
+        let mut keyset_sent = central.keys().set.version();
         loop {
             tokio::select! {
                 changed = changes.changed() => {
                     if changed.is_err() {
                         return Ok(());
+                    }
+                    let keys = central.keys();
+                    if keys.set.version() != keyset_sent {
+                        write_message(&mut send, &CentralMessage::KeySet { keyset: keys.envelope.clone() }).await?;
+                        keyset_sent = keys.set.version();
                     }
                     let relay = id.clone();
                     let activated = central.blocking(move |c| replication::activated(c, &relay));

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::domain::{containers, power, rules};
+use crate::domain::{containers, keys, power, rules};
 use crate::error::CentralError;
 use crate::init::Layout;
 use crate::state::Central;
@@ -81,16 +81,24 @@ pub enum Periodic {
     /// Job containers with `wol` are woken when central's clock reaches their
     /// start, and wakes that reached no relay are asked again.
     Wake,
+    /// A new key set in DIR (`sitecast-central key`) is taken into use.
+    Keys,
 }
 
 impl Periodic {
-    pub const ALL: [Periodic; 3] = [Periodic::Purge, Periodic::Rules, Periodic::Wake];
+    pub const ALL: [Periodic; 4] = [
+        Periodic::Purge,
+        Periodic::Rules,
+        Periodic::Wake,
+        Periodic::Keys,
+    ];
 
     /// How often [`run`] runs it.
     pub fn every(self) -> Duration {
         match self {
             Periodic::Purge | Periodic::Rules => Duration::from_secs(300),
             Periodic::Wake => Duration::from_secs(5),
+            Periodic::Keys => crate::keys::RELOAD_EVERY,
         }
     }
 
@@ -99,6 +107,7 @@ impl Periodic {
             Periodic::Purge => "purge of finished job containers",
             Periodic::Rules => "rule re-evaluation",
             Periodic::Wake => "wake of job containers",
+            Periodic::Keys => "key set reload",
         }
     }
 
@@ -117,6 +126,11 @@ impl Periodic {
             Periodic::Wake => {
                 if let Err(e) = power::wake_due_containers(c) {
                     tracing::warn!(error = %e, "could not wake the job containers due");
+                }
+            }
+            Periodic::Keys => {
+                if let Err(e) = keys::reload(c) {
+                    tracing::error!(error = %e, "cannot take up the new key set; still serving the old one");
                 }
             }
         }

@@ -8,11 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-
-use ed25519_dalek::SigningKey;
-use sitecast_common::signing;
-use sitecast_common::wire::PublicKey;
+use std::sync::{Arc, RwLock};
 
 use crate::clock::Clock;
 use crate::config::CentralConfig;
@@ -20,6 +16,7 @@ use crate::delta::Deltas;
 use crate::error::CentralError;
 use crate::init::Loaded;
 use crate::jitter::{OsRandom, Random};
+use crate::keys::KeyRing;
 use crate::links::RelayLinks;
 use crate::packaging::PackageFiles;
 use crate::store::{SledStore, Store};
@@ -29,10 +26,13 @@ use crate::tokens;
 pub struct Central {
     pub store: Arc<dyn Store>,
     pub files: PackageFiles,
+    /// The DIR's files (the key set is read again from it while serving).
+    pub layout: crate::init::Layout,
     /// Deltas between versions, for relays that hold the older one.
     pub deltas: Arc<Deltas>,
-    pub signing_key: SigningKey,
-    pub public_keys: Vec<PublicKey>,
+    /// The root, the key set and the active signing key; replaced whole when
+    /// `sitecast-central key` publishes a new set ([`Central::keys`]).
+    keys: RwLock<Arc<KeyRing>>,
     pub admin_token: [u8; 32],
     pub enroll_token: [u8; 32],
     pub config: CentralConfig,
@@ -60,19 +60,15 @@ impl Central {
         let known: HashSet<_> = store.packages()?.into_iter().map(|p| p.id).collect();
         let files = PackageFiles::open(&loaded.layout.packages(), &known)?;
         let deltas = Arc::new(Deltas::open(&loaded.layout.deltas())?);
-        let verifying = loaded.signing_key.verifying_key();
-        let public_keys = vec![PublicKey {
-            keyid: signing::key_id(&verifying),
-            pem: signing::verifying_key_to_pem(&verifying)?,
-        }];
+        crate::keys::warn_if_expiring(&loaded.keys, clock.now());
         Ok(Self {
             store: Arc::new(store),
             files,
+            layout: loaded.layout.clone(),
             deltas,
-            public_keys,
+            keys: RwLock::new(Arc::new(loaded.keys)),
             admin_token: tokens::digest(&loaded.admin_token),
             enroll_token: tokens::digest(&loaded.enroll_token),
-            signing_key: loaded.signing_key,
             config: loaded.config,
             clock,
             changes: tokio::sync::watch::Sender::new(0),
@@ -82,6 +78,24 @@ impl Central {
             relay_links: RelayLinks::default(),
             rules_lock: std::sync::Mutex::new(()),
         })
+    }
+
+    /// The keys now: a request signs and answers with one ring, whatever a
+    /// reload does meanwhile.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        match self.keys.read() {
+            Ok(ring) => Arc::clone(&ring),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Takes a new ring into use (after `domain::keys` re-signed what needs it).
+    pub(crate) fn replace_keys(&self, ring: KeyRing) {
+        let ring = Arc::new(ring);
+        match self.keys.write() {
+            Ok(mut held) => *held = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
     }
 
     /// Tells every connected relay to look at its activated set again.

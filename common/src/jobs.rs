@@ -176,8 +176,9 @@ pub fn settle(
     if code.is_success() {
         return Settled::Succeeded;
     }
-    // The command may have done part of its work: only an admin may run it again.
-    if code == StatusCode::ErrInterrupted {
+    // The command may have done part of its work: only an admin may run it
+    // again. A refused downgrade would be refused again.
+    if matches!(code, StatusCode::ErrInterrupted | StatusCode::ErrDowngrade) {
         return Settled::Failed;
     }
     if attempts <= retries {

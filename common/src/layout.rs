@@ -25,6 +25,19 @@ impl CentralLayout {
     pub fn signing_pub(&self) -> PathBuf {
         self.dir.join("keys/signing.pub")
     }
+    /// The root key that signs the key set: it may be moved offline, and the
+    /// `sitecast-central key` commands then take its path.
+    pub fn root_key(&self) -> PathBuf {
+        self.dir.join("keys/root.key")
+    }
+    /// The root's public key, which agents and relays pin.
+    pub fn root_pub(&self) -> PathBuf {
+        self.dir.join("keys/root.pub")
+    }
+    /// The root-signed key set (a DSSE envelope).
+    pub fn keyset(&self) -> PathBuf {
+        self.dir.join("keys/keyset.dsse.json")
+    }
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.join("tls/ca.pem")
     }

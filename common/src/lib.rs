@@ -17,6 +17,7 @@ pub mod groups;
 pub mod ids;
 pub mod info;
 pub mod jobs;
+pub mod keyset;
 pub mod layout;
 pub mod power;
 pub mod protocol;

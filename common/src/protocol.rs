@@ -96,6 +96,17 @@ pub enum CentralMessage {
         site: SiteName,
         /// Keys that sign infos: the relay checks what it caches.
         signing_keys: Vec<PublicKey>,
+        /// Central's root public key (PEM), pinned by the relay at its first welcome.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root_key: Option<String>,
+        /// The root-signed key set (a DSSE envelope), whose keys sign infos.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keyset: Option<String>,
+    },
+    /// A new key set (rotated, revoked or renewed): sent before the activated
+    /// set whose infos it signs.
+    KeySet {
+        keyset: String,
     },
     Refused {
         reason: String,

@@ -143,6 +143,25 @@ pub fn verify(
     })
 }
 
+/// The key ids an envelope claims to be signed by (nothing is verified).
+pub fn signers(envelope: &[u8]) -> Result<Vec<String>, VerifyError> {
+    let env: Envelope =
+        serde_json::from_slice(envelope).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    Ok(env.signatures.into_iter().map(|s| s.keyid).collect())
+}
+
+/// The same payload signed again by `key`, in place of the envelope's signatures.
+/// For the signer only, about an envelope whose integrity it checked another
+/// way (central: the digest it recorded when it signed it first).
+pub fn resign(key: &SigningKey, envelope: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    let env: Envelope =
+        serde_json::from_slice(envelope).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    let payload = BASE64
+        .decode(env.payload.as_bytes())
+        .map_err(|e| VerifyError::Malformed(format!("payload is not base64: {e}")))?;
+    Ok(sign(key, &env.payload_type, &payload))
+}
+
 /// Verifies a signed info document, then parses and validates its payload.
 pub fn verify_info(envelope: &[u8], trusted: &[VerifyingKey]) -> Result<Info, VerifyError> {
     let payload = verify(envelope, INFO_PAYLOAD_TYPE, trusted)?;
@@ -306,6 +325,25 @@ mod tests {
             verify(env, INFO_PAYLOAD_TYPE, &[k]),
             Err(VerifyError::NoSignature)
         );
+    }
+
+    #[test]
+    fn resigning_keeps_the_payload_and_changes_the_signer() {
+        let env = sign(&key(1), INFO_PAYLOAD_TYPE, b"payload");
+        assert_eq!(
+            signers(&env).unwrap(),
+            vec![key_id(&key(1).verifying_key())]
+        );
+        let again = resign(&key(2), &env).unwrap();
+        assert_eq!(
+            signers(&again).unwrap(),
+            vec![key_id(&key(2).verifying_key())]
+        );
+        assert_eq!(
+            verify(&again, INFO_PAYLOAD_TYPE, &[key(2).verifying_key()]).unwrap(),
+            b"payload"
+        );
+        assert!(resign(&key(2), b"nope").is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Deployment status codes, as OCS Inventory defines them, reported by agents and
 //! counted in a package's statistics; and Sitecast's own `ERR_INTERRUPTED`: the
 //! package's command started and the agent (or the computer) stopped before it
-//! ended, so nobody knows how it ended and it is not run again by itself.
+//! ended, so nobody knows how it ended and it is not run again by itself; and
+//! `ERR_DOWNGRADE`: the package is older than the version of its name installed
+//! there, and its job did not carry central's signed word for a downgrade.
 
 use std::fmt;
 use std::str::FromStr;
@@ -58,6 +60,7 @@ status_codes! {
     ErrAborted = "ERR_ABORTED",
     ErrPreviousFailed = "ERR_PREVIOUS_FAILED",
     ErrInterrupted = "ERR_INTERRUPTED",
+    ErrDowngrade = "ERR_DOWNGRADE",
 }
 
 /// A status code that the contract does not define.
@@ -103,7 +106,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(StatusCode::ALL.len(), 18);
+        assert_eq!(StatusCode::ALL.len(), 19);
         assert_eq!(
             "ERR_NOPE".parse::<StatusCode>().unwrap_err().to_string(),
             "unknown status code 'ERR_NOPE'"

@@ -210,7 +210,19 @@ async fn welcomed(
     )
     .await?;
     let (site, keys) = match read_message::<CentralMessage>(&mut recv).await? {
-        CentralMessage::Welcome { site, signing_keys } => {
+        CentralMessage::Welcome {
+            site,
+            root_key: Some(root),
+            keyset: Some(keyset),
+            ..
+        } => (
+            site,
+            crate::keys::take(&setup.dir, &root, &keyset, crate::clock::timestamp())?,
+        ),
+        // A central from before key sets: its keys as they come.
+        CentralMessage::Welcome {
+            site, signing_keys, ..
+        } => {
             if let Err(e) = crate::keys::remember(&setup.dir, &signing_keys) {
                 tracing::error!(error = %e, "cannot remember central's signing keys; imports will not verify");
             }
@@ -222,9 +234,9 @@ async fn welcomed(
             (site, keys)
         }
         CentralMessage::Refused { reason } => return Err(RelayError::Refused(reason)),
-        CentralMessage::Activated { .. } | CentralMessage::Wake { .. } => {
-            return Err(LinkError::NoWelcome.into())
-        }
+        CentralMessage::Activated { .. }
+        | CentralMessage::Wake { .. }
+        | CentralMessage::KeySet { .. } => return Err(LinkError::NoWelcome.into()),
     };
     tracing::info!(%site, central = %config.central, "connected to central");
     let tell = |event: LinkEvent| {
@@ -252,6 +264,13 @@ async fn welcomed(
                     tell(LinkEvent::Activated(wanted));
                 }
                 CentralMessage::Wake { targets } => tell(LinkEvent::Wake(targets)),
+                CentralMessage::KeySet { keyset } => {
+                    let root = crate::keys::root_path(&setup.dir);
+                    let root = std::fs::read_to_string(&root).map_err(RelayError::io(root))?;
+                    let keys =
+                        crate::keys::take(&setup.dir, &root, &keyset, crate::clock::timestamp())?;
+                    tell(LinkEvent::Keys(keys));
+                }
                 other => {
                     return Err::<(), RelayError>(
                         LinkError::Unexpected {

@@ -322,6 +322,14 @@ impl Replicator {
                     self.lose_link(&e);
                 }
             }
+            LinkEvent::Keys(keys) => {
+                // What the old keys alone signed (a revoked key's) is dropped
+                // and fetched again, signed anew.
+                self.keys = keys;
+                if let Err(e) = self.resume().await {
+                    self.lose_link(&e);
+                }
+            }
             LinkEvent::Activated(wanted) => {
                 if self.upstream.is_none() {
                     return;

@@ -40,6 +40,8 @@ pub enum LinkEvent {
         upstream: Arc<dyn Upstream>,
         keys: Vec<VerifyingKey>,
     },
+    /// Central's key set changed: the keys to verify with from now on.
+    Keys(Vec<VerifyingKey>),
     /// The complete set of packages activated for the site.
     Activated(Vec<Wanted>),
     /// Central asks for Wake-on-LAN packets on the site's network.
@@ -55,6 +57,7 @@ impl std::fmt::Debug for LinkEvent {
                 .debug_struct("Connected")
                 .field("keys", &keys.len())
                 .finish_non_exhaustive(),
+            LinkEvent::Keys(k) => f.debug_tuple("Keys").field(&k.len()).finish(),
             LinkEvent::Activated(w) => f.debug_tuple("Activated").field(w).finish(),
             LinkEvent::Wake(t) => f.debug_tuple("Wake").field(t).finish(),
             LinkEvent::Disconnected => f.write_str("Disconnected"),

@@ -27,6 +27,7 @@ fn polled(relays: Vec<RelayRef>, pending: bool, fallback: &str) -> PolledPackage
         kind: Default::default(),
         restart_timeout_s: 300,
         job: None,
+        downgrade: None,
     }
 }
 

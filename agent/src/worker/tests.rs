@@ -254,6 +254,7 @@ fn job(package: &Published, kind: JobKind) -> PolledPackage {
         kind,
         restart_timeout_s: 300,
         job: None,
+        downgrade: None,
     }
 }
 
@@ -319,6 +320,7 @@ fn route(
             poll_interval_s: 60,
             packages: state.answers.front().cloned().unwrap_or_default(),
             power: None,
+            keyset: None,
         };
         return ("200 OK", serde_json::to_vec(&response).unwrap());
     }
@@ -374,6 +376,7 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         bind: Some("127.0.0.1".parse().unwrap()),
         tags: Vec::new(),
         signing_keys: vec![pem],
+        root_key: None,
         max_unpack: Some(sitecast_common::units::Size::from_bytes(1 << 20)),
         mac_addresses: Vec::new(),
         power_command: None,

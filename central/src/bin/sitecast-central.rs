@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sitecast_central::clock::SystemClock;
+use sitecast_central::clock::{Clock, SystemClock};
 use sitecast_central::init::{self, InitOptions, DEFAULT_API_LISTEN, DEFAULT_QUIC_LISTEN};
-use sitecast_central::{server, Central, Listeners};
+use sitecast_central::{keys, server, Central, Listeners};
+use sitecast_common::units::Duration;
 
 #[derive(Parser)]
 #[command(name = "sitecast-central", version, about = "Sitecast central server")]
@@ -36,6 +37,59 @@ enum Command {
         #[arg(long, default_value = "./sitecast-data")]
         dir: PathBuf,
     },
+    /// The keys that sign infos, under the root key: list, rotate, revoke, renew.
+    /// Works beside a serving central, which takes a new key set up within seconds.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// The key set: its version, expiry and keys (the active one marked).
+    List {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// A new active signing key; the old ones stay trusted until revoked.
+    Rotate {
+        #[command(flatten)]
+        root: RootArgs,
+        /// How long the new key set is valid (duration grammar).
+        #[arg(long, default_value = "365d")]
+        expires: Duration,
+    },
+    /// Take a key out of the key set; the infos it signed are signed again with the active key.
+    Revoke {
+        #[command(flatten)]
+        root: RootArgs,
+        keyid: String,
+    },
+    /// The same keys under a new expiry.
+    Renew {
+        #[command(flatten)]
+        root: RootArgs,
+        #[arg(long, default_value = "365d")]
+        expires: Duration,
+    },
+}
+
+#[derive(clap::Args)]
+struct RootArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    /// The root key, wherever it is kept (default DIR/keys/root.key).
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+impl RootArgs {
+    fn paths(&self) -> (init::Layout, PathBuf) {
+        let layout = init::Layout::new(&self.dir);
+        let root = self.root.clone().unwrap_or_else(|| layout.root_key());
+        (layout, root)
+    }
 }
 
 #[tokio::main]
@@ -70,7 +124,45 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { dir } => serve(dir).await,
+        Command::Key { command } => key(command),
     }
+}
+
+fn key(command: KeyCommand) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    let changed = match command {
+        KeyCommand::List { dir } => {
+            let layout = init::Layout::new(&dir);
+            let (set, active) = keys::current(&layout, now)
+                .with_context(|| format!("reading the keys of {}", dir.display()))?;
+            println!("key set version {}, expires {}", set.version, set.expires);
+            for k in set.keys {
+                let mark = if k.keyid == active { "  (active)" } else { "" };
+                println!("  {}{mark}", k.keyid);
+            }
+            return Ok(());
+        }
+        KeyCommand::Rotate { root, expires } => {
+            let (layout, root) = root.paths();
+            keys::rotate(&layout, &root, expires.into(), now)?
+        }
+        KeyCommand::Revoke { root, keyid } => {
+            let (layout, root) = root.paths();
+            keys::revoke(&layout, &root, &keyid, now)?
+        }
+        KeyCommand::Renew { root, expires } => {
+            let (layout, root) = root.paths();
+            keys::renew(&layout, &root, expires.into(), now)?
+        }
+    };
+    println!(
+        "key set version {}, expires {}; active key {}; keys {}",
+        changed.version,
+        changed.expires,
+        changed.active,
+        changed.keys.join(", ")
+    );
+    Ok(())
 }
 
 async fn serve(dir: PathBuf) -> anyhow::Result<()> {

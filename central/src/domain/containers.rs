@@ -59,6 +59,7 @@ struct Settings {
     retries: u32,
     retry_backoff: Duration,
     auto_uninstall: bool,
+    downgrade: bool,
     power: ContainerPower,
 }
 
@@ -77,6 +78,7 @@ impl Settings {
             retries: 0,
             retry_backoff: DEFAULT_BACKOFF,
             auto_uninstall: true,
+            downgrade: false,
             power: ContainerPower::default(),
         }
     }
@@ -171,6 +173,7 @@ impl Settings {
             retries,
             retry_backoff,
             auto_uninstall: req.auto_uninstall.unwrap_or(true),
+            downgrade: req.downgrade.unwrap_or(false),
             power: ContainerPower {
                 wol,
                 shutdown_after,
@@ -219,6 +222,7 @@ fn create_container(
         cancelled_at: None,
         seq: 0,
         rule: None,
+        downgrade: settings.downgrade,
         power: settings.power,
     };
     let wanted: Vec<PlannedPackage> = packages.iter().map(planned).collect();
@@ -300,6 +304,7 @@ pub fn view(
         retries: record.retries,
         retry_backoff: record.retry_backoff,
         auto_uninstall: record.auto_uninstall,
+        downgrade: record.downgrade,
         cancelled_at: record.cancelled_at,
         state,
         counts,

@@ -17,6 +17,7 @@ pub mod convert;
 pub mod coverage;
 pub mod enroll_tokens;
 pub mod groups;
+pub mod keys;
 pub mod packages;
 pub mod polling;
 pub mod power;

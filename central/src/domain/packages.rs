@@ -91,7 +91,7 @@ where
     let now = c.clock.now();
     doc.issued_at = now.to_string();
     let info = Info::try_from(doc).map_err(draft::info_error)?;
-    let envelope = signing::sign_info(&c.signing_key, &info);
+    let envelope = signing::sign_info(&c.keys().signing, &info);
     let package = package_record(&info, sha256_hex(&envelope), now);
 
     let reply = Package::from(package.clone());

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use sitecast_common::groups;
 use sitecast_common::ids::{slug, ComputerId, PackageId};
 use sitecast_common::jobs::Admission;
+use sitecast_common::keyset;
 use sitecast_common::power::{self, MacAddr, PowerAction};
 use sitecast_common::subnet::best_prefix;
 use sitecast_common::wire::{
@@ -107,10 +108,13 @@ pub fn enroll(c: &Central, req: EnrollRequest) -> Result<EnrollResponse, Central
         tracing::info!(computer = %id, "computer enrolled");
     }
     rules::after_computer_change(c, &id);
+    let keys = c.keys();
     Ok(EnrollResponse {
         computer_id: id,
         token,
-        signing_keys: c.public_keys.clone(),
+        signing_keys: keys.public_keys(),
+        root_key: Some(keys.root_pem.clone()),
+        keyset: Some(keys.envelope.clone()),
     })
 }
 
@@ -129,6 +133,12 @@ pub fn poll(
     let macs = parse_macs(&req.macs)?;
     let now = c.clock.now();
     let tz = c.config.tz();
+    let keys = c.keys();
+    // Only to agents that trust a root, and only when theirs is older.
+    let keyset = req
+        .keyset_version
+        .filter(|v| *v < keys.set.version())
+        .map(|_| keys.envelope.clone());
     if c.store.touch_computer(me, &addresses, &macs, now)? {
         // It moved: groups by subnet may have gained or lost it.
         rules::after_computer_change(c, me);
@@ -142,6 +152,7 @@ pub fn poll(
             ),
             packages: Vec::new(),
             power: None,
+            keyset,
         });
     }
     // A disabled rule hands out nothing.
@@ -201,6 +212,8 @@ pub fn poll(
             kind: job.kind,
             restart_timeout_s: container.power.restart_timeout.as_secs(),
             job: job.handout(),
+            downgrade: (container.downgrade && job.kind == sitecast_common::jobs::JobKind::Install)
+                .then(|| keyset::sign_downgrade(&keys.signing, me, &p.id)),
         });
     }
     Ok(PollResponse {
@@ -208,6 +221,7 @@ pub fn poll(
         poll_interval_s: jitter::poll_interval(c.config.poll_interval.as_secs(), c.random.as_ref()),
         packages: polled,
         power: shut_down.then_some(PowerAction::Shutdown),
+        keyset,
     })
 }
 

@@ -67,6 +67,10 @@ pub struct ContainerRecord {
     /// unmade by re-evaluation instead of fixed at creation.
     #[serde(default)]
     pub rule: Option<RuleSpec>,
+    /// Its installs are intended downgrades: each hand-out carries central's
+    /// signed word for the agent (records written before it existed: none).
+    #[serde(default)]
+    pub downgrade: bool,
 }
 
 /// What makes a container a deployment rule (OCO): which computers, which

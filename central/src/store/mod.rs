@@ -201,6 +201,9 @@ pub trait Store: JobStore + GroupStore + PowerStore + EnrollStore + Send + Sync 
         id: &PackageId,
         change: &(dyn Fn(&mut ActivationRecord) + Sync),
     ) -> Result<PackageRecord>;
+    /// Records that a package's info was signed again (a revoked key): the
+    /// envelope's new digest; false if the package is gone.
+    fn set_info_sha256(&self, id: &PackageId, info_sha256: &str) -> Result<bool>;
     /// Changes when a package was activated (a record is created if none
     /// exists; concurrent changes are not lost).
     fn update_activation_times(
@@ -578,6 +581,15 @@ impl Store for SledStore {
         .ok_or_else(|| CentralError::not_found("package", id))?;
         self.flush()?;
         Ok(package)
+    }
+
+    fn set_info_sha256(&self, id: &PackageId, info_sha256: &str) -> Result<bool> {
+        let changed = Self::update(&self.packages, id.as_str(), |p: &mut PackageRecord| {
+            p.info_sha256 = info_sha256.to_owned();
+        })?
+        .is_some();
+        self.flush()?;
+        Ok(changed)
     }
 
     fn update_activation_times(

@@ -265,6 +265,10 @@ pub struct ContainerArgs {
     /// Do not uninstall the other installed versions of each package's name first.
     #[arg(long, conflicts_with = "uninstall")]
     pub no_auto_uninstall: bool,
+    /// An intended downgrade: computers with a newer version of a package's name
+    /// installed take this older one (agents refuse it otherwise).
+    #[arg(long, conflicts_with = "uninstall")]
+    pub downgrade: bool,
     /// Automatic retries of a failed job (default 0).
     #[arg(long)]
     pub retries: Option<u32>,
@@ -307,6 +311,7 @@ impl ContainerArgs {
             sequence: self.sequence.clone(),
             uninstall: self.uninstall.then_some(true),
             auto_uninstall: self.no_auto_uninstall.then_some(false),
+            downgrade: self.downgrade.then_some(true),
             retries: self.retries,
             retry_backoff: self.retry_backoff.clone(),
             wol: self.wol.then_some(true),

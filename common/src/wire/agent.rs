@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ComputerId, PackageId, RelayId};
 use crate::jobs::JobKind;
+use crate::keyset::KeySet;
 use crate::power::{PowerAction, DEFAULT_RESTART_TIMEOUT};
 use crate::status::StatusCode;
 
@@ -39,7 +40,15 @@ pub struct EnrollRequest {
 pub struct EnrollResponse {
     pub computer_id: ComputerId,
     pub token: String,
+    /// The key set's keys, for agents that pin keys rather than a root.
     pub signing_keys: Vec<PublicKey>,
+    /// Central's root public key (PEM): the agent pins it, and trusts a key set
+    /// only if this root signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_key: Option<String>,
+    /// The root-signed key set (a DSSE envelope, byte for byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyset: Option<String>,
 }
 
 /// One of central's info-signing public keys.
@@ -48,6 +57,20 @@ pub struct PublicKey {
     pub keyid: String,
     /// SubjectPublicKeyInfo PEM.
     pub pem: String,
+}
+
+impl PublicKey {
+    /// A key set's keys as older agents and relays take them (`signing_keys`).
+    pub fn all_of(set: &KeySet) -> Vec<PublicKey> {
+        set.doc()
+            .keys
+            .iter()
+            .map(|k| PublicKey {
+                keyid: k.keyid.clone(),
+                pem: k.pem.clone(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +88,10 @@ pub struct PollRequest {
     /// the agent cannot tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_s: Option<u64>,
+    /// The version of the key set the agent trusts: central answers with its own
+    /// when it is newer. Absent: an agent that pins keys, not a root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyset_version: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +102,9 @@ pub struct PollResponse {
     /// whose jobs there are done), after the reports are sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power: Option<PowerAction>,
+    /// Central's key set, when it is newer than the poll's `keyset_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyset: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +131,10 @@ pub struct PolledPackage {
     /// report answers exactly one try of one job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+    /// Central's signed word that this computer may install this package below
+    /// the version of its name installed there (an intended downgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downgrade: Option<String>,
 }
 
 /// A relay as agents see it: where to download and which subnets it serves.

@@ -55,6 +55,10 @@ pub struct ContainerRequest {
     /// package name installed on the computer (OCO's default: on).
     #[serde(default)]
     pub auto_uninstall: Option<bool>,
+    /// Its installs may go below the version of the same name installed on a
+    /// computer (an intended downgrade; agents refuse one otherwise).
+    #[serde(default)]
+    pub downgrade: Option<bool>,
     /// Automatic retries of a failed job (default 0).
     #[serde(default)]
     pub retries: Option<u32>,
@@ -112,6 +116,9 @@ pub struct Container {
     pub retries: u32,
     pub retry_backoff: Duration,
     pub auto_uninstall: bool,
+    /// Its installs may go below the installed version (an intended downgrade).
+    #[serde(default)]
+    pub downgrade: bool,
     /// Set by `container cancel`: jobs not yet started were cancelled.
     pub cancelled_at: Option<Timestamp>,
     /// `waiting` (not started), `running`, `succeeded`, `failed` or `cancelled`.

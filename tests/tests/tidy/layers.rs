@@ -13,6 +13,7 @@ const CENTRAL: &[&[&str]] = &[
     &["config"],
     &["clock"],
     &["tokens"],
+    &["keys"],
     &["jitter"],
     &["init"],
     &["store"],
@@ -27,7 +28,7 @@ const CENTRAL: &[&[&str]] = &[
 ];
 
 /// The pure core's layers: parsing and ids; values built on them; the info
-/// document and its signing; the domain rules; the wire types (serde DTOs that
+/// document, its signing and the key set that says which keys may sign; the domain rules; the wire types (serde DTOs that
 /// carry domain values); what is computed into wire types (reports, the relay
 /// protocol).
 const COMMON: &[&[&str]] = &[
@@ -36,6 +37,7 @@ const COMMON: &[&[&str]] = &[
     &["units", "constraint", "subnet"],
     &["info"],
     &["signing"],
+    &["keyset"],
     &["jobs", "groups", "power", "replication", "deployment"],
     &["eviction", "activation"],
     &["wire"],

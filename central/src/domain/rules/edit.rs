@@ -177,6 +177,7 @@ pub fn create(c: &Central, req: RuleRequest) -> Result<Rule, CentralError> {
         auto_uninstall,
         cancelled_at: None,
         seq: 0,
+        downgrade: false,
         power: ContainerPower::default(),
         rule: Some(RuleSpec {
             group,
