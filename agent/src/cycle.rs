@@ -52,7 +52,9 @@ pub const MAX_PRIORITY: u8 = 10;
 /// the agent hammer them.
 pub const MIN_FAILED_FETCH: Duration = Duration::from_secs(1);
 
-/// When a poll of central fails, the next one is this much later.
+/// When a poll of central fails, the next one is this much later, or the poll
+/// interval central handed out last if that is shorter: a failure never puts the
+/// next poll off beyond when it would have come anyway.
 pub const POLL_RETRY: Duration = Duration::from_secs(30);
 
 /// The most polls one [`Mode::Once`] call makes: a bound, should central keep
@@ -131,8 +133,8 @@ pub fn effective(config: CycleConfig, mode: Mode) -> CycleConfig {
 
 /// Runs the cycle until `shutdown` (or, in [`Mode::Once`], until a round ends no job,
 /// or after [`MAX_ONCE_ROUNDS`] rounds). Only a failed poll in [`Mode::Once`] is an
-/// error; in [`Mode::Run`] it is logged and the poll retried after [`POLL_RETRY`],
-/// the cycle going on meanwhile.
+/// error; in [`Mode::Run`] it is logged and the poll retried after [`POLL_RETRY`]
+/// (or the last interval central handed out, if shorter), the cycle going on meanwhile.
 pub async fn drive<P: Performer>(
     performer: &mut P,
     config: CycleConfig,
@@ -144,6 +146,9 @@ pub async fn drive<P: Performer>(
     let mut next_poll = Some(performer.now());
     let mut rounds = 0u32;
     let mut concluded_before = performer.concluded();
+    // An agent told to poll every few seconds must not wait 30 after one failure
+    // (central restarting, say): its jobs would stall that long.
+    let mut retry = POLL_RETRY;
     loop {
         if next_poll.is_some_and(|due| performer.now() >= due) {
             let polled = tokio::select! {
@@ -152,11 +157,14 @@ pub async fn drive<P: Performer>(
                 polled = performer.poll() => polled,
             };
             let after = match polled {
-                Ok(interval) => interval,
+                Ok(interval) => {
+                    retry = interval.min(POLL_RETRY);
+                    interval
+                }
                 Err(e) if mode == Mode::Once => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "poll failed");
-                    POLL_RETRY
+                    retry
                 }
             };
             next_poll = (mode == Mode::Run).then(|| performer.now().saturating_add(after));

@@ -7,6 +7,12 @@
 //! infos and fragments, one request per stream, straight from the package files.
 //! Each connection is attached to `Central::relay_links`, through which
 //! Wake-on-LAN requests reach the relay's control stream.
+//!
+//! The endpoint's connection-id and stateless-reset keys are derived from central's
+//! TLS key ([`RestartKeys`]), so they are the same after a restart: a relay still
+//! holding a connection to a central that crashed gets a reset it can verify at its
+//! next packet, and reconnects at once instead of waiting out the idle timeout,
+//! deaf to every activation.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -62,22 +68,67 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, Cen
     Ok(config)
 }
 
-/// Binds the QUIC endpoint.
+/// What the keys that must survive a restart are derived from besides the TLS
+/// key, so that each is no other key's.
+const RESET_KEY_LABEL: &[u8] = b"sitecast central QUIC stateless reset key v1\n";
+const CID_KEY_LABEL: &[u8] = b"sitecast central QUIC connection id key v1\n";
+
+/// What lets a restarted central reset the connections its previous run had,
+/// derived from central's TLS key so that they survive restarts and stay secret.
+///
+/// quinn's defaults are random per process: after a crash the new process takes
+/// the old connection ids for invalid ones and drops their packets without a
+/// word (and its resets would not match the tokens the old one handed out), so
+/// each relay keeps its dead connection for the whole idle timeout (30 s)
+/// without hearing of any activation.
+pub struct RestartKeys {
+    /// Signs stateless resets.
+    reset: Arc<ring::hmac::Key>,
+    /// Checks that a connection id is one of ours.
+    cid: u64,
+}
+
+impl RestartKeys {
+    /// Derived from the TLS key in the file at `server_key`.
+    pub fn derive(server_key: &Path) -> Result<RestartKeys, CentralError> {
+        use sha2::{Digest, Sha256};
+        let secret = std::fs::read(server_key).map_err(CentralError::io(server_key))?;
+        let derive = |label: &[u8]| {
+            Sha256::new()
+                .chain_update(label)
+                .chain_update(&secret)
+                .finalize()
+        };
+        let reset = derive(RESET_KEY_LABEL);
+        let cid = derive(CID_KEY_LABEL);
+        let mut cid_key = [0u8; 8];
+        cid_key.copy_from_slice(&cid[..8]);
+        Ok(RestartKeys {
+            reset: Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset)),
+            cid: u64::from_le_bytes(cid_key),
+        })
+    }
+}
+
+/// Binds the QUIC endpoint, with `keys` for its connection ids and stateless resets.
 pub fn endpoint(
     config: quinn::ServerConfig,
     addr: SocketAddr,
+    keys: RestartKeys,
 ) -> Result<quinn::Endpoint, CentralError> {
     let what = format!("QUIC endpoint {addr}");
     let socket = sitecast_io::quic::udp_socket(addr).map_err(CentralError::io(&what))?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| CentralError::Invalid("no async runtime for QUIC".into()))?;
-    quinn::Endpoint::new(
-        sitecast_io::quic::endpoint_config(),
-        Some(config),
-        socket,
-        runtime,
-    )
-    .map_err(CentralError::io(what))
+    let mut endpoint_config = sitecast_io::quic::endpoint_config();
+    let cid_key = keys.cid;
+    endpoint_config
+        .reset_key(keys.reset)
+        .cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+    quinn::Endpoint::new(endpoint_config, Some(config), socket, runtime)
+        .map_err(CentralError::io(what))
 }
 
 /// Accepts relays until `shutdown` completes.

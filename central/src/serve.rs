@@ -50,7 +50,8 @@ impl Listeners {
     ) -> Result<Self, CentralError> {
         let tls = server::tls_config(&layout.server_cert(), &layout.server_key())?;
         let quic_config = quic::server_config(&layout.server_cert(), &layout.server_key())?;
-        let quic = quic::endpoint(quic_config, quic)?;
+        let keys = quic::RestartKeys::derive(&layout.server_key())?;
+        let quic = quic::endpoint(quic_config, quic, keys)?;
         Ok(Self { api, tls, quic })
     }
 

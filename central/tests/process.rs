@@ -399,3 +399,68 @@ async fn a_thousand_idle_connections_do_not_starve_central_and_are_closed() {
         "idle connections stayed open"
     );
 }
+
+/// A QUIC connection to central at `addr` as a relay's link makes it (TLS
+/// verified against central's CA, the protocol's ALPN, the shared transport
+/// settings), before any hello.
+async fn quic_link(dir: &Path, addr: std::net::SocketAddr) -> (quinn::Endpoint, quinn::Connection) {
+    use std::sync::Arc;
+    let roots = sitecast_io::tls::roots(&dir.join("tls/ca.pem")).unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(sitecast_io::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![sitecast_common::protocol::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(sitecast_io::quic::transport()));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    let conn = endpoint.connect(addr, "127.0.0.1").unwrap().await.unwrap();
+    (endpoint, conn)
+}
+
+/// Central killed with SIGKILL and started again on the same port: a relay's
+/// connection to the dead process is reset by the new one at the relay's next
+/// packet (central's stateless-reset key survives the restart), so the relay
+/// reconnects at once instead of waiting out the 30 s idle timeout, deaf to
+/// every activation meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_link_to_a_killed_central_is_reset_by_the_restarted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("central");
+    // A fixed QUIC port, as in production: the restarted central answers there.
+    let quic_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = Command::new(BIN)
+        .args(["init", "--dir"])
+        .arg(&dir)
+        .args(["--api-listen", "127.0.0.1:0", "--quic-listen"])
+        .arg(format!("127.0.0.1:{quic_port}"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{quic_port}").parse().unwrap();
+    let central = Central::start(&dir);
+    let (_endpoint, conn) = quic_link(&dir, addr).await;
+    central.kill();
+    let _central = Central::start(&dir);
+
+    // The relay's next packet (its request here; a keep-alive would do too)
+    // reaches the new process.
+    let _ = conn
+        .open_bi()
+        .await
+        .map(|(mut send, _)| tokio::spawn(async move { send.write_all(b"anyone there?").await }));
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+    match ended {
+        Ok(quinn::ConnectionError::Reset) => {}
+        Ok(other) => panic!("the connection ended otherwise: {other}"),
+        Err(_) => panic!("the restarted central did not reset the dead connection within 10 s"),
+    }
+}

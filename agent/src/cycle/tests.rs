@@ -46,6 +46,8 @@ struct Fake {
     /// What each poll adds (the last poll's list is repeated).
     polls: VecDeque<Vec<(&'static str, FakeJob)>>,
     failing_polls: u32,
+    /// Polls that succeed before the `failing_polls` fail.
+    polls_before_failing: u32,
     poll_interval: Duration,
     fetch_time: Duration,
     jobs: BTreeMap<PackageId, FakeJob>,
@@ -66,6 +68,7 @@ impl Fake {
             stop: Rc::new(Cell::new(false)),
             polls: polls.into(),
             failing_polls: 0,
+            polls_before_failing: 0,
             poll_interval: secs(100_000),
             fetch_time: Duration::ZERO,
             jobs: BTreeMap::new(),
@@ -112,7 +115,9 @@ impl Performer for Fake {
     }
 
     async fn poll(&mut self) -> Result<Duration, AgentError> {
-        if self.failing_polls > 0 {
+        if self.polls_before_failing > 0 {
+            self.polls_before_failing -= 1;
+        } else if self.failing_polls > 0 {
             self.failing_polls -= 1;
             self.note("poll failed", &pid("central"));
             return Err(AgentError::Api {
@@ -322,6 +327,28 @@ async fn a_failed_poll_is_retried_and_the_cycle_goes_on_meanwhile() {
     fake.failing_polls = 1;
     let e = fake.drive(config(), Mode::Once).await.unwrap_err();
     assert!(e.to_string().contains("central is down"), "{e}");
+}
+
+#[tokio::test]
+async fn a_failed_poll_is_retried_no_later_than_the_poll_interval() {
+    // Central hands out 2 s and then goes down for a moment (a restart): the
+    // agent tries again 2 s later, not 30 s, and gets its job then.
+    let mut fake = Fake::new(vec![vec![], vec![("app", job(1, 1))]]);
+    fake.polls_before_failing = 1;
+    fake.failing_polls = 1;
+    fake.poll_interval = secs(2);
+    fake.horizon = secs(5);
+    fake.drive(config(), Mode::Run).await.unwrap();
+    assert_eq!(
+        fake.log,
+        [
+            "0s poll central",
+            "2s poll failed central",
+            "4s poll central",
+            "4s fetch app",
+            "4s install app",
+        ]
+    );
 }
 
 #[tokio::test]
