@@ -39,6 +39,11 @@ pub struct AgentConfig {
     /// 20 times the package's size, at least 1 GiB ([`crate::unpack::UnpackLimits`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unpack: Option<Size>,
+    /// Disk space every download and unpack leaves free (absent: 256 MiB): a
+    /// deployment that would eat into it stops with `ERR_OUT_OF_SPACE`
+    /// ([`crate::space`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_free: Option<Size>,
     /// MAC addresses reported for Wake-on-LAN, instead of the interfaces'
     /// (`/sys/class/net/*/address`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

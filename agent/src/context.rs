@@ -27,6 +27,8 @@ pub struct Context {
     pub work: PathBuf,
     /// agent.toml's `max_unpack` (none: derived from each package's size).
     pub max_unpack: Option<u64>,
+    /// How much disk each step leaves free, and how free space is read.
+    pub space: crate::space::Space,
     /// Relays skipped after they failed (shared by every package).
     pub backoff: Mutex<Backoff>,
     /// Tells the computer's user before and after an action.

@@ -47,6 +47,8 @@ use crate::error::AgentError;
 use crate::install::{self, Installed};
 use sitecast_io::blocking;
 
+mod disk;
+
 /// How often `DOWNLOADING` progress goes to central.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -470,6 +472,9 @@ pub async fn fetch_step(ctx: &Context, package: &mut Package) -> Step {
     let Some(index) = package.first_missing() else {
         return Step::Fetched(0);
     };
+    if let Some(report) = disk::short_of_space(ctx, package, &info) {
+        return Step::Final(settle(package, report).await);
+    }
     if package.last_progress.is_none() {
         // The first fetch of this package by this process: say it is downloading.
         ctx.progress(package).await;
@@ -560,12 +565,21 @@ pub async fn timeout_report(
 
 /// Removes the package's download; a success that cannot clean up is
 /// `ERR_CLEAN`. The report carries the bytes taken from each source, and the
-/// hand-out of the job it answers.
+/// hand-out of the job it answers. An `ERR_OUT_OF_SPACE` keeps the verified
+/// fragments (and the info, and the counts per source): once space is freed, a
+/// retry of the job resumes where this one stopped rather than fetch it all again.
 pub(crate) async fn settle(package: &mut Package, report: StatusReport) -> StatusReport {
     if let Some(bar) = package.bar.take() {
         bar.finish_and_clear();
     }
     let sources = package.source_bytes();
+    if report.code == StatusCode::ErrOutOfSpace {
+        return StatusReport {
+            sources,
+            job: package.polled.job.clone(),
+            ..report
+        };
+    }
     let report = match tokio::fs::remove_dir_all(&package.dir).await {
         Err(e)
             if e.kind() != std::io::ErrorKind::NotFound && report.code == StatusCode::Success =>

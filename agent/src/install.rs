@@ -127,10 +127,22 @@ pub enum Installed {
 pub(crate) async fn install(ctx: &Context, info: &Info, dir: &Path) -> Installed {
     let plan = info.plan().clone();
     let package = dir.join("package");
+    if let Err(crate::space::SpaceError::Short(short)) =
+        ctx.space.check(dir, "rebuilding the package", plan.size())
+    {
+        return failed(StatusCode::ErrOutOfSpace, short.to_string());
+    }
     let (d, p) = (dir.to_owned(), package.clone());
     let count = plan.count();
     let digest = match tokio::task::spawn_blocking(move || rebuild(&d, count, &p)).await {
         Ok(Ok(digest)) => digest,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::StorageFull => {
+            let _ = tokio::fs::remove_file(&package).await;
+            return failed(
+                StatusCode::ErrOutOfSpace,
+                format!("rebuilding the package in {}: {e}", dir.display()),
+            );
+        }
         Ok(Err(e)) => return failed(StatusCode::ErrBuild, format!("rebuilding the package: {e}")),
         Err(e) => return failed(StatusCode::ErrBuild, format!("rebuilding the package: {e}")),
     };
@@ -180,11 +192,26 @@ pub(crate) async fn install(ctx: &Context, info: &Info, dir: &Path) -> Installed
             plain_name(info),
             unpack::UnpackLimits::for_package(plan.size(), ctx.max_unpack),
         );
-        let unpacked =
-            tokio::task::spawn_blocking(move || unpack::unpack(archive, &file, &t, &name, &limits))
-                .await;
+        let space = ctx.space;
+        let unpacked = tokio::task::spawn_blocking(move || {
+            unpack::unpack(archive, &file, &t, &name, &limits, Some(space))
+        })
+        .await;
         match unpacked {
             Ok(Ok(unpacked)) => unpacked.manifest,
+            Ok(Err(e @ unpack::UnpackError::NoSpace(_))) => {
+                let _ = tokio::fs::remove_file(&package).await;
+                return failed(StatusCode::ErrOutOfSpace, e.to_string());
+            }
+            Ok(Err(unpack::UnpackError::Io { path, source }))
+                if source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                let _ = tokio::fs::remove_file(&package).await;
+                return failed(
+                    StatusCode::ErrOutOfSpace,
+                    format!("{}: {source}", path.display()),
+                );
+            }
             Ok(Err(e)) => return failed(StatusCode::ErrUnpack, e.to_string()),
             Err(e) => return failed(StatusCode::ErrUnpack, e.to_string()),
         }

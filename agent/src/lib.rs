@@ -22,6 +22,7 @@ pub mod journal;
 pub mod manifest;
 pub mod notify;
 pub mod power;
+pub mod space;
 pub mod trust;
 pub mod uninstall;
 pub mod unpack;
@@ -127,6 +128,7 @@ pub async fn enroll(dir: &Path, opts: EnrollOptions) -> Result<AgentConfig, Agen
         signing_keys: answer.signing_keys.into_iter().map(|k| k.pem).collect(),
         root_key: answer.root_key,
         max_unpack: None,
+        keep_free: None,
         mac_addresses: opts.macs,
         power_command: None,
         uptime_file: None,

@@ -20,7 +20,11 @@
 //!   existing inode (which could be a hard link to a file outside);
 //! - data is streamed and counted against [`UnpackLimits`], so a zip or gzip bomb stops at
 //!   the cap; tar metadata (long names, pax headers, skipped data) has its own small budget
-//!   because the `tar` crate reads it into memory.
+//!   because the `tar` crate reads it into memory;
+//! - given a [`Space`], what the archive declares (a zip's sizes; a tar.gz or plain file
+//!   at least its own size) must fit on the target's disk before anything is written, and
+//!   every write is charged against the free space, so an archive stops with
+//!   [`UnpackError::NoSpace`] before it fills the disk.
 //!
 //! What this cannot stop is a local user racing us by swapping a checked directory for a
 //! symlink between the check and the write; the agent's temporary directories are its own,
@@ -43,6 +47,7 @@ use std::path::{Path, PathBuf};
 use sitecast_common::info::Archive;
 
 use crate::manifest::{EntryKind, Manifest};
+use crate::space::{Guard, Space, SpaceError};
 
 mod formats;
 mod names;
@@ -96,7 +101,8 @@ pub struct Unpacked {
     pub manifest: Manifest,
 }
 
-/// Why a package could not be unpacked. Every variant means `ERR_UNPACK`.
+/// Why a package could not be unpacked. Every variant means `ERR_UNPACK` but
+/// [`UnpackError::NoSpace`].
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("entry '{entry}' has an absolute path")]
@@ -119,6 +125,9 @@ pub enum UnpackError {
     TooManyEntries { limit: u64 },
     #[error("archive is corrupt: {reason}")]
     Corrupt { reason: String },
+    /// `ERR_OUT_OF_SPACE`, not `ERR_UNPACK`: the archive is fine, the disk is full.
+    #[error("{0}")]
+    NoSpace(SpaceError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -133,15 +142,34 @@ pub enum UnpackError {
 /// `Archive::None` copies the file to `target/<name_for_plain_file>`, which must be a
 /// single normal path component; it is made executable, since a plain file is as often
 /// as not the program a `launch` action runs.
+///
+/// With `space`, the target's disk keeps its `keep_free` bytes free: the archive's
+/// declared size is checked before anything is created, and every write after.
 pub fn unpack(
     archive: Archive,
     file: &Path,
     target: &Path,
     name_for_plain_file: &str,
     limits: &UnpackLimits,
+    space: Option<Space>,
 ) -> Result<Unpacked, UnpackError> {
+    let guard = match space {
+        Some(space) => {
+            let declared = declared_size(archive, file)?;
+            space
+                .check(target, "the unpack", declared)
+                .map_err(UnpackError::NoSpace)?;
+            Some(
+                space
+                    .guard(target, "the unpack")
+                    .map_err(UnpackError::NoSpace)?,
+            )
+        }
+        None => None,
+    };
     let root_created = create_target(target)?;
     let mut unpacker = Unpacker::new(target, limits, Manifest::new(target, root_created));
+    unpacker.guard = guard;
     let unpacked = match archive {
         Archive::None => unpacker.plain(file, name_for_plain_file),
         Archive::Zip => unpacker.zip(file),
@@ -159,6 +187,18 @@ pub fn unpack(
         bytes: unpacker.bytes,
         manifest: unpacker.manifest,
     })
+}
+
+/// What the archive says it unpacks to, for the space check before the unpack: a zip's
+/// entry sizes from its central directory (capped: the unpack's own cap stops a zip
+/// whose entries lie), a tar.gz's or a plain file's own size, a lower bound (a gzip
+/// stream declares nothing reliable before it is read).
+fn declared_size(archive: Archive, file: &Path) -> Result<u64, UnpackError> {
+    let own = fs::metadata(file).map_err(|e| io_error(file, e))?.len();
+    match archive {
+        Archive::None | Archive::TarGz => Ok(own),
+        Archive::Zip => formats::zip_declared_size(file).map(|declared| declared.max(own)),
+    }
 }
 
 /// Creates `target` (and what is missing above it) if it does not exist; its inode if
@@ -193,6 +233,8 @@ struct Unpacker<'a> {
     /// Files and symlinks already in the manifest: one written again replaces its entry.
     recorded: HashSet<PathBuf>,
     buf: Vec<u8>,
+    /// Charged with every write, when the unpack watches free space.
+    guard: Option<Guard>,
 }
 
 impl<'a> Unpacker<'a> {
@@ -207,6 +249,7 @@ impl<'a> Unpacker<'a> {
             manifest,
             recorded: HashSet::new(),
             buf: vec![0; COPY_BUFFER],
+            guard: None,
         }
     }
 
@@ -284,6 +327,9 @@ impl<'a> Unpacker<'a> {
                 return Err(UnpackError::TooLarge {
                     limit: self.limits.max_bytes,
                 });
+            }
+            if let Some(guard) = &mut self.guard {
+                guard.charge(n as u64).map_err(UnpackError::NoSpace)?;
             }
             out.write_all(&self.buf[..n])
                 .map_err(|e| io_error(path, e))?;

@@ -149,6 +149,11 @@ impl Worker {
             downloads: layout.downloads(),
             work: layout.work(),
             max_unpack: config.max_unpack.map(|size| size.bytes()),
+            space: crate::space::Space::disk(
+                config
+                    .keep_free
+                    .map_or(crate::space::DEFAULT_KEEP_FREE, |size| size.bytes()),
+            ),
             backoff: Mutex::new(Backoff::load(
                 &layout.backoff(),
                 config.downloads.backoff.into(),

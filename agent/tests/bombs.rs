@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read;
-use std::process::{Command, Stdio};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -44,28 +43,14 @@ async fn a_small_archive_that_inflates_past_its_cap_is_refused_and_leaves_nothin
         "name=bomb&version=1&action=execute&archive=tar.gz&command={}",
         enc(&format!("touch '{}'", ran.display()))
     );
-    let p = c.upload(&query, bomb).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    c.post(
-        &format!("/packages/{p}/activations"),
-        json!({"all_sites": true}),
-    )
-    .await;
+    let p = c.upload_everywhere(&query, bomb).await;
     c.post(
         &format!("/packages/{p}/assignments"),
         json!({"computers": [agent.id]}),
     )
     .await;
 
-    let out = Command::new(env!("CARGO_BIN_EXE_sitecast-agent"))
-        .args(["once", "--dir"])
-        .arg(&agent.dir)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    agent.once_process(env!("CARGO_BIN_EXE_sitecast-agent"));
     let stats: Value = wait_status(&c, &p, "ERR_UNPACK", 1).await;
     let output = stats["computers"][0]["output"].as_str().unwrap();
     assert!(

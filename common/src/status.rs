@@ -3,7 +3,9 @@
 //! package's command started and the agent (or the computer) stopped before it
 //! ended, so nobody knows how it ended and it is not run again by itself; and
 //! `ERR_DOWNGRADE`: the package is older than the version of its name installed
-//! there, and its job did not carry central's signed word for a downgrade.
+//! there, and its job did not carry central's signed word for a downgrade; and
+//! `ERR_OUT_OF_SPACE` (OCS's name): the download, its rebuild or its unpack would
+//! not fit on the computer's disk with the agent's `keep_free` left free.
 
 use std::fmt;
 use std::str::FromStr;
@@ -61,6 +63,7 @@ status_codes! {
     ErrPreviousFailed = "ERR_PREVIOUS_FAILED",
     ErrInterrupted = "ERR_INTERRUPTED",
     ErrDowngrade = "ERR_DOWNGRADE",
+    ErrOutOfSpace = "ERR_OUT_OF_SPACE",
 }
 
 /// A status code that the contract does not define.
@@ -106,7 +109,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(StatusCode::ALL.len(), 19);
+        assert_eq!(StatusCode::ALL.len(), 20);
         assert_eq!(
             "ERR_NOPE".parse::<StatusCode>().unwrap_err().to_string(),
             "unknown status code 'ERR_NOPE'"

@@ -190,6 +190,23 @@ impl Display for Size {
     }
 }
 
+/// Bytes in binary units for people to read, e.g. `4.0 MiB` (rounded: [`Size`]'s own
+/// form is exact, this one is for messages and tables).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 impl TryFrom<String> for Size {
     type Error = GrammarError;
 
@@ -390,6 +407,14 @@ impl From<Duration> for String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn human_bytes_rounds_to_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(4 << 20), "4.0 MiB");
+        assert_eq!(human_bytes((3 << 30) + (1 << 29)), "3.5 GiB");
+    }
 
     fn size(s: &str) -> u64 {
         s.parse::<Size>().unwrap().bytes()

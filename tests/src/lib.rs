@@ -211,6 +211,20 @@ impl Central {
         Self::answer(resp).await
     }
 
+    /// Creates a package and activates it for every site: its id.
+    pub async fn upload_everywhere(&self, query: &str, body: Vec<u8>) -> String {
+        let id = self.upload(query, body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.post(
+            &format!("/packages/{id}/activations"),
+            json!({"all_sites": true}),
+        )
+        .await;
+        id
+    }
+
     pub async fn add_site(&self, name: &str, subnets: &[&str]) {
         self.post("/sites", json!({"name": name, "subnets": subnets}))
             .await;
@@ -504,6 +518,18 @@ impl Agent {
     /// Where the agent keeps a package's partial download.
     pub fn download_dir(&self, package: &str) -> PathBuf {
         self.dir.join("downloads").join(package)
+    }
+
+    /// Runs `BIN once --dir DIR` (BIN: a test's `CARGO_BIN_EXE_sitecast-agent`),
+    /// the real agent's one round, and checks it ended well.
+    pub fn once_process(&self, bin: &str) {
+        let out = std::process::Command::new(bin)
+            .args(["once", "--dir"])
+            .arg(&self.dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
     }
 
     pub async fn once(&self) -> sitecast_agent::Round {

@@ -79,6 +79,7 @@ impl Scene {
             &self.store,
             "unused",
             &UnpackLimits::default(),
+            None,
         )
         .unwrap()
         .manifest
@@ -185,6 +186,7 @@ fn a_plain_file_is_the_single_entry() {
         &scene.store,
         "tool.sh",
         &UnpackLimits::default(),
+        None,
     )
     .unwrap()
     .manifest;

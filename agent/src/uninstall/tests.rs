@@ -111,6 +111,7 @@ impl Scene {
             path,
             "unused",
             &UnpackLimits::default(),
+            None,
         )
         .unwrap();
         Installed {

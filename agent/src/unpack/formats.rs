@@ -185,6 +185,30 @@ impl Unpacker<'_> {
     }
 }
 
+/// The bytes a zip's central directory says its entries unpack to (saturating: a
+/// lying directory is stopped by the unpack's byte cap, not believed).
+pub(super) fn zip_declared_size(file: &Path) -> Result<u64, UnpackError> {
+    let failed = Rc::new(Cell::new(false));
+    let source = Source {
+        inner: File::open(file).map_err(|e| io_error(file, e))?,
+        failed: Rc::clone(&failed),
+    };
+    let mut zip = zip::ZipArchive::new(source).map_err(|e| match e {
+        ZipError::Io(e) => classify(file, &failed, e),
+        other => UnpackError::Corrupt {
+            reason: other.to_string(),
+        },
+    })?;
+    let mut total: u64 = 0;
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).map_err(|e| UnpackError::Corrupt {
+            reason: e.to_string(),
+        })?;
+        total = total.saturating_add(entry.size());
+    }
+    Ok(total)
+}
+
 /// The central directory lists each name once. The zip reader keeps one entry per name,
 /// so a name listed twice shows only as fewer entries than the end-of-central-directory
 /// record counts (read here; zip64 archives, which count elsewhere, are left to the

@@ -1,6 +1,7 @@
 //! Tests of safe unpacking: archives built byte by byte, each refused one checked
 //! against a sibling directory that must stay untouched.
 
+use std::cell::Cell;
 use std::io::{Cursor, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -11,6 +12,7 @@ use zip::write::SimpleFileOptions;
 
 use super::formats::{S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK, TAR_METADATA_BUDGET};
 use super::*;
+use crate::space::SpaceError;
 
 #[derive(Debug, Clone, Copy)]
 enum Format {
@@ -191,7 +193,37 @@ impl Scene {
         limits: &UnpackLimits,
     ) -> Result<Unpacked, UnpackError> {
         fs::write(&self.package, bytes).unwrap();
-        unpack(archive, &self.package, &self.target, "setup.bin", limits)
+        unpack(
+            archive,
+            &self.package,
+            &self.target,
+            "setup.bin",
+            limits,
+            None,
+        )
+    }
+
+    /// Unpacks with the disk said to have `free` bytes free (a thread's probe).
+    fn unpack_in_space(
+        &self,
+        format: Format,
+        specs: &[Spec],
+        free: u64,
+    ) -> Result<Unpacked, UnpackError> {
+        FREE.with(|f| f.set(free));
+        fs::write(&self.package, format.build(specs)).unwrap();
+        let space = Space {
+            keep_free: KEEP_FREE,
+            probe: |dir| Ok(FREE.with(Cell::get).saturating_sub(du(dir))),
+        };
+        unpack(
+            format.archive(),
+            &self.package,
+            &self.target,
+            "setup.bin",
+            &UnpackLimits::default(),
+            Some(space),
+        )
     }
 
     fn assert_nothing_outside(&self) {
@@ -645,6 +677,87 @@ fn unpack_stops_a_bomb_at_max_bytes() {
     }
 }
 
+/// Bytes of the files under `dir`: what a small disk holding only `dir` has lost.
+fn du(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let meta = fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                du(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+thread_local! {
+    /// The free bytes [`Scene::unpack_in_space`]'s probe answers, less what is
+    /// under the directory asked about, like a disk of that size.
+    static FREE: Cell<u64> = const { Cell::new(0) };
+}
+
+const KEEP_FREE: u64 = 1 << 20;
+
+#[test]
+fn a_zip_declaring_more_than_the_disk_holds_is_refused_before_anything_is_written() {
+    let zeros = vec![0u8; 4 << 20];
+    let specs = [
+        Spec::File("a", &zeros, 0o644),
+        Spec::File("b", &zeros, 0o644),
+    ];
+    let scene = Scene::new();
+    // 8 MiB declared, 1 MiB kept free: 9 MiB needed, 9 MiB - 1 free (the probe
+    // measures the missing target's parent, where the scene keeps a sentinel).
+    let used = du(&scene.root);
+    let err = scene
+        .unpack_in_space(Format::Zip, &specs, (9 << 20) - 1 + used)
+        .unwrap_err();
+    let UnpackError::NoSpace(SpaceError::Short(short)) = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(short.needed, 8 << 20, "{err}");
+    assert_eq!(short.short(), 1, "{err}");
+    assert!(!exists(&scene.target), "the target was created");
+    scene.assert_nothing_outside();
+
+    let scene = Scene::new();
+    let used = du(&scene.root);
+    let done = scene
+        .unpack_in_space(Format::Zip, &specs, (9 << 20) + used)
+        .unwrap();
+    assert_eq!(done.bytes, 8 << 20);
+}
+
+#[test]
+fn an_unpack_the_disk_cannot_hold_stops_before_keep_free_and_removes_its_output() {
+    // A tar.gz declares nothing before it is read: the writes are charged.
+    let zeros = vec![0u8; 4 << 20];
+    let specs = [
+        Spec::File("a", &zeros, 0o644),
+        Spec::File("b", &zeros, 0o644),
+    ];
+    let scene = Scene::new();
+    let err = scene
+        .unpack_in_space(Format::TarGz, &specs, 6 << 20)
+        .unwrap_err();
+    let UnpackError::NoSpace(SpaceError::Short(short)) = &err else {
+        panic!("{err}");
+    };
+    assert!(short.what.starts_with("the unpack (after "), "{err}");
+    // Stopped at the last write that fit, with keep_free still free.
+    assert!(
+        short.free >= KEEP_FREE && short.free < KEEP_FREE + (64 << 10),
+        "{err}"
+    );
+    assert!(!exists(&scene.target), "the partial output stayed");
+    scene.assert_nothing_outside();
+}
+
 #[test]
 fn unpack_stops_at_max_entries() {
     let specs: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
@@ -748,6 +861,7 @@ fn unpack_plain_file_copies_under_the_given_name() {
         &scene.target,
         "setup.sh",
         &UnpackLimits::default(),
+        None,
     )
     .unwrap();
     assert_eq!((done.files, done.bytes), (1, data.len() as u64));
@@ -758,7 +872,15 @@ fn unpack_plain_file_copies_under_the_given_name() {
         max_bytes: 1000,
         ..UnpackLimits::default()
     };
-    let err = unpack(Archive::None, &scene.package, &scene.target, "big", &small).unwrap_err();
+    let err = unpack(
+        Archive::None,
+        &scene.package,
+        &scene.target,
+        "big",
+        &small,
+        None,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, UnpackError::TooLarge { limit: 1000 }),
         "{err}"
@@ -786,6 +908,7 @@ fn unpack_plain_file_refuses_names_that_are_not_one_component() {
             &scene.target,
             name,
             &UnpackLimits::default(),
+            None,
         )
         .unwrap_err();
         assert!(expected(&err), "{name:?}: {err}");
@@ -807,6 +930,7 @@ fn unpack_reports_a_missing_package_file_as_io() {
             &scene.target,
             "x",
             &UnpackLimits::default(),
+            None,
         )
         .unwrap_err();
         assert!(

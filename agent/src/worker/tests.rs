@@ -378,6 +378,7 @@ fn agent_dir(central: &FakeCentral) -> tempfile::TempDir {
         signing_keys: vec![pem],
         root_key: None,
         max_unpack: Some(sitecast_common::units::Size::from_bytes(1 << 20)),
+        keep_free: None,
         mac_addresses: Vec::new(),
         power_command: None,
         uptime_file: None,

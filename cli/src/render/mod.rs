@@ -54,21 +54,7 @@ fn join<T: ToString>(items: &[T]) -> String {
         .join(", ")
 }
 
-/// Bytes in binary units, e.g. `4.0 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use sitecast_common::units::human_bytes as bytes;
 
 /// Bytes per second in decimal units, as caps are usually written (`20MB/s`).
 pub fn rate(bytes_per_sec: u64) -> String {

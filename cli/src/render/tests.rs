@@ -377,10 +377,3 @@ fn an_overlap_of_three_relays_names_them_all_and_who_serves() {
         "{text}"
     );
 }
-
-#[test]
-fn human_bytes() {
-    assert_eq!(bytes(0), "0 B");
-    assert_eq!(bytes(1023), "1023 B");
-    assert_eq!(bytes(4 << 20), "4.0 MiB");
-}
