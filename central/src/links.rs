@@ -1,10 +1,12 @@
 //! The relays connected now ([`RelayLinks`]): a channel into each relay's QUIC
 //! control stream, attached by `quic` when a relay connects, through which the
-//! domain (Wake-on-LAN) sends it messages.
+//! domain (Wake-on-LAN) sends it messages; and when each relay may connect next
+//! ([`RelayLinks::turn`]), so one relay reconnecting in a loop is paced.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sitecast_common::ids::RelayId;
 use sitecast_common::protocol::CentralMessage;
@@ -15,6 +17,8 @@ use tokio::sync::mpsc;
 pub struct RelayLinks {
     links: Mutex<HashMap<RelayId, (u64, mpsc::UnboundedSender<CentralMessage>)>>,
     next: AtomicU64,
+    /// When each relay's next connection may attach.
+    turns: Mutex<HashMap<RelayId, Instant>>,
 }
 
 /// One attached connection: what it receives, and the number that detaches it.
@@ -30,6 +34,21 @@ impl RelayLinks {
     {
         // Single inserts and removals: a panic elsewhere leaves nothing half-done.
         self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long a new connection of `relay` waits before it attaches: connections
+    /// of one relay attach at most one per `gap`, each taking the next free turn.
+    /// A relay that restarts waits at most `gap`; one reconnecting in a loop makes
+    /// central set up and tear down a link once per `gap`, not as fast as it can.
+    pub fn turn(&self, relay: &RelayId, gap: Duration) -> Duration {
+        let now = Instant::now();
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        // Turns long past say nothing: forget them, so the map holds only relays
+        // that connected within the last `gap`.
+        turns.retain(|_, at| *at + gap > now);
+        let at = turns.get(relay).map_or(now, |last| (*last + gap).max(now));
+        turns.insert(relay.clone(), at);
+        at - now
     }
 
     /// A relay's connection is up: messages for the relay go to it (a newer

@@ -24,6 +24,7 @@ use quinn::crypto::rustls::QuicServerConfig;
 use sitecast_common::ids::RelayId;
 use sitecast_common::protocol::{self, CentralMessage, RelayMessage, Request, Response};
 use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::domain::relays;
 use crate::domain::replication::{self, Answer};
@@ -36,12 +37,29 @@ const MAX_STREAMS: u32 = 16;
 /// Unread bytes central accepts per stream, and per connection.
 const RECEIVE_WINDOW_PER_STREAM: u32 = 256 << 10;
 const RECEIVE_WINDOW: u32 = 1 << 20;
+/// Unacknowledged bytes central holds per relay connection.
+const SEND_WINDOW: u64 = 16 << 20;
 /// The longest request a relay may send on a request stream (a request names a
 /// package and a fragment or a base: a few hundred bytes).
 const MAX_REQUEST: usize = 16 << 10;
 
 /// A relay that says nothing is dropped after this long.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// One relay's connections attach at most this often (a relay has one link: each
+/// new one closes the one before).
+const RECONNECT_GAP: Duration = Duration::from_secs(1);
+/// The longest hello (a relay id, a token, a software version).
+const MAX_HELLO: usize = 16 << 10;
+/// Connections still in their handshake or before their hello: past this many,
+/// new ones are refused, so nobody without a token holds central's memory.
+const MAX_UNAUTHENTICATED: usize = 128;
+/// Reports read from one relay at most this often: an honest relay sends one per
+/// 200 ms at most, a flooding one is paced by QUIC's flow control, not buffered.
+const MIN_REPORT_GAP: Duration = Duration::from_millis(100);
+/// Bytes of reports being read or recorded at once, over every relay: one report
+/// may be as long as a message ([`protocol::MAX_MESSAGE`]); a thousand relays
+/// reporting at once wait for each other rather than multiply that.
+const REPORT_BUDGET: u32 = 32 << 20;
 
 /// The QUIC server configuration: central's certificate, TLS 1.3, our ALPN.
 pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, CentralError> {
@@ -62,8 +80,10 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<quinn::ServerConfig, Cen
         // (streams × stream window, at most the connection window), whatever it sends.
         .stream_receive_window(RECEIVE_WINDOW_PER_STREAM.into())
         .receive_window(RECEIVE_WINDOW.into())
-        // Fragments are several MiB: let a few be in flight per connection.
-        .send_window(64 << 20);
+        // What central has written but the relay has not acknowledged: enough for
+        // a 1 Gbit/s link at 130 ms, and what one relay that never reads its
+        // answers can make central hold (it has one connection at a time).
+        .send_window(SEND_WINDOW);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -138,6 +158,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let unauthenticated = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    let reports = Arc::new(Semaphore::new(REPORT_BUDGET as usize));
     loop {
         let incoming = tokio::select! {
             i = endpoint.accept() => match i {
@@ -146,12 +168,18 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        let Ok(pending) = Arc::clone(&unauthenticated).try_acquire_owned() else {
+            tracing::warn!(peer = %incoming.remote_address(), "refusing a QUIC connection: {MAX_UNAUTHENTICATED} are already before their hello");
+            incoming.refuse();
+            continue;
+        };
         let central = Arc::clone(&central);
+        let reports = Arc::clone(&reports);
         tokio::spawn(async move {
             let peer = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => {
-                    if let Err(e) = serve_relay(conn, central).await {
+                    if let Err(e) = serve_relay(conn, central, pending, reports).await {
                         tracing::info!(%peer, error = %e, "relay connection ended");
                     }
                 }
@@ -198,14 +226,41 @@ async fn read_bounded<T: serde::de::DeserializeOwned>(
     Ok(protocol::decode(&body)?)
 }
 
-async fn read_message<T: serde::de::DeserializeOwned>(
-    recv: &mut quinn::RecvStream,
-) -> Result<T, LinkError> {
-    let mut header = [0u8; 4];
-    recv.read_exact(&mut header).await?;
-    let mut body = vec![0u8; protocol::body_len(header)?];
-    recv.read_exact(&mut body).await?;
-    Ok(protocol::decode(&body)?)
+/// A message from the relay's control stream and the share of [`REPORT_BUDGET`]
+/// it holds until it is recorded.
+type Paced = (RelayMessage, OwnedSemaphorePermit);
+
+/// Reads the relay's control stream, one message at a time, no more often than
+/// [`MIN_REPORT_GAP`], each body's bytes taken from the shared report budget
+/// before it is allocated. Its own task: a read cancelled half-way (as a branch of
+/// the link's `select!` would be) would lose the stream's framing.
+async fn read_control(
+    mut recv: quinn::RecvStream,
+    budget: Arc<Semaphore>,
+    messages: mpsc::Sender<Result<Paced, LinkError>>,
+) {
+    loop {
+        let read = async {
+            let mut header = [0u8; 4];
+            recv.read_exact(&mut header).await?;
+            let len = protocol::body_len(header)?;
+            // body_len bounds len by MAX_MESSAGE, below REPORT_BUDGET.
+            let permit = Arc::clone(&budget)
+                .acquire_many_owned(u32::try_from(len).unwrap_or(REPORT_BUDGET))
+                .await
+                .map_err(|_| LinkError::Refused("central is shutting down".into()))?;
+            let mut body = vec![0u8; len];
+            recv.read_exact(&mut body).await?;
+            let message: RelayMessage = protocol::decode(&body)?;
+            Ok((message, permit))
+        }
+        .await;
+        let failed = read.is_err();
+        if messages.send(read).await.is_err() || failed {
+            return;
+        }
+        tokio::time::sleep(MIN_REPORT_GAP).await;
+    }
 }
 
 async fn write_message<T: serde::Serialize>(
@@ -221,7 +276,7 @@ async fn hello(
     central: &Central,
 ) -> Result<(RelayRecord, quinn::SendStream, quinn::RecvStream), LinkError> {
     let (mut send, mut recv) = conn.accept_bi().await?;
-    let message: RelayMessage = read_message(&mut recv).await?;
+    let message: RelayMessage = read_bounded(&mut recv, MAX_HELLO).await?;
     let RelayMessage::Hello {
         version,
         relay_id,
@@ -269,11 +324,18 @@ async fn hello(
     }
 }
 
-async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(), LinkError> {
-    let (relay, mut send, mut recv) = tokio::time::timeout(HELLO_TIMEOUT, hello(&conn, &central))
+async fn serve_relay(
+    conn: quinn::Connection,
+    central: Arc<Central>,
+    unauthenticated: OwnedSemaphorePermit,
+    report_budget: Arc<Semaphore>,
+) -> Result<(), LinkError> {
+    let (relay, mut send, recv) = tokio::time::timeout(HELLO_TIMEOUT, hello(&conn, &central))
         .await
         .map_err(|_| LinkError::Refused("no hello in time".into()))??;
+    drop(unauthenticated);
     let id = relay.id.clone();
+    tokio::time::sleep(central.relay_links.turn(&id, RECONNECT_GAP)).await;
     let mut changes = central.changes.subscribe();
     record(&central, &id, None).await?;
     let mut link = central.relay_links.attach(&id);
@@ -284,6 +346,8 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
         let id = id.clone();
         tokio::spawn(async move { serve_requests(conn, central, id).await })
     };
+    let (control_tx, mut control) = mpsc::channel(1);
+    let reader = tokio::spawn(read_control(recv, report_budget, control_tx));
     let result = async {
         changes.mark_changed();
         // The key set the relay has, so a new one goes out before the infos it signs.
@@ -307,12 +371,20 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
                     };
                     write_message(&mut send, &CentralMessage::Activated { packages }).await?;
                 }
-                Some(message) = link.messages.recv() => {
-                    write_message(&mut send, &message).await?;
-                }
-                message = read_message::<RelayMessage>(&mut recv) => match message? {
-                    RelayMessage::Report(report) => record(&central, &id, Some(report)).await?,
-                    RelayMessage::Hello { .. } => return Err(LinkError::Refused("hello sent twice".into())),
+                message = link.messages.recv() => match message {
+                    Some(message) => write_message(&mut send, &message).await?,
+                    // A newer connection of this relay took its place: one link per
+                    // relay, so a relay cannot multiply what central holds for it.
+                    None => {
+                        conn.close(3u32.into(), b"replaced by a newer connection");
+                        return Err(LinkError::Refused(format!("relay '{id}' connected again; this connection is closed")));
+                    }
+                },
+                message = control.recv() => match message {
+                    Some(Ok((RelayMessage::Report(report), _permit))) => record(&central, &id, Some(report)).await?,
+                    Some(Ok((RelayMessage::Hello { .. }, _))) => return Err(LinkError::Refused("hello sent twice".into())),
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(()),
                 },
             }
         }
@@ -320,6 +392,7 @@ async fn serve_relay(conn: quinn::Connection, central: Arc<Central>) -> Result<(
     .await;
     central.relay_links.detach(&id, link.serial);
     requests.abort();
+    reader.abort();
     result
 }
 

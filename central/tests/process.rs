@@ -1,6 +1,6 @@
 //! Process-level tests of the real `sitecast-central` binary: crash safety under
-//! `kill -9` mid-upload, flat memory while a 1 GiB package streams in, and idle
-//! connections that neither starve it nor stay open.
+//! `kill -9` mid-upload, flat memory while a 1 GiB package streams in or a relay
+//! floods it over QUIC, and idle connections that neither starve it nor stay open.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
@@ -400,6 +400,25 @@ async fn a_thousand_idle_connections_do_not_starve_central_and_are_closed() {
     );
 }
 
+/// Initialises central with a QUIC port of its own: its address.
+fn init_with_quic_port(dir: &Path) -> std::net::SocketAddr {
+    let quic_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = Command::new(BIN)
+        .args(["init", "--dir"])
+        .arg(dir)
+        .args(["--api-listen", "127.0.0.1:0", "--quic-listen"])
+        .arg(format!("127.0.0.1:{quic_port}"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    format!("127.0.0.1:{quic_port}").parse().unwrap()
+}
+
 /// A QUIC connection to central at `addr` as a relay's link makes it (TLS
 /// verified against central's CA, the protocol's ALPN, the shared transport
 /// settings), before any hello.
@@ -431,21 +450,7 @@ async fn a_relay_link_to_a_killed_central_is_reset_by_the_restarted_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("central");
     // A fixed QUIC port, as in production: the restarted central answers there.
-    let quic_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let status = Command::new(BIN)
-        .args(["init", "--dir"])
-        .arg(&dir)
-        .args(["--api-listen", "127.0.0.1:0", "--quic-listen"])
-        .arg(format!("127.0.0.1:{quic_port}"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{quic_port}").parse().unwrap();
+    let addr = init_with_quic_port(&dir);
     let central = Central::start(&dir);
     let (_endpoint, conn) = quic_link(&dir, addr).await;
     central.kill();
@@ -463,4 +468,179 @@ async fn a_relay_link_to_a_killed_central_is_reset_by_the_restarted_one() {
         Ok(other) => panic!("the connection ended otherwise: {other}"),
         Err(_) => panic!("the restarted central did not reset the dead connection within 10 s"),
     }
+}
+
+/// One hostile connection of an authenticated relay, until `until` or central
+/// closes it: reports as long as a message may be, back to back, and 64
+/// request streams asking for fragments whose answers it never reads.
+async fn flood_once(
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    hello: &[u8],
+    report: &bytes::Bytes,
+    request: &[u8],
+    until: Instant,
+) {
+    use sitecast_common::protocol::{self, CentralMessage};
+    let (_endpoint, conn) = quic_link(dir, addr).await;
+    let Ok((mut control, mut welcome)) = conn.open_bi().await else {
+        return;
+    };
+    if control.write_all(hello).await.is_err() {
+        return;
+    }
+    let mut header = [0u8; 4];
+    if welcome.read_exact(&mut header).await.is_err() {
+        return;
+    }
+    let mut body = vec![0u8; protocol::body_len(header).unwrap()];
+    if welcome.read_exact(&mut body).await.is_err() {
+        return;
+    }
+    let answer: CentralMessage = protocol::decode(&body).unwrap();
+    assert!(
+        matches!(answer, CentralMessage::Welcome { .. }),
+        "{answer:?}"
+    );
+    let reports = {
+        let report = report.clone();
+        tokio::spawn(async move { while control.write_chunk(report.clone()).await.is_ok() {} })
+    };
+    let mut unread = Vec::new();
+    for _ in 0..64 {
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(Ok((mut send, recv))) = tokio::time::timeout(left, conn.open_bi()).await else {
+            break;
+        };
+        if send.write_all(request).await.is_err() {
+            break;
+        }
+        unread.push((send, recv));
+    }
+    let _ = tokio::time::timeout(
+        until.saturating_duration_since(Instant::now()),
+        conn.closed(),
+    )
+    .await;
+    reports.abort();
+    drop(welcome);
+}
+
+/// One authenticated relay floods central as hard as it can: 4 connections (each
+/// made again as soon as central closes it), each with 64 request streams asking
+/// for fragments it never reads and a control stream of back-to-back reports as
+/// long as a message may be (4 MiB). Central's peak RSS stays under 200 MiB and
+/// its API answers within 1 s throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_flooding_central_over_quic_cannot_grow_it_past_200_mib() {
+    use sitecast_common::protocol::{self, HeldPackage, RelayMessage, RelayReport, Request};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("central");
+    let addr = init_with_quic_port(&dir);
+    let central = Central::start(&dir);
+    let ok = |r: reqwest::Response| {
+        assert!(r.status().is_success(), "{r:?}");
+        r
+    };
+    ok(central
+        .post("/sites")
+        .json(&serde_json::json!({"name": "paris", "subnets": ["127.1.0.0/16"]}))
+        .send()
+        .await
+        .unwrap());
+    let relay: serde_json::Value = ok(central
+        .post("/relays")
+        .json(&serde_json::json!({"site": "paris", "subnets": ["127.1.0.0/16"], "url": "http://127.1.0.1:1"}))
+        .send()
+        .await
+        .unwrap())
+    .json()
+    .await
+    .unwrap();
+    let p = central
+        .upload("flooded", reqwest::Body::from(pattern(16 << 20, 5)))
+        .await
+        .unwrap();
+    let p: Package = ok(p).json().await.unwrap();
+    ok(central
+        .post(&format!("/packages/{}/activations", p.id))
+        .json(&serde_json::json!({"sites": ["paris"]}))
+        .send()
+        .await
+        .unwrap());
+
+    let hello = protocol::encode(&RelayMessage::Hello {
+        version: protocol::VERSION,
+        relay_id: relay["id"].as_str().unwrap().parse().unwrap(),
+        token: relay["token"].as_str().unwrap().to_owned(),
+        software: "a flood".into(),
+    });
+    let held = HeldPackage {
+        package_id: p.id.clone(),
+        info_sha256: "0".repeat(64),
+        held: 1,
+    };
+    let entry = serde_json::to_vec(&held).unwrap().len() + 1;
+    let mut report = RelayReport {
+        holdings: vec![held; (protocol::MAX_MESSAGE as usize - 4096) / entry],
+        bytes_from_central: 0,
+        quic_bytes_from_central: 0,
+        bytes_to_agents: 0,
+        window_open: true,
+        max_rate: None,
+        rate: 0,
+        health: Default::default(),
+    };
+    let mut encoded = protocol::encode(&RelayMessage::Report(report.clone()));
+    while encoded.len() > protocol::MAX_MESSAGE as usize {
+        report.holdings.truncate(report.holdings.len() * 9 / 10);
+        encoded = protocol::encode(&RelayMessage::Report(report.clone()));
+    }
+    assert!(
+        encoded.len() > (3 << 20),
+        "a report of {} bytes",
+        encoded.len()
+    );
+    let report = bytes::Bytes::from(encoded);
+    let request = protocol::encode(&Request::Fragment {
+        package_id: p.id.clone(),
+        index: 1,
+    });
+
+    let until = Instant::now() + Duration::from_secs(10);
+    let floods: Vec<_> = (0..4)
+        .map(|_| {
+            let (dir, hello, report, request) =
+                (dir.clone(), hello.clone(), report.clone(), request.clone());
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    flood_once(&dir, addr, &hello, &report, &request, until).await;
+                }
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    while Instant::now() < until {
+        let asked = Instant::now();
+        let status = tokio::time::timeout(Duration::from_secs(5), central.get("/status").send())
+            .await
+            .expect("central did not answer within 5 s")
+            .unwrap();
+        assert!(status.status().is_success());
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for flood in floods {
+        flood.abort();
+    }
+    let peak = peak_rss_kib(central.pid());
+    eprintln!(
+        "relay flood: central peak RSS {} MiB, slowest API answer {slowest:?}",
+        peak / 1024
+    );
+    assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "an API answer took {slowest:?}"
+    );
 }

@@ -141,3 +141,35 @@ async fn one_relay_cannot_make_central_hold_more_than_a_few_small_requests() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_has_one_link_its_newest() {
+    let c = Central::start().await;
+    c.add_site("paris", &["127.1.0.0/16"]).await;
+    let r = c
+        .post(
+            "/relays",
+            json!({"site": "paris", "subnets": ["127.1.0.0/16"], "url": "http://127.1.0.1:1"}),
+        )
+        .await;
+    let (id, token) = (r["id"].as_str().unwrap(), r["token"].as_str().unwrap());
+    let first = connect(&c, id, token).await;
+    let second = connect(&c, id, token).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), first.closed())
+        .await
+        .expect("the older connection stayed open");
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(&close.reason[..], b"replaced by a newer connection")
+        }
+        other => panic!("{other}"),
+    }
+    // The newer one serves.
+    let p = c
+        .upload_everywhere(
+            "name=app&version=1&action=store&path=/opt/app&archive=none",
+            payload(1000, 2),
+        )
+        .await;
+    assert!(matches!(ask_info(&second, &p).await, Response::Data { .. }));
+}
