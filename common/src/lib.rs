@@ -14,6 +14,7 @@ pub mod eviction;
 pub mod fragment;
 pub mod grammar;
 pub mod groups;
+pub mod http_range;
 pub mod ids;
 pub mod info;
 pub mod jobs;
