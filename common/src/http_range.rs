@@ -3,7 +3,8 @@
 //! from the server.
 
 /// A `Range` header that cannot be served (416).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the requested range is not satisfiable")]
 pub struct Unsatisfiable;
 
 /// A single byte range of a body of `len` bytes: `Ok(None)` means the whole body.

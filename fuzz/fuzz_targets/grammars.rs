@@ -2,13 +2,16 @@
 //! (`units`), IP ranges and time frames (`constraint`; a time-frame list is also a
 //! relay's replication schedule), weekdays, MAC addresses (`power`), tags, hostname
 //! globs, subnets and whole criteria (`groups`), ids, status codes, sequence modes,
-//! central fallbacks, admins' dates (`jobs::parse_time`), and the info's OS and
-//! archive names.
+//! central fallbacks, admins' dates (`jobs::parse_time`), package versions
+//! (`keyset::compare_versions`), and the info's OS and archive names.
 //!
 //! The first byte picks the grammar (the letters of `GRAMMARS`, any other byte by its
 //! value modulo their number), the rest is the text. Each value that parses must print
-//! back to a text that parses to the same value, as those types promise, and the
-//! constraints are evaluated on a few addresses and times, which must not panic.
+//! back to a text that parses to the same value, as those types promise; the types that
+//! travel through serde as their text must serialise to exactly that text and back; a
+//! parsed time must read back from its RFC 3339 form; versions must be ordered like a
+//! total order (reflexive, antisymmetric, transitive); and the constraints are
+//! evaluated on a few addresses and times, which must not panic.
 #![no_main]
 
 use std::fmt::{Debug, Display};
@@ -18,18 +21,22 @@ use std::str::FromStr;
 use jiff::civil::{date, DateTime};
 use jiff::tz::{Offset, TimeZone};
 use libfuzzer_sys::fuzz_target;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sitecast_common::constraint::{IpRange, IpRanges, TimeFrame, TimeFrames, Weekday};
 use sitecast_common::deployment::CentralFallback;
 use sitecast_common::groups::{parse_tags, Candidate, Criteria, HostnameGlob, Tag};
 use sitecast_common::ids::{ComputerId, ContainerId, GroupName, PackageId, RelayId, SiteName};
 use sitecast_common::info::{Archive, Os};
 use sitecast_common::jobs::{parse_time, Sequence};
+use sitecast_common::keyset::compare_versions;
 use sitecast_common::power::{parse_macs, MacAddr};
 use sitecast_common::status::StatusCode;
 use sitecast_common::units::{Duration, Rate, Size};
+use std::cmp::Ordering;
 
 /// The selector letters, in the order of the `match` below.
-const GRAMMARS: &[u8] = b"srdiItTwmghcnxqfpo";
+const GRAMMARS: &[u8] = b"srdiItTwmghcnxqfpvo";
 
 /// `parse(display(x)) == x` for whatever parses.
 fn round_trip<T>(text: &str) -> Option<T>
@@ -44,6 +51,70 @@ where
         Err(e) => panic!("{text:?} printed as {printed:?}, which does not parse: {e:?}"),
     }
     Some(value)
+}
+
+/// For the types whose serde form is their text (`try_from`/`into` `String`): JSON is
+/// that text as a string, and reads back to the same value.
+fn serde_as_text<T>(value: &T)
+where
+    T: Display + Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let json = serde_json::to_string(value).expect("a grammar value serialises");
+    assert_eq!(
+        json,
+        serde_json::to_string(&value.to_string()).expect("a string serialises"),
+        "{value:?} does not serialise as its text"
+    );
+    let again: T = serde_json::from_str(&json).expect("a grammar value's JSON reads back");
+    assert_eq!(&again, value, "{value:?} changed through {json}");
+}
+
+/// For the types serde writes by their own derive: JSON reads back to the same value.
+fn serde_round_trip<T>(value: &T)
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let json = serde_json::to_string(value).expect("a value serialises");
+    let again: T = serde_json::from_str(&json).expect("a value's JSON reads back");
+    assert_eq!(&again, value, "{value:?} changed through {json}");
+}
+
+/// `compare_versions` on up to three versions, one a line: it must be an order.
+fn versions(text: &str) {
+    let mut lines = text.splitn(3, '\n');
+    let a = lines.next().unwrap_or_default();
+    let b = lines.next().unwrap_or_default();
+    let c = lines.next().unwrap_or_default();
+    for v in [a, b, c] {
+        assert_eq!(compare_versions(v, v), Ordering::Equal, "{v:?} vs itself");
+    }
+    for (x, y) in [(a, b), (b, c), (a, c)] {
+        assert_eq!(
+            compare_versions(x, y),
+            compare_versions(y, x).reverse(),
+            "{x:?} vs {y:?} is not antisymmetric"
+        );
+    }
+    let ab = compare_versions(a, b);
+    let bc = compare_versions(b, c);
+    let ac = compare_versions(a, c);
+    if ab != Ordering::Greater && bc != Ordering::Greater {
+        assert_ne!(
+            ac,
+            Ordering::Greater,
+            "{a:?} <= {b:?} <= {c:?} but {a:?} > {c:?}"
+        );
+        if ab == Ordering::Less || bc == Ordering::Less {
+            assert_eq!(ac, Ordering::Less, "{a:?} < {c:?} through {b:?}");
+        }
+    }
+    if ab == Ordering::Equal && bc == Ordering::Equal {
+        assert_eq!(
+            ac,
+            Ordering::Equal,
+            "equality is not transitive: {a:?} {b:?} {c:?}"
+        );
+    }
 }
 
 fn addresses() -> [IpAddr; 6] {
@@ -123,15 +194,19 @@ fuzz_target!(|data: &[u8]| {
     let text = text.as_ref();
     match which {
         0 => {
-            round_trip::<Size>(text);
+            if let Some(size) = round_trip::<Size>(text) {
+                serde_as_text(&size);
+            }
         }
         1 => {
             if let Some(rate) = round_trip::<Rate>(text) {
+                serde_as_text(&rate);
                 assert_eq!(rate.is_unlimited(), rate.bytes_per_sec().is_none());
             }
         }
         2 => {
             if let Some(d) = round_trip::<Duration>(text) {
+                serde_as_text(&d);
                 let _ = std::time::Duration::from(d);
             }
         }
@@ -144,6 +219,7 @@ fuzz_target!(|data: &[u8]| {
         }
         4 => {
             if let Some(ranges) = round_trip::<IpRanges>(text) {
+                serde_as_text(&ranges);
                 for ip in addresses() {
                     let _ = ranges.admits(ip);
                 }
@@ -158,6 +234,7 @@ fuzz_target!(|data: &[u8]| {
         }
         6 => {
             if let Some(frames) = round_trip::<TimeFrames>(text) {
+                serde_as_text(&frames);
                 for at in times() {
                     let _ = frames.admits(at);
                 }
@@ -170,6 +247,7 @@ fuzz_target!(|data: &[u8]| {
         }
         8 => {
             if let Some(mac) = round_trip::<MacAddr>(text) {
+                serde_as_text(&mac);
                 let _ = sitecast_common::power::magic_packet(mac);
             }
             let list: Vec<String> = text.split(',').map(str::to_owned).collect();
@@ -193,6 +271,7 @@ fuzz_target!(|data: &[u8]| {
                     .parse()
                     .expect("a glob's text parses");
                 assert_eq!(again, glob);
+                serde_round_trip(&glob);
                 for hostname in lines.take(4) {
                     assert_eq!(glob.matches(hostname), again.matches(hostname));
                 }
@@ -201,13 +280,19 @@ fuzz_target!(|data: &[u8]| {
         11 => criteria(text),
         12 => ids(text),
         13 => {
-            round_trip::<StatusCode>(text);
+            if let Some(code) = round_trip::<StatusCode>(text) {
+                serde_round_trip(&code);
+            }
         }
         14 => {
-            round_trip::<Sequence>(text);
+            if let Some(sequence) = round_trip::<Sequence>(text) {
+                serde_round_trip(&sequence);
+            }
         }
         15 => {
-            round_trip::<CentralFallback>(text);
+            if let Some(fallback) = round_trip::<CentralFallback>(text) {
+                serde_as_text(&fallback);
+            }
         }
         16 => {
             let zones = [
@@ -216,9 +301,20 @@ fuzz_target!(|data: &[u8]| {
                 TimeZone::fixed(Offset::constant(14)),
             ];
             for tz in &zones {
-                let _ = parse_time("start_at", text, tz);
+                if let Ok(at) = parse_time("start_at", text, tz) {
+                    // What central shows back (RFC 3339) means the same instant anywhere.
+                    let shown = at.to_string();
+                    for other in &zones {
+                        assert_eq!(
+                            parse_time("start_at", &shown, other).as_ref(),
+                            Ok(&at),
+                            "{text:?} read as {shown}"
+                        );
+                    }
+                }
             }
         }
+        17 => versions(text),
         _ => {
             round_trip::<Os>(text);
             round_trip::<Archive>(text);

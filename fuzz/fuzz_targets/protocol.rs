@@ -19,7 +19,9 @@ use sitecast_common::signing::verifying_key_from_pem;
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(body: &[u8]) -> Option<T> {
     let message: T = decode(body).ok()?;
     let frame = encode(&message);
-    let (header, again) = frame.split_first_chunk::<4>().expect("a frame has a header");
+    let (header, again) = frame
+        .split_first_chunk::<4>()
+        .expect("a frame has a header");
     assert_eq!(body_len(*header), Ok(again.len()));
     assert_eq!(decode::<T>(again).as_ref(), Ok(&message));
     Some(message)

@@ -3,7 +3,9 @@
 //! signature every time and hand the exact bytes to the info parser, whose answer must
 //! be the one `Info::from_json` gives. The input is also signed under a payload type
 //! taken from its first line, and `signing::verify` must give the payload back byte for
-//! byte.
+//! byte. Signed as a key set by the root key, `keyset::verify` must get past the
+//! signature and, if it accepts the set, signing that set again must verify to the same
+//! set.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -11,6 +13,7 @@ use std::sync::OnceLock;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use libfuzzer_sys::fuzz_target;
 use sitecast_common::info::Info;
+use sitecast_common::keyset::{self, KeySetError, KEYSET_PAYLOAD_TYPE};
 use sitecast_common::signing::{sign, verify, verify_info, VerifyError, INFO_PAYLOAD_TYPE};
 
 fn key() -> &'static (SigningKey, VerifyingKey) {
@@ -42,4 +45,17 @@ fuzz_target!(|data: &[u8]| {
         verify(&envelope, &payload_type, trusted).as_deref(),
         Ok(payload)
     );
+
+    // The fixed key doubles as the root that signs key sets.
+    let envelope = sign(key, KEYSET_PAYLOAD_TYPE, data);
+    match keyset::verify(&envelope, public) {
+        Ok(set) => {
+            let again = keyset::sign(key, set.doc());
+            assert_eq!(keyset::verify(&again, public).as_ref(), Ok(&set));
+        }
+        Err(KeySetError::Signature(e)) => {
+            panic!("a correctly signed key set was refused before parsing: {e}")
+        }
+        Err(_) => {}
+    }
 });

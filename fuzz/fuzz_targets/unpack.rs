@@ -9,7 +9,10 @@
 //! - every symlink inside points inside when resolved lexically from its directory;
 //! - every hard link of a file inside is inside (no link to a file elsewhere);
 //! - the file data written stays within the byte limit;
-//! - a refused archive leaves nothing behind: the target it created is gone again.
+//! - a refused archive leaves nothing behind: the target it created is gone again;
+//! - an accepted one's manifest survives JSON (the agent's history keeps it), and
+//!   removing it (what uninstalling a `store` package does) takes away everything,
+//!   the target included, keeping nothing, since everything in it was this unpack's.
 //!
 //! The run's directory is removed at the end of each input.
 #![no_main]
@@ -24,6 +27,7 @@ use std::sync::OnceLock;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use libfuzzer_sys::fuzz_target;
+use sitecast_agent::manifest::{remove, Manifest};
 use sitecast_agent::unpack::{unpack, UnpackLimits};
 use sitecast_common::info::Archive;
 
@@ -124,7 +128,10 @@ fn check_target(target: &Path) {
         }
     }
     for (ino, (nlink, inside)) in links {
-        assert_eq!(nlink, inside, "inode {ino} has hard links outside the target");
+        assert_eq!(
+            nlink, inside,
+            "inode {ino} has hard links outside the target"
+        );
     }
 }
 
@@ -169,7 +176,11 @@ fuzz_target!(|data: &[u8]| {
         .expect("read the jail")
         .map(|e| e.expect("a directory entry").file_name())
         .collect();
-    assert_eq!(jailed, ["run"], "something appeared beside the run's directory");
+    assert_eq!(
+        jailed,
+        ["run"],
+        "something appeared beside the run's directory"
+    );
     assert_eq!(
         fs::read(&input).expect("read the package file back"),
         bytes,
@@ -180,6 +191,22 @@ fuzz_target!(|data: &[u8]| {
         Ok(unpacked) => {
             assert!(unpacked.bytes <= LIMITS.max_bytes);
             check_target(&target);
+            let json = serde_json::to_string(&unpacked.manifest).expect("a manifest serialises");
+            let again: Manifest = serde_json::from_str(&json).expect("a manifest reads back");
+            assert_eq!(
+                again, unpacked.manifest,
+                "the manifest changed through {json}"
+            );
+            let removal = remove(&again);
+            assert!(
+                removal.ok() && removal.kept.is_empty(),
+                "removing the manifest did not take everything away: {removal}"
+            );
+            assert!(
+                fs::symlink_metadata(&target).is_err(),
+                "removing the manifest left {:?}",
+                walk(&target)
+            );
         }
         Err(e) => assert!(
             fs::symlink_metadata(&target).is_err(),
