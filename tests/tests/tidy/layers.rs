@@ -32,7 +32,15 @@ const CENTRAL: &[&[&str]] = &[
 /// carry domain values); what is computed into wire types (reports, the relay
 /// protocol).
 const COMMON: &[&[&str]] = &[
-    &["grammar", "ids", "status", "fragment", "delta", "layout", "http_range"],
+    &[
+        "grammar",
+        "ids",
+        "status",
+        "fragment",
+        "delta",
+        "layout",
+        "http_range",
+    ],
     &["errors"],
     &["units", "constraint", "subnet"],
     &["info"],
