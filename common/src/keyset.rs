@@ -208,19 +208,20 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
             (None, Some(_)) => return std::cmp::Ordering::Less,
             (Some(_), None) => return std::cmp::Ordering::Greater,
             (Some(x), Some(y)) => {
-                let order = match (x.parse::<u128>(), y.parse::<u128>()) {
-                    (Ok(m), Ok(n)) => m.cmp(&n),
-                    // Digits too long for u128: the longer one (sans zeros) is bigger.
-                    _ if x.bytes().all(|c| c.is_ascii_digit())
-                        && y.bytes().all(|c| c.is_ascii_digit()) =>
-                    {
+                // A run is all digits or none, so its first character says which. Digit
+                // runs compare as numbers of any length (leading zeros dropped, then the
+                // longer is bigger): parsing them would make a number too long to parse
+                // compare as text, and the order would no longer be transitive.
+                let digits = |r: &str| r.starts_with(|c: char| c.is_ascii_digit());
+                let order = match (digits(x), digits(y)) {
+                    (true, true) => {
                         let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
                         x.len().cmp(&y.len()).then_with(|| x.cmp(y))
                     }
                     // A number sorts after text (`1.0 > 1.rc`: a release after its candidates).
-                    (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
-                    (Err(_), Ok(_)) => std::cmp::Ordering::Less,
-                    (Err(_), Err(_)) => x.cmp(y),
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    (false, false) => x.cmp(y),
                 };
                 if order != std::cmp::Ordering::Equal {
                     return order;
@@ -414,6 +415,13 @@ mod tests {
             Greater
         );
         assert_eq!(compare_versions("", "1"), Less);
+        // Found by fuzzing: a number too long for u128 compared as text with text, so
+        // `O > 8000…` although `O < 0 < 8000…`: the order was not transitive.
+        let long = "8000000000000000000000000000000000000000000";
+        assert_eq!(compare_versions("O", long), Less);
+        assert_eq!(compare_versions(long, "O"), Greater);
+        assert_eq!(compare_versions("1.rc", &format!("1.{long}")), Less);
+        assert_eq!(compare_versions(&format!("00{long}"), long), Equal);
         assert_eq!(compare_versions("...", ""), Equal);
     }
 }

@@ -234,6 +234,11 @@ fn grammars(dir: &Path) {
         ("time-local", "p2026-11-21 18:00"),
         ("time-day", "p2026-11-21"),
         ("time-utc", "p2026-03-29T02:30:00Z"),
+        ("versions", "v1.10\n1.9\n1.10-rc1"),
+        (
+            "versions-long",
+            "v2.0.99999999999999999999999999999999999999999\n2.0.rc\n2.0.0",
+        ),
         ("os", "owindows"),
         ("archive", "otar.gz"),
     ];
