@@ -163,7 +163,7 @@ fuzz_target!(|data: &[u8]| {
     fs::write(&input, &bytes).expect("write the package file");
     let target = above.join("target");
 
-    let result = unpack(archive, &input, &target, &name, &LIMITS);
+    let result = unpack(archive, &input, &target, &name, &LIMITS, None);
 
     let target_rel = Path::new(ABOVE).join("target");
     for path in walk(&run) {
